@@ -1,0 +1,342 @@
+//! The FHIR interactions on `/FHIR/R4/{type}…`, for every type with an endpoint. Each handler
+//! authenticates (`Caller`), then calls the service, which authorises against the data.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest};
+use serde_json::Value;
+
+use super::extract::{if_match, if_none_exist, prefer, FhirBody};
+use super::respond::FhirResponse;
+use super::AppState;
+use crate::auth::{Action, Caller};
+use crate::db::{self, models::ResourceRow};
+use crate::error::{information_outcome, operation_outcome, FhirError, FhirResult};
+use crate::fhir::{bundle, ResourceType};
+use crate::search;
+use crate::service::{self, conditional_identifier, now_ms, plan::PlanInput, Written};
+use crate::validation::Profiles;
+
+fn resource_type(req: &HttpRequest) -> FhirResult<ResourceType> {
+    req.match_info()
+        .get("type")
+        .and_then(|t| t.parse().ok())
+        .ok_or_else(|| FhirError::NotFound {
+            ty: "resource type".into(),
+            id: req.path().to_string(),
+        })
+}
+
+fn version_url(state: &AppState, row: &ResourceRow) -> String {
+    format!(
+        "{}/{}/{}/_history/{}",
+        state.base_url, row.resource_type, row.id, row.version_id
+    )
+}
+
+fn not_allowed(ty: ResourceType, interaction: &str) -> FhirError {
+    FhirError::MethodNotAllowed {
+        ty: ty.as_str().into(),
+        interaction: interaction.into(),
+    }
+}
+
+/// The answer to a create or update: 201 with Location when created, else 200.
+fn written(state: &AppState, req: &HttpRequest, w: Written) -> FhirResult<FhirResponse> {
+    let status = if w.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    let body: Value = service::parse_content(&w.row)?;
+    let location = version_url(state, &w.row);
+    Ok(FhirResponse::resource(status, &w.row, body)
+        .with_location(location)
+        .prefer(prefer(req)))
+}
+
+#[tracing::instrument(skip_all, fields(fhir.interaction = "read", fhir.type, caller.role))]
+pub async fn read(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    caller: Caller,
+    path: web::Path<(String, String)>,
+) -> FhirResult<FhirResponse> {
+    let ty = resource_type(&req)?;
+    tracing::Span::current().record("fhir.type", ty.as_str());
+    let (_, id) = path.into_inner();
+    let (row, content) = db::run(&state.pool, move |conn| {
+        service::read::read(conn, &caller, ty, &id, now_ms())
+    })
+    .await?;
+    Ok(FhirResponse::resource(StatusCode::OK, &row, content))
+}
+
+#[tracing::instrument(skip_all, fields(fhir.interaction = "vread", fhir.type, caller.role))]
+pub async fn vread(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    caller: Caller,
+    path: web::Path<(String, String, String)>,
+) -> FhirResult<FhirResponse> {
+    let ty = resource_type(&req)?;
+    tracing::Span::current().record("fhir.type", ty.as_str());
+    let (_, id, vid) = path.into_inner();
+    let version: i64 = vid.parse().map_err(|_| FhirError::VersionNotFound {
+        ty: ty.as_str().into(),
+        id: id.clone(),
+        version: vid.clone(),
+    })?;
+    let (row, content) = db::run(&state.pool, move |conn| {
+        service::read::vread(conn, &caller, ty, &id, version, now_ms())
+    })
+    .await?;
+    Ok(FhirResponse::resource(StatusCode::OK, &row, content))
+}
+
+#[tracing::instrument(skip_all, fields(fhir.interaction = "history-instance", fhir.type, caller.role))]
+pub async fn history_instance(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    caller: Caller,
+    path: web::Path<(String, String)>,
+) -> FhirResult<FhirResponse> {
+    let ty = resource_type(&req)?;
+    tracing::Span::current().record("fhir.type", ty.as_str());
+    let (_, id) = path.into_inner();
+    let history_id = id.clone();
+    let versions = db::run(&state.pool, move |conn| {
+        service::read::history(conn, &caller, ty, &history_id, now_ms())
+    })
+    .await?;
+    Ok(FhirResponse::ok(bundle::history(
+        &state.base_url,
+        ty.as_str(),
+        &id,
+        versions,
+    )))
+}
+
+#[tracing::instrument(skip_all, fields(fhir.interaction = "search-type", fhir.type, caller.role))]
+pub async fn search_type(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    caller: Caller,
+) -> FhirResult<FhirResponse> {
+    let ty = resource_type(&req)?;
+    tracing::Span::current().record("fhir.type", ty.as_str());
+    let parsed = search::parse(ty, req.query_string())?;
+    let request = parsed.clone();
+    let results = db::run(&state.pool, move |conn| {
+        service::search::search(conn, &caller, &request, now_ms())
+    })
+    .await?;
+    let link = |offset: usize| {
+        let mut query = url::form_urlencoded::Serializer::new(String::new());
+        for (k, v) in &parsed.canonical {
+            query.append_pair(k, v);
+        }
+        query.append_pair("_count", &parsed.count.to_string());
+        if offset > 0 {
+            query.append_pair("_offset", &offset.to_string());
+        }
+        format!("{}/{}?{}", state.base_url, ty.as_str(), query.finish())
+    };
+    let next_offset = parsed.offset + parsed.count;
+    let next =
+        (parsed.count > 0 && (next_offset as i64) < results.total).then(|| link(next_offset));
+    Ok(FhirResponse::ok(bundle::searchset(
+        &state.base_url,
+        results.total,
+        results.entries,
+        link(parsed.offset),
+        next,
+    )))
+}
+
+#[tracing::instrument(skip_all, fields(fhir.interaction = "create", fhir.type, caller.role))]
+pub async fn create(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    caller: Caller,
+    body: FhirBody,
+) -> FhirResult<FhirResponse> {
+    let ty = resource_type(&req)?;
+    tracing::Span::current().record("fhir.type", ty.as_str());
+    let resource = body.resource(ty.as_str())?;
+    let now = now_ms();
+    let w = match ty {
+        ResourceType::Organization => {
+            let la = service::organization::check(&state.profiles, &resource)?;
+            db::run(&state.pool, move |conn| {
+                service::organization::create(conn, &caller, resource, la, now)
+            })
+            .await?
+        }
+        ResourceType::EpisodeOfCare => {
+            let condition = if_none_exist(&req)?
+                .map(|q| conditional_identifier(ty, &q))
+                .transpose()?;
+            let input = PlanInput::check(&state.profiles, resource)?;
+            db::run(&state.pool, move |conn| {
+                service::plan::create(conn, &caller, &input, condition.as_ref(), now)
+            })
+            .await?
+        }
+        ResourceType::Flag => return Err(not_allowed(ty, "create")),
+    };
+    written(&state, &req, w)
+}
+
+/// FHIR: a PUT body carries the id of the URL.
+fn check_body_id(resource: &Value, id: &str) -> FhirResult<()> {
+    match resource.get("id").and_then(Value::as_str) {
+        Some(body_id) if body_id == id => Ok(()),
+        Some(body_id) => Err(FhirError::Unparseable(format!(
+            "the body's id {body_id:?} does not match the URL's id {id:?}"
+        ))),
+        None => Err(FhirError::Unparseable(
+            "an update body must carry the resource id".into(),
+        )),
+    }
+}
+
+#[tracing::instrument(skip_all, fields(fhir.interaction = "update", fhir.type, caller.role))]
+pub async fn update(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    caller: Caller,
+    path: web::Path<(String, String)>,
+    body: FhirBody,
+) -> FhirResult<FhirResponse> {
+    let ty = resource_type(&req)?;
+    tracing::Span::current().record("fhir.type", ty.as_str());
+    let (_, id) = path.into_inner();
+    let resource = body.resource(ty.as_str())?;
+    check_body_id(&resource, &id)?;
+    let version = if_match(&req)?;
+    let now = now_ms();
+    let w = match ty {
+        ResourceType::Organization => {
+            let la = service::organization::check(&state.profiles, &resource)?;
+            db::run(&state.pool, move |conn| {
+                service::organization::update(conn, &caller, &id, resource, la, version, now)
+            })
+            .await?
+        }
+        ResourceType::EpisodeOfCare => {
+            let input = PlanInput::check(&state.profiles, resource)?;
+            db::run(&state.pool, move |conn| {
+                service::plan::update(conn, &caller, &id, &input, version, now)
+            })
+            .await?
+        }
+        ResourceType::Flag => return Err(not_allowed(ty, "update")),
+    };
+    written(&state, &req, w)
+}
+
+#[tracing::instrument(skip_all, fields(fhir.interaction = "update-conditional", fhir.type, caller.role))]
+pub async fn conditional_update(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    caller: Caller,
+    body: FhirBody,
+) -> FhirResult<FhirResponse> {
+    let ty = resource_type(&req)?;
+    if ty != ResourceType::EpisodeOfCare {
+        return Err(not_allowed(ty, "conditional update"));
+    }
+    let identifier = conditional_identifier(ty, req.query_string())?;
+    let input = PlanInput::check(&state.profiles, body.resource(ty.as_str())?)?;
+    let version = if_match(&req)?;
+    let now = now_ms();
+    let w = db::run(&state.pool, move |conn| {
+        service::plan::upsert(conn, &caller, &identifier, &input, version, now)
+    })
+    .await?;
+    written(&state, &req, w)
+}
+
+#[tracing::instrument(skip_all, fields(fhir.interaction = "delete", fhir.type, caller.role))]
+pub async fn delete(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    caller: Caller,
+    path: web::Path<(String, String)>,
+) -> FhirResult<FhirResponse> {
+    let ty = resource_type(&req)?;
+    if ty != ResourceType::EpisodeOfCare {
+        return Err(not_allowed(ty, "delete"));
+    }
+    let (_, id) = path.into_inner();
+    db::run(&state.pool, move |conn| {
+        service::plan::delete(conn, &caller, &id, now_ms())
+    })
+    .await?;
+    Ok(FhirResponse::no_content())
+}
+
+#[tracing::instrument(skip_all, fields(fhir.interaction = "delete-conditional", fhir.type, caller.role))]
+pub async fn conditional_delete(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    caller: Caller,
+) -> FhirResult<FhirResponse> {
+    let ty = resource_type(&req)?;
+    if ty != ResourceType::EpisodeOfCare {
+        return Err(not_allowed(ty, "conditional delete"));
+    }
+    let identifier = conditional_identifier(ty, req.query_string())?;
+    db::run(&state.pool, move |conn| {
+        service::plan::delete_by_identifier(conn, &caller, &identifier, now_ms())
+    })
+    .await?;
+    Ok(FhirResponse::no_content())
+}
+
+/// `POST /{type}/$validate` (optionally `?profile=<canonical>`): 200 with an OperationOutcome,
+/// errors if invalid, one information issue if valid. Writes nothing.
+#[tracing::instrument(skip_all, fields(fhir.interaction = "validate", fhir.type, caller.role))]
+pub async fn validate(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    caller: Caller,
+    body: FhirBody,
+) -> FhirResult<FhirResponse> {
+    let ty = resource_type(&req)?;
+    caller.require(Action::Validate)?;
+    for (name, value) in url::form_urlencoded::parse(req.query_string().as_bytes()) {
+        match name.as_ref() {
+            "profile" if value == Profiles::canonical(ty.as_str()) => {}
+            "profile" => {
+                return Err(FhirError::InvalidSearch {
+                    param: "profile".into(),
+                    reason: format!("{value:?} is not this server's profile for {}", ty.as_str()),
+                })
+            }
+            "_format" => {}
+            _ => {
+                return Err(FhirError::UnknownParameter {
+                    param: name.into_owned(),
+                })
+            }
+        }
+    }
+    let resource = body.resource(ty.as_str())?;
+    let outcome = match ty {
+        ResourceType::Organization => {
+            service::organization::check(&state.profiles, &resource).map(|_| ())
+        }
+        ResourceType::EpisodeOfCare => PlanInput::check(&state.profiles, resource).map(|_| ()),
+        ResourceType::Flag => return Err(not_allowed(ty, "$validate")),
+    };
+    match outcome {
+        Ok(()) => Ok(FhirResponse::ok(information_outcome(
+            "the resource is valid",
+        ))),
+        Err(FhirError::Invalid(issues)) => {
+            Ok(FhirResponse::ok(operation_outcome(&issues, "error")))
+        }
+        Err(other) => Err(other),
+    }
+}

@@ -1,0 +1,84 @@
+//! The `Caller` extractor: a handler that takes a `Caller` is authenticated.
+
+use std::future::{ready, Ready};
+
+use actix_web::{dev::Payload, http::header, web, FromRequest, HttpRequest};
+
+use super::jwt::{Identity, Verifier};
+use super::policy::{allows, Action, Role};
+use crate::error::FhirError;
+
+#[derive(Debug, Clone)]
+pub struct Caller(pub Identity);
+
+impl Caller {
+    pub fn role(&self) -> Role {
+        self.0.role
+    }
+
+    /// The caller's organisation ODS code (always present for social-care and health-care).
+    pub fn org(&self) -> Option<&str> {
+        self.0.org.as_deref()
+    }
+
+    /// Fails with 403 unless the caller's role may perform `action`.
+    pub fn require(&self, action: Action) -> Result<(), FhirError> {
+        if allows(self.0.role, action) {
+            Ok(())
+        } else {
+            Err(FhirError::Forbidden(format!(
+                "the {} role may not perform {action:?}",
+                self.0.role.as_str()
+            )))
+        }
+    }
+
+    /// For social-care, fails with 403 unless `ods` is the caller's own LA.
+    pub fn require_own_la(&self, ods: &str) -> Result<(), FhirError> {
+        if self.0.role == Role::SocialCare && !self.owns(ods) {
+            return Err(FhirError::Forbidden(
+                "a local authority may only access its own records".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn owns(&self, ods: &str) -> bool {
+        self.org().is_some_and(|o| o.eq_ignore_ascii_case(ods))
+    }
+}
+
+fn bearer_token(req: &HttpRequest) -> Result<&str, FhirError> {
+    let value = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .ok_or_else(|| FhirError::Unauthenticated("missing Authorization header".into()))?
+        .to_str()
+        .map_err(|_| FhirError::Unauthenticated("malformed Authorization header".into()))?;
+    let (scheme, token) = value
+        .split_once(' ')
+        .ok_or_else(|| FhirError::Unauthenticated("expected a Bearer token".into()))?;
+    if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
+        return Err(FhirError::Unauthenticated("expected a Bearer token".into()));
+    }
+    Ok(token.trim())
+}
+
+impl FromRequest for Caller {
+    type Error = FhirError;
+    type Future = Ready<Result<Caller, FhirError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let result = (|| {
+            let verifier = req
+                .app_data::<web::Data<Verifier>>()
+                .ok_or_else(|| FhirError::internal("no JWT verifier configured"))?;
+            let identity = verifier
+                .verify(bearer_token(req)?)
+                .map_err(FhirError::Unauthenticated)?;
+            tracing::Span::current().record("caller.role", identity.role.as_str());
+            Ok(Caller(identity))
+        })();
+        ready(result)
+    }
+}

@@ -1,0 +1,218 @@
+//! Configuration from `CPIS_*` environment variables (SPEC §8). Passed into the application,
+//! never read from a global.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::auth::jwt::{JwtAlgorithm, KeyConfig};
+
+/// The fixed development secret used only with `CPIS_SANDBOX=1` and no key configured.
+pub const SANDBOX_SECRET: &str = "cpis-sandbox-development-secret-do-not-use-in-production";
+
+#[derive(Clone)]
+pub struct Config {
+    /// `CPIS_DATABASE_URL`, default `sqlite://cpis.db`.
+    pub database_url: String,
+    /// `CPIS_BIND`, default `127.0.0.1:8080`.
+    pub bind: String,
+    /// `CPIS_BASE_URL`, default `http://<bind>/FHIR/R4` (with the bound port when 0 was asked).
+    pub base_url: Option<String>,
+    /// `CPIS_JWT_SECRET` / `CPIS_JWT_PUBLIC_KEY_FILE` + `CPIS_JWT_ALG`.
+    pub key: Option<KeyConfig>,
+    /// `CPIS_JWT_ISSUER`, default unset (then `iss` is not checked).
+    pub jwt_issuer: Option<String>,
+    /// `CPIS_JWT_AUDIENCE`, default `cpis`.
+    pub jwt_audience: String,
+    /// `CPIS_SANDBOX=1` seeds sample data and allows the development secret.
+    pub sandbox: bool,
+    /// `CPIS_RETENTION_MONTHS`, default 12.
+    pub retention_months: u32,
+    /// `CPIS_AUDIT_RETENTION_MONTHS`, default 96.
+    pub audit_retention_months: u32,
+    /// `CPIS_MAX_BODY_BYTES`, default 10 MiB.
+    pub max_body_bytes: usize,
+    /// `CPIS_DB_POOL_SIZE`, default 16.
+    pub db_pool_size: u32,
+    /// `CPIS_DB_TIMEOUT_MS`: how long a request waits for a connection before 503, default 3000.
+    pub db_timeout: Duration,
+    /// `CPIS_WORKERS`: HTTP worker threads, default the number of cores.
+    pub workers: Option<usize>,
+    /// `CPIS_LOG_FORMAT`: `json` or `text` (default `text`).
+    pub log_json: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{var}: {reason}")]
+    Invalid { var: &'static str, reason: String },
+    #[error(
+        "no JWT key configured: set CPIS_JWT_SECRET (HS256) or CPIS_JWT_PUBLIC_KEY_FILE with \
+         CPIS_JWT_ALG=RS256|ES256, or CPIS_SANDBOX=1 for the development secret"
+    )]
+    NoKey,
+}
+
+fn var(name: &'static str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+fn parsed<T: std::str::FromStr>(name: &'static str, default: T) -> Result<T, ConfigError>
+where
+    T::Err: fmt::Display,
+{
+    match var(name) {
+        None => Ok(default),
+        Some(v) => v.trim().parse().map_err(|e: T::Err| ConfigError::Invalid {
+            var: name,
+            reason: format!("{e}"),
+        }),
+    }
+}
+
+impl Config {
+    pub fn from_env() -> Result<Config, ConfigError> {
+        let sandbox = matches!(var("CPIS_SANDBOX").as_deref(), Some("1" | "true" | "yes"));
+        let alg = match var("CPIS_JWT_ALG") {
+            None => None,
+            Some(a) => Some(
+                a.parse::<JwtAlgorithm>()
+                    .map_err(|reason| ConfigError::Invalid {
+                        var: "CPIS_JWT_ALG",
+                        reason,
+                    })?,
+            ),
+        };
+        let key = match (var("CPIS_JWT_SECRET"), var("CPIS_JWT_PUBLIC_KEY_FILE")) {
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::Invalid {
+                    var: "CPIS_JWT_SECRET",
+                    reason: "set either CPIS_JWT_SECRET or CPIS_JWT_PUBLIC_KEY_FILE, not both"
+                        .into(),
+                })
+            }
+            (Some(secret), None) => {
+                if matches!(alg, Some(a) if a != JwtAlgorithm::HS256) {
+                    return Err(ConfigError::Invalid {
+                        var: "CPIS_JWT_ALG",
+                        reason: "a shared secret is used with HS256 only".into(),
+                    });
+                }
+                Some(KeyConfig::Secret(secret))
+            }
+            (None, Some(path)) => {
+                let pem = std::fs::read(&path).map_err(|e| ConfigError::Invalid {
+                    var: "CPIS_JWT_PUBLIC_KEY_FILE",
+                    reason: format!("cannot read {path}: {e}"),
+                })?;
+                let alg = match alg {
+                    Some(a @ (JwtAlgorithm::RS256 | JwtAlgorithm::ES256)) => a,
+                    _ => {
+                        return Err(ConfigError::Invalid {
+                            var: "CPIS_JWT_ALG",
+                            reason: "a public key needs CPIS_JWT_ALG=RS256 or ES256".into(),
+                        })
+                    }
+                };
+                Some(KeyConfig::PublicKey { alg, pem })
+            }
+            (None, None) if sandbox => None,
+            (None, None) => return Err(ConfigError::NoKey),
+        };
+        Ok(Config {
+            database_url: var("CPIS_DATABASE_URL").unwrap_or_else(|| "sqlite://cpis.db".into()),
+            bind: var("CPIS_BIND").unwrap_or_else(|| "127.0.0.1:8080".into()),
+            base_url: var("CPIS_BASE_URL").map(|u| u.trim_end_matches('/').to_string()),
+            key,
+            jwt_issuer: var("CPIS_JWT_ISSUER"),
+            jwt_audience: var("CPIS_JWT_AUDIENCE").unwrap_or_else(|| "cpis".into()),
+            sandbox,
+            retention_months: parsed("CPIS_RETENTION_MONTHS", 12)?,
+            audit_retention_months: parsed("CPIS_AUDIT_RETENTION_MONTHS", 96)?,
+            max_body_bytes: parsed("CPIS_MAX_BODY_BYTES", 10 * 1024 * 1024)?,
+            db_pool_size: parsed("CPIS_DB_POOL_SIZE", 16)?,
+            db_timeout: Duration::from_millis(parsed("CPIS_DB_TIMEOUT_MS", 3000)?),
+            workers: match var("CPIS_WORKERS") {
+                None => None,
+                Some(_) => Some(parsed("CPIS_WORKERS", 2usize)?),
+            },
+            log_json: matches!(var("CPIS_LOG_FORMAT").as_deref(), Some("json")),
+        })
+    }
+
+    /// A configuration for tests: an HS256 test secret, port 0, the given database.
+    pub fn for_tests(database_url: String) -> Config {
+        Config {
+            database_url,
+            bind: "127.0.0.1:0".into(),
+            base_url: None,
+            key: Some(KeyConfig::Secret(
+                "test-secret-for-cpis-integration-tests".into(),
+            )),
+            jwt_issuer: Some("https://auth.cpis.test".into()),
+            jwt_audience: "cpis".into(),
+            sandbox: false,
+            retention_months: 12,
+            audit_retention_months: 96,
+            max_body_bytes: 1024 * 1024,
+            db_pool_size: 8,
+            db_timeout: Duration::from_millis(2000),
+            workers: Some(2),
+            log_json: false,
+        }
+    }
+
+    /// The key tokens are verified (and, for `cpis token`, signed) with. In sandbox mode with no
+    /// key configured, the fixed development secret.
+    pub fn effective_key(&self) -> KeyConfig {
+        self.key
+            .clone()
+            .unwrap_or_else(|| KeyConfig::Secret(SANDBOX_SECRET.into()))
+    }
+
+    pub fn uses_sandbox_secret(&self) -> bool {
+        self.key.is_none()
+    }
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("database_url", &redact_url(&self.database_url))
+            .field("bind", &self.bind)
+            .field("base_url", &self.base_url)
+            .field("key", &self.key.as_ref().map(|k| k.describe()))
+            .field("jwt_issuer", &self.jwt_issuer)
+            .field("jwt_audience", &self.jwt_audience)
+            .field("sandbox", &self.sandbox)
+            .field("retention_months", &self.retention_months)
+            .field("audit_retention_months", &self.audit_retention_months)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("db_pool_size", &self.db_pool_size)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The URL with any password replaced, for logs.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_redacts_secrets_and_passwords() {
+        let mut cfg = Config::for_tests("postgres://cpis:hunter2@localhost/cpis".into());
+        cfg.key = Some(KeyConfig::Secret("supersecret".into()));
+        let shown = format!("{cfg:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(!shown.contains("supersecret"), "{shown}");
+    }
+}

@@ -1,0 +1,249 @@
+//! Storage: one `DbConn` over SQLite and PostgreSQL, the r2d2 pool, migrations, and the async
+//! boundary (`run`). Backend-specific SQL lives only in this module, in explicit `match` arms.
+
+pub mod models;
+pub mod schema;
+pub mod store;
+
+use std::time::Duration;
+
+use diesel::connection::{AnsiTransactionManager, TransactionManager};
+use diesel::migration::MigrationSource;
+use diesel::prelude::*;
+use diesel::{PgConnection, SqliteConnection};
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+
+use crate::error::FhirError;
+
+#[derive(diesel::MultiConnection)]
+pub enum DbConn {
+    Postgres(PgConnection),
+    Sqlite(SqliteConnection),
+}
+
+pub type DbBackend = MultiBackend;
+pub type DbPool = r2d2::Pool<ConnectionManager>;
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+
+/// Which engine a `CPIS_DATABASE_URL` names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Backend {
+    /// A file path (relative or absolute).
+    Sqlite(String),
+    Postgres(String),
+}
+
+impl Backend {
+    /// Accepts only `sqlite://path` and `postgres(ql)://…`: SQLite would accept any string as a
+    /// file name, so anything else fails loudly here.
+    pub fn from_url(url: &str) -> Result<Backend, String> {
+        if let Some(path) = url.strip_prefix("sqlite://") {
+            let path = path.split('?').next().unwrap_or_default();
+            if path.is_empty() {
+                return Err("sqlite:// URL without a path".into());
+            }
+            Ok(Backend::Sqlite(path.to_string()))
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Backend::Postgres(url.to_string()))
+        } else {
+            Err(format!(
+                "unsupported database URL scheme in {:?}: use sqlite:// or postgres://",
+                url.split("://").next().unwrap_or_default()
+            ))
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Backend::Sqlite(_) => "sqlite",
+            Backend::Postgres(_) => "postgres",
+        }
+    }
+
+    fn establish(&self) -> ConnectionResult<DbConn> {
+        match self {
+            Backend::Sqlite(path) => {
+                let mut conn = SqliteConnection::establish(path)?;
+                configure_sqlite(&mut conn)
+                    .map_err(|e| ConnectionError::BadConnection(e.to_string()))?;
+                Ok(DbConn::Sqlite(conn))
+            }
+            Backend::Postgres(url) => PgConnection::establish(url).map(DbConn::Postgres),
+        }
+    }
+}
+
+/// Per-connection SQLite settings. WAL is persistent and set once, at migration.
+fn configure_sqlite(conn: &mut SqliteConnection) -> QueryResult<()> {
+    diesel::sql_query("PRAGMA busy_timeout = 5000").execute(conn)?;
+    diesel::sql_query("PRAGMA foreign_keys = ON").execute(conn)?;
+    diesel::sql_query("PRAGMA synchronous = NORMAL").execute(conn)?;
+    diesel::sql_query("PRAGMA cache_size = -16000").execute(conn)?;
+    Ok(())
+}
+
+/// r2d2 manager that establishes by URL scheme and pings on checkout.
+pub struct ConnectionManager {
+    backend: Backend,
+}
+
+impl r2d2::ManageConnection for ConnectionManager {
+    type Connection = DbConn;
+    type Error = ConnectionError;
+
+    fn connect(&self) -> Result<DbConn, ConnectionError> {
+        self.backend.establish()
+    }
+
+    fn is_valid(&self, conn: &mut DbConn) -> Result<(), ConnectionError> {
+        diesel::r2d2::R2D2Connection::ping(conn)
+            .map_err(|e| ConnectionError::BadConnection(e.to_string()))
+    }
+
+    fn has_broken(&self, conn: &mut DbConn) -> bool {
+        diesel::r2d2::R2D2Connection::is_broken(conn)
+    }
+}
+
+/// Builds the pool. Connections are opened lazily (min_idle 1) so the server can start, and
+/// answer 503, while the database is down.
+pub fn pool(url: &str, size: u32, timeout: Duration) -> Result<DbPool, String> {
+    let backend = Backend::from_url(url)?;
+    if let Backend::Sqlite(path) = &backend {
+        if let Some(parent) = std::path::Path::new(path).parent() {
+            if !parent.as_os_str().is_empty() {
+                std::fs::create_dir_all(parent)
+                    .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+            }
+        }
+    }
+    Ok(r2d2::Pool::builder()
+        .max_size(size.max(1))
+        .min_idle(Some(1))
+        .connection_timeout(timeout)
+        .test_on_check_out(matches!(backend, Backend::Postgres(_)))
+        .build_unchecked(ConnectionManager { backend }))
+}
+
+/// Runs the embedded migrations for the connection's engine. On SQLite, also switches the
+/// database to WAL (a persistent setting).
+pub fn migrate(conn: &mut DbConn) -> Result<usize, String> {
+    let applied = match conn {
+        DbConn::Sqlite(c) => {
+            diesel::sql_query("PRAGMA journal_mode = WAL")
+                .execute(c)
+                .map_err(|e| e.to_string())?;
+            c.run_pending_migrations(SQLITE_MIGRATIONS)
+                .map_err(|e| e.to_string())?
+                .len()
+        }
+        DbConn::Postgres(c) => c
+            .run_pending_migrations(POSTGRES_MIGRATIONS)
+            .map_err(|e| e.to_string())?
+            .len(),
+    };
+    Ok(applied)
+}
+
+/// Reverts every migration (used by the migration round-trip test).
+pub fn revert_all(conn: &mut DbConn) -> Result<(), String> {
+    match conn {
+        DbConn::Sqlite(c) => c.revert_all_migrations(SQLITE_MIGRATIONS).map(|_| ()),
+        DbConn::Postgres(c) => c.revert_all_migrations(POSTGRES_MIGRATIONS).map(|_| ()),
+    }
+    .map_err(|e| e.to_string())
+}
+
+/// The migration names of both engines, in order (they must be identical).
+pub fn migration_names() -> (Vec<String>, Vec<String>) {
+    let names = |m: &EmbeddedMigrations| -> Vec<String> {
+        MigrationSource::<diesel::sqlite::Sqlite>::migrations(m)
+            .unwrap_or_default()
+            .iter()
+            .map(|m| m.name().to_string())
+            .collect()
+    };
+    (names(&SQLITE_MIGRATIONS), names(&POSTGRES_MIGRATIONS))
+}
+
+/// A write transaction. On SQLite it is `BEGIN IMMEDIATE`, so the write lock is taken up front
+/// and concurrent writers wait (busy_timeout) instead of failing on a read→write upgrade.
+pub fn write_transaction<T, E, F>(conn: &mut DbConn, f: F) -> Result<T, E>
+where
+    F: FnOnce(&mut DbConn) -> Result<T, E>,
+    E: From<diesel::result::Error>,
+{
+    match conn {
+        DbConn::Sqlite(c) => AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?,
+        DbConn::Postgres(c) => AnsiTransactionManager::begin_transaction(c)?,
+    }
+    match f(conn) {
+        Ok(value) => {
+            <DbConn as Connection>::TransactionManager::commit_transaction(conn)?;
+            Ok(value)
+        }
+        Err(error) => {
+            match <DbConn as Connection>::TransactionManager::rollback_transaction(conn) {
+                Ok(()) | Err(diesel::result::Error::BrokenTransactionManager) => Err(error),
+                Err(rollback) => Err(rollback.into()),
+            }
+        }
+    }
+}
+
+/// Runs blocking database work off the async workers: takes a connection from the pool inside
+/// the blocking task, in the caller's tracing span. A pool timeout becomes 503.
+pub async fn run<T, F>(pool: &DbPool, f: F) -> Result<T, FhirError>
+where
+    F: FnOnce(&mut DbConn) -> Result<T, FhirError> + Send + 'static,
+    T: Send + 'static,
+{
+    let pool = pool.clone();
+    let span = tracing::Span::current();
+    actix_web::web::block(move || {
+        span.in_scope(|| {
+            let mut conn = pool.get()?;
+            f(&mut conn)
+        })
+    })
+    .await
+    .map_err(|e| FhirError::Unavailable(format!("blocking pool: {e}")))?
+}
+
+/// Whether the database answers (for `/_health`).
+pub fn ping(conn: &mut DbConn) -> bool {
+    diesel::r2d2::R2D2Connection::ping(conn).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_urls_are_recognised_by_scheme_only() {
+        assert_eq!(
+            Backend::from_url("sqlite://cpis.db"),
+            Ok(Backend::Sqlite("cpis.db".into()))
+        );
+        assert_eq!(
+            Backend::from_url("sqlite:///var/lib/cpis.db"),
+            Ok(Backend::Sqlite("/var/lib/cpis.db".into()))
+        );
+        assert!(matches!(
+            Backend::from_url("postgres://u@h/db"),
+            Ok(Backend::Postgres(_))
+        ));
+        assert!(Backend::from_url("cpis.db").is_err());
+        assert!(Backend::from_url("mysql://h/db").is_err());
+        assert!(Backend::from_url("sqlite://").is_err());
+    }
+
+    #[test]
+    fn both_engines_have_the_same_migrations() {
+        let (sqlite, postgres) = migration_names();
+        assert!(!sqlite.is_empty());
+        assert_eq!(sqlite, postgres);
+    }
+}

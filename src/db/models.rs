@@ -1,0 +1,60 @@
+//! Row structs, no logic.
+
+use diesel::prelude::*;
+
+use super::schema::{
+    resource_versions, resources, search_dates, search_tokens, unique_identifiers,
+};
+
+/// One version of a resource: the current row (`resources`) or a history row
+/// (`resource_versions`) have the same shape.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = resources)]
+pub struct ResourceRow {
+    pub resource_type: String,
+    pub id: String,
+    pub version_id: i64,
+    pub last_updated: i64,
+    pub deleted: bool,
+    pub content: String,
+}
+
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = resource_versions)]
+pub struct VersionRow<'a> {
+    pub resource_type: &'a str,
+    pub id: &'a str,
+    pub version_id: i64,
+    pub last_updated: i64,
+    pub deleted: bool,
+    pub content: &'a str,
+}
+
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = search_tokens)]
+pub struct TokenRow<'a> {
+    pub resource_type: &'a str,
+    pub resource_id: &'a str,
+    pub param: &'a str,
+    pub system: &'a str,
+    pub value: &'a str,
+}
+
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = search_dates)]
+pub struct DateRow<'a> {
+    pub resource_type: &'a str,
+    pub resource_id: &'a str,
+    pub param: &'a str,
+    pub start_ms: i64,
+    pub end_ms: i64,
+}
+
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = unique_identifiers)]
+pub struct IdentifierRow<'a> {
+    pub resource_type: &'a str,
+    pub system: &'a str,
+    pub value: &'a str,
+    pub resource_id: &'a str,
+}

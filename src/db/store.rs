@@ -1,0 +1,279 @@
+//! The versioned resource store, for any resource type: create, read, vread, update, delete,
+//! history, plus the search index rows and unique business identifiers that go with them.
+//! Callers run these inside one transaction (see `db::write_transaction`).
+
+use diesel::prelude::*;
+
+use super::models::{DateRow, IdentifierRow, ResourceRow, TokenRow, VersionRow};
+use super::schema::{
+    resource_versions, resources, search_dates, search_tokens, unique_identifiers,
+};
+use super::DbConn;
+
+/// A token index entry: `param` = `system|value`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenEntry {
+    pub param: &'static str,
+    pub system: String,
+    pub value: String,
+}
+
+impl TokenEntry {
+    pub fn new(param: &'static str, system: &str, value: &str) -> Self {
+        Self {
+            param,
+            system: system.to_string(),
+            value: value.to_string(),
+        }
+    }
+}
+
+/// A date index entry: the half-open range `[start_ms, end_ms)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DateEntry {
+    pub param: &'static str,
+    pub start_ms: i64,
+    pub end_ms: i64,
+}
+
+/// Everything a resource version contributes to the search index.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IndexEntries {
+    pub tokens: Vec<TokenEntry>,
+    pub dates: Vec<DateEntry>,
+}
+
+/// The current row of a resource (deleted ones included: they answer 410).
+pub fn current(conn: &mut DbConn, ty: &str, id: &str) -> QueryResult<Option<ResourceRow>> {
+    resources::table
+        .filter(resources::resource_type.eq(ty))
+        .filter(resources::id.eq(id))
+        .select(ResourceRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// Several current, live resources by id (for `_include`).
+pub fn current_many(conn: &mut DbConn, ty: &str, ids: &[String]) -> QueryResult<Vec<ResourceRow>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    resources::table
+        .filter(resources::resource_type.eq(ty))
+        .filter(resources::id.eq_any(ids))
+        .filter(resources::deleted.eq(false))
+        .select(ResourceRow::as_select())
+        .load(conn)
+}
+
+pub fn version(
+    conn: &mut DbConn,
+    ty: &str,
+    id: &str,
+    version: i64,
+) -> QueryResult<Option<ResourceRow>> {
+    resource_versions::table
+        .filter(resource_versions::resource_type.eq(ty))
+        .filter(resource_versions::id.eq(id))
+        .filter(resource_versions::version_id.eq(version))
+        .select((
+            resource_versions::resource_type,
+            resource_versions::id,
+            resource_versions::version_id,
+            resource_versions::last_updated,
+            resource_versions::deleted,
+            resource_versions::content,
+        ))
+        .first::<(String, String, i64, i64, bool, String)>(conn)
+        .optional()
+        .map(|row| row.map(row_from_tuple))
+}
+
+/// Every version, newest first.
+pub fn history(conn: &mut DbConn, ty: &str, id: &str) -> QueryResult<Vec<ResourceRow>> {
+    resource_versions::table
+        .filter(resource_versions::resource_type.eq(ty))
+        .filter(resource_versions::id.eq(id))
+        .order(resource_versions::version_id.desc())
+        .select((
+            resource_versions::resource_type,
+            resource_versions::id,
+            resource_versions::version_id,
+            resource_versions::last_updated,
+            resource_versions::deleted,
+            resource_versions::content,
+        ))
+        .load::<(String, String, i64, i64, bool, String)>(conn)
+        .map(|rows| rows.into_iter().map(row_from_tuple).collect())
+}
+
+fn row_from_tuple(
+    (resource_type, id, version_id, last_updated, deleted, content): (
+        String,
+        String,
+        i64,
+        i64,
+        bool,
+        String,
+    ),
+) -> ResourceRow {
+    ResourceRow {
+        resource_type,
+        id,
+        version_id,
+        last_updated,
+        deleted,
+        content,
+    }
+}
+
+fn insert_version(conn: &mut DbConn, row: &ResourceRow) -> QueryResult<()> {
+    diesel::insert_into(resource_versions::table)
+        .values(VersionRow {
+            resource_type: &row.resource_type,
+            id: &row.id,
+            version_id: row.version_id,
+            last_updated: row.last_updated,
+            deleted: row.deleted,
+            content: &row.content,
+        })
+        .execute(conn)
+        .map(|_| ())
+}
+
+/// Stores version 1 of a new resource.
+pub fn insert(conn: &mut DbConn, row: &ResourceRow) -> QueryResult<()> {
+    diesel::insert_into(resources::table)
+        .values(row)
+        .execute(conn)?;
+    insert_version(conn, row)
+}
+
+/// Stores `row` as the next version, provided the current version is still `row.version_id - 1`.
+/// Returns false when another writer got there first (optimistic concurrency: on PostgreSQL the
+/// UPDATE waits for the other transaction, then re-checks the version).
+pub fn replace(conn: &mut DbConn, row: &ResourceRow) -> QueryResult<bool> {
+    let updated = diesel::update(
+        resources::table
+            .filter(resources::resource_type.eq(&row.resource_type))
+            .filter(resources::id.eq(&row.id))
+            .filter(resources::version_id.eq(row.version_id - 1)),
+    )
+    .set((
+        resources::version_id.eq(row.version_id),
+        resources::last_updated.eq(row.last_updated),
+        resources::deleted.eq(row.deleted),
+        resources::content.eq(&row.content),
+    ))
+    .execute(conn)?;
+    if updated == 1 {
+        insert_version(conn, row)?;
+    }
+    Ok(updated == 1)
+}
+
+/// Replaces the index rows of a resource with `entries` (none for a deleted resource).
+pub fn reindex(conn: &mut DbConn, ty: &str, id: &str, entries: &IndexEntries) -> QueryResult<()> {
+    diesel::delete(
+        search_tokens::table
+            .filter(search_tokens::resource_type.eq(ty))
+            .filter(search_tokens::resource_id.eq(id)),
+    )
+    .execute(conn)?;
+    diesel::delete(
+        search_dates::table
+            .filter(search_dates::resource_type.eq(ty))
+            .filter(search_dates::resource_id.eq(id)),
+    )
+    .execute(conn)?;
+    let tokens: Vec<TokenRow> = entries
+        .tokens
+        .iter()
+        .map(|t| TokenRow {
+            resource_type: ty,
+            resource_id: id,
+            param: t.param,
+            system: &t.system,
+            value: &t.value,
+        })
+        .collect();
+    // One row per statement: MultiBackend has no multi-row INSERT.
+    for token in &tokens {
+        diesel::insert_into(search_tokens::table)
+            .values(token)
+            .execute(conn)?;
+    }
+    let dates: Vec<DateRow> = entries
+        .dates
+        .iter()
+        .map(|d| DateRow {
+            resource_type: ty,
+            resource_id: id,
+            param: d.param,
+            start_ms: d.start_ms,
+            end_ms: d.end_ms,
+        })
+        .collect();
+    for date in &dates {
+        diesel::insert_into(search_dates::table)
+            .values(date)
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+/// The resource holding a unique business identifier, if any.
+pub fn find_by_identifier(
+    conn: &mut DbConn,
+    ty: &str,
+    system: &str,
+    value: &str,
+) -> QueryResult<Option<String>> {
+    unique_identifiers::table
+        .filter(unique_identifiers::resource_type.eq(ty))
+        .filter(unique_identifiers::system.eq(system))
+        .filter(unique_identifiers::value.eq(value))
+        .select(unique_identifiers::resource_id)
+        .first(conn)
+        .optional()
+}
+
+/// Claims a unique business identifier for `id`. Fails with a unique violation when another
+/// resource holds it, which is what keeps concurrent conditional creates from duplicating.
+pub fn claim_identifier(
+    conn: &mut DbConn,
+    ty: &str,
+    system: &str,
+    value: &str,
+    id: &str,
+) -> QueryResult<()> {
+    diesel::insert_into(unique_identifiers::table)
+        .values(IdentifierRow {
+            resource_type: ty,
+            system,
+            value,
+            resource_id: id,
+        })
+        .execute(conn)
+        .map(|_| ())
+}
+
+/// Releases every identifier held by `id` (on delete, or before re-claiming on update).
+pub fn release_identifiers(conn: &mut DbConn, ty: &str, id: &str) -> QueryResult<()> {
+    diesel::delete(
+        unique_identifiers::table
+            .filter(unique_identifiers::resource_type.eq(ty))
+            .filter(unique_identifiers::resource_id.eq(id)),
+    )
+    .execute(conn)
+    .map(|_| ())
+}
+
+/// How many live resources of a type there are (tests and the sandbox use it).
+pub fn count_live(conn: &mut DbConn, ty: &str) -> QueryResult<i64> {
+    resources::table
+        .filter(resources::resource_type.eq(ty))
+        .filter(resources::deleted.eq(false))
+        .count()
+        .get_result(conn)
+}

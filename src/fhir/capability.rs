@@ -1,0 +1,110 @@
+//! The CapabilityStatement, built from the same tables the server runs on (search parameters,
+//! includes, profiles), so it lists exactly what works.
+
+use serde_json::{json, Value};
+
+use super::ResourceType;
+use crate::search::params::{includes_for, params_for, LAST_UPDATED};
+
+/// The interactions each type supports.
+fn interactions(ty: ResourceType) -> &'static [&'static str] {
+    match ty {
+        ResourceType::Organization => &[
+            "read",
+            "vread",
+            "history-instance",
+            "search-type",
+            "create",
+            "update",
+        ],
+        ResourceType::EpisodeOfCare => &[
+            "read",
+            "vread",
+            "history-instance",
+            "search-type",
+            "create",
+            "update",
+            "delete",
+        ],
+        ResourceType::Flag => &["read", "vread", "history-instance", "search-type"],
+    }
+}
+
+fn resource(ty: ResourceType) -> Value {
+    let mut params: Vec<Value> = params_for(ty)
+        .iter()
+        .map(|p| json!({"name": p.name, "type": p.kind.fhir_type(), "documentation": p.documentation}))
+        .collect();
+    params.push(json!({"name": LAST_UPDATED.name, "type": "date", "documentation": LAST_UPDATED.documentation}));
+    let writable = matches!(ty, ResourceType::Organization | ResourceType::EpisodeOfCare);
+    let mut r = json!({
+        "type": ty.as_str(),
+        "profile": ty.profile(),
+        "interaction": interactions(ty).iter().map(|i| json!({"code": i})).collect::<Vec<_>>(),
+        "versioning": "versioned-update",
+        "readHistory": true,
+        "updateCreate": false,
+        "conditionalCreate": ty == ResourceType::EpisodeOfCare,
+        "conditionalRead": "not-supported",
+        "conditionalUpdate": ty == ResourceType::EpisodeOfCare,
+        "conditionalDelete": if ty == ResourceType::EpisodeOfCare { "single" } else { "not-supported" },
+        "searchInclude": includes_for(ty).iter().map(|(v, _)| *v).collect::<Vec<_>>(),
+        "searchParam": params,
+    });
+    if writable {
+        if let Some(obj) = r.as_object_mut() {
+            obj.insert(
+                "operation".into(),
+                json!([{"name": "validate", "definition": "http://hl7.org/fhir/OperationDefinition/Resource-validate"}]),
+            );
+        }
+    }
+    r
+}
+
+pub fn capability_statement(base_url: &str) -> Value {
+    let types = [
+        ResourceType::Organization,
+        ResourceType::EpisodeOfCare,
+        ResourceType::Flag,
+    ];
+    json!({
+        "resourceType": "CapabilityStatement",
+        "status": "active",
+        "date": "2026-11-22",
+        "publisher": "CP-IS open-source project",
+        "kind": "instance",
+        "software": {"name": "cpis", "version": env!("CARGO_PKG_VERSION")},
+        "implementation": {"description": "Child Protection - Information Sharing FHIR server", "url": base_url},
+        "fhirVersion": "4.0.1",
+        "format": ["application/fhir+json", "json"],
+        "rest": [{
+            "mode": "server",
+            "documentation": "Search parameters are strict: unknown parameters are 400. _count (default 50, max 500) and _offset page the results.",
+            "security": {
+                "cors": false,
+                "service": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/restful-security-service", "code": "OAuth"}]}],
+                "description": "Bearer JWT with role (social-care | health-care | operations) and org claims"
+            },
+            "resource": types.iter().map(|t| resource(*t)).collect::<Vec<_>>(),
+        }]
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_are_read_only_and_list_their_include() {
+        let cs = capability_statement("http://x/FHIR/R4");
+        let flag = &cs["rest"][0]["resource"][2];
+        assert_eq!(flag["type"], "Flag");
+        assert_eq!(flag["searchInclude"][0], "Flag:author");
+        assert!(!flag["interaction"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["code"] == "create"));
+    }
+}

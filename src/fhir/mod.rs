@@ -1,0 +1,12 @@
+//! FHIR resources and domain values. Pure: no I/O.
+
+pub mod bundle;
+pub mod capability;
+pub mod episode_of_care;
+pub mod flag;
+pub mod nhs_number;
+pub mod organization;
+pub mod types;
+
+pub use nhs_number::NhsNumber;
+pub use types::ResourceType;

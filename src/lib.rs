@@ -1,0 +1,15 @@
+//! CP-IS: Child Protection – Information Sharing, a FHIR R4 REST API server.
+
+pub mod api;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod fhir;
+pub mod sandbox;
+pub mod search;
+pub mod service;
+pub mod startup;
+pub mod telemetry;
+pub mod validation;

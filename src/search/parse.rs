@@ -1,0 +1,389 @@
+//! Strict search-parameter parsing: anything not in the table of `params` is a 400, and so is a
+//! value that does not parse (an invalid NHS number above all).
+
+use chrono::{DateTime, NaiveDate};
+
+use super::params::{
+    includes_for, params_for, ParamDef, ParamKind, DEFAULT_COUNT, MAX_COUNT, RESULT_PARAMS,
+};
+use crate::error::FhirError;
+use crate::fhir::nhs_number::NhsNumber;
+use crate::fhir::types::{day_start_ms, NHS_NUMBER_SYSTEM, ODS_SYSTEM};
+use crate::fhir::ResourceType;
+
+/// One `system|value` alternative of a token search.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenValue {
+    pub system: Option<String>,
+    pub value: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DatePrefix {
+    Eq,
+    Ne,
+    Gt,
+    Ge,
+    Lt,
+    Le,
+    Sa,
+    Eb,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Filter {
+    /// Any of the values (comma = OR) in the token index entry `index`.
+    Token {
+        index: &'static str,
+        values: Vec<TokenValue>,
+    },
+    /// None of the values.
+    NotToken {
+        index: &'static str,
+        values: Vec<TokenValue>,
+    },
+    /// The period in index entry `index` against the search range `[lo, hi)`.
+    Date {
+        index: &'static str,
+        prefix: DatePrefix,
+        lo: i64,
+        hi: i64,
+    },
+    /// `_lastUpdated` against `[lo, hi)`.
+    LastUpdated {
+        prefix: DatePrefix,
+        lo: i64,
+        hi: i64,
+    },
+    /// Case-insensitive prefix match on a string index entry.
+    StartsWith { index: &'static str, value: String },
+    /// `Flag.status` as of today: any of these.
+    FlagStatus(Vec<FlagStatus>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlagStatus {
+    Active,
+    Inactive,
+    EnteredInError,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SearchRequest {
+    pub ty: ResourceType,
+    pub filters: Vec<Filter>,
+    /// Target types of the `_include`s asked for.
+    pub includes: Vec<(&'static str, ResourceType)>,
+    pub count: usize,
+    pub offset: usize,
+    /// The NHS numbers searched for (`patient:identifier`), in order.
+    pub patients: Vec<NhsNumber>,
+    /// The query as parsed, for `self`/`next` links: (name, value) pairs, paging excluded.
+    pub canonical: Vec<(String, String)>,
+}
+
+impl SearchRequest {
+    pub fn new(ty: ResourceType) -> Self {
+        SearchRequest {
+            ty,
+            filters: Vec::new(),
+            includes: Vec::new(),
+            count: DEFAULT_COUNT,
+            offset: 0,
+            patients: Vec::new(),
+            canonical: Vec::new(),
+        }
+    }
+}
+
+fn invalid(param: &str, reason: impl Into<String>) -> FhirError {
+    FhirError::InvalidSearch {
+        param: param.to_string(),
+        reason: reason.into(),
+    }
+}
+
+/// Parses a raw query string for a search on `ty`.
+pub fn parse(ty: ResourceType, query: &str) -> Result<SearchRequest, FhirError> {
+    let mut req = SearchRequest::new(ty);
+    for (name, value) in url::form_urlencoded::parse(query.as_bytes()) {
+        let (name, value) = (name.trim().to_string(), value.trim().to_string());
+        if name.is_empty() {
+            continue;
+        }
+        if let Some(def) = params_for(ty).iter().find(|d| d.name == name) {
+            if value.is_empty() {
+                // FHIR: a parameter with an empty value is ignored.
+                continue;
+            }
+            req.filters
+                .push(parse_param(def, &name, &value, &mut req.patients)?);
+            req.canonical.push((name, value));
+            continue;
+        }
+        match name.as_str() {
+            "_lastUpdated" => {
+                let (prefix, lo, hi) = parse_date(&name, &value)?;
+                req.filters.push(Filter::LastUpdated { prefix, lo, hi });
+                req.canonical.push((name, value));
+            }
+            "_include" => {
+                let target = includes_for(ty)
+                    .iter()
+                    .find(|(v, _)| *v == value)
+                    .ok_or_else(|| {
+                        invalid("_include", format!("unsupported _include {value:?}"))
+                    })?;
+                if !req.includes.contains(target) {
+                    req.includes.push(*target);
+                }
+                req.canonical.push((name, value));
+            }
+            "_count" => {
+                let n: usize = value
+                    .parse()
+                    .map_err(|_| invalid("_count", "must be a non-negative whole number"))?;
+                req.count = n.min(MAX_COUNT);
+            }
+            "_offset" => {
+                req.offset = value
+                    .parse()
+                    .map_err(|_| invalid("_offset", "must be a non-negative whole number"))?;
+            }
+            other if RESULT_PARAMS.contains(&other) => {}
+            _ => return Err(FhirError::UnknownParameter { param: name }),
+        }
+    }
+    Ok(req)
+}
+
+fn parse_param(
+    def: &ParamDef,
+    name: &str,
+    value: &str,
+    patients: &mut Vec<NhsNumber>,
+) -> Result<Filter, FhirError> {
+    match def.kind {
+        ParamKind::Token => Ok(Filter::Token {
+            index: def.index,
+            values: parse_tokens(name, value)?,
+        }),
+        ParamKind::ReferenceIdentifier => {
+            let values = parse_tokens(name, value)?;
+            let expected_system = match def.index {
+                "patient" => NHS_NUMBER_SYSTEM,
+                _ => ODS_SYSTEM,
+            };
+            for v in &values {
+                if v.system.as_deref().is_some_and(|s| s != expected_system) {
+                    return Err(invalid(
+                        name,
+                        format!("{name} takes identifiers of {expected_system}"),
+                    ));
+                }
+                if def.index == "patient" {
+                    let nhs = NhsNumber::parse(&v.value)
+                        .map_err(|e| invalid(name, format!("invalid NHS number: {e}")))?;
+                    patients.push(nhs);
+                }
+            }
+            let values = values
+                .into_iter()
+                .map(|v| TokenValue {
+                    system: Some(expected_system.to_string()),
+                    value: if def.index == "patient" {
+                        v.value
+                    } else {
+                        v.value.to_ascii_uppercase()
+                    },
+                })
+                .collect();
+            Ok(Filter::Token {
+                index: def.index,
+                values,
+            })
+        }
+        ParamKind::Date => {
+            let (prefix, lo, hi) = parse_date(name, value)?;
+            Ok(Filter::Date {
+                index: def.index,
+                prefix,
+                lo,
+                hi,
+            })
+        }
+        ParamKind::String => Ok(Filter::StartsWith {
+            index: def.index,
+            value: value.to_lowercase(),
+        }),
+        ParamKind::FlagStatus => {
+            let statuses = value
+                .split(',')
+                .map(|s| match s.trim() {
+                    "active" => Ok(FlagStatus::Active),
+                    "inactive" => Ok(FlagStatus::Inactive),
+                    "entered-in-error" => Ok(FlagStatus::EnteredInError),
+                    other => Err(invalid(name, format!("unknown Flag status {other:?}"))),
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(Filter::FlagStatus(statuses))
+        }
+    }
+}
+
+fn parse_tokens(name: &str, value: &str) -> Result<Vec<TokenValue>, FhirError> {
+    value
+        .split(',')
+        .map(|alt| {
+            let (system, value) = match alt.split_once('|') {
+                Some((s, v)) => (
+                    if s.is_empty() {
+                        None
+                    } else {
+                        Some(s.to_string())
+                    },
+                    v,
+                ),
+                None => (None, alt),
+            };
+            if value.is_empty() {
+                return Err(invalid(
+                    name,
+                    "a token value is required (system|value or value)",
+                ));
+            }
+            Ok(TokenValue {
+                system,
+                value: value.to_string(),
+            })
+        })
+        .collect()
+}
+
+/// Parses `[prefix]date` into the prefix and the half-open range `[lo, hi)` the value denotes
+/// (a year, a month, a day or an instant).
+pub fn parse_date(name: &str, raw: &str) -> Result<(DatePrefix, i64, i64), FhirError> {
+    let prefixes = [
+        ("eq", DatePrefix::Eq),
+        ("ne", DatePrefix::Ne),
+        ("gt", DatePrefix::Gt),
+        ("ge", DatePrefix::Ge),
+        ("lt", DatePrefix::Lt),
+        ("le", DatePrefix::Le),
+        ("sa", DatePrefix::Sa),
+        ("eb", DatePrefix::Eb),
+    ];
+    let (prefix, rest) = prefixes
+        .iter()
+        .find_map(|(p, d)| raw.strip_prefix(p).map(|rest| (*d, rest)))
+        .unwrap_or((DatePrefix::Eq, raw));
+    let bad = || {
+        invalid(name, format!("{raw:?} is not a FHIR date, dateTime or instant (with an optional eq/ne/gt/ge/lt/le/sa/eb prefix)"))
+    };
+    let ymd = |y: i32, m: u32, d: u32| NaiveDate::from_ymd_opt(y, m, d).ok_or_else(bad);
+    let (lo, hi) = match rest.len() {
+        4 => {
+            let y: i32 = rest.parse().map_err(|_| bad())?;
+            (day_start_ms(ymd(y, 1, 1)?), day_start_ms(ymd(y + 1, 1, 1)?))
+        }
+        7 => {
+            let (y, m) = rest.split_once('-').ok_or_else(bad)?;
+            let (y, m): (i32, u32) = (y.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
+            let start = ymd(y, m, 1)?;
+            let next = if m == 12 {
+                ymd(y + 1, 1, 1)?
+            } else {
+                ymd(y, m + 1, 1)?
+            };
+            (day_start_ms(start), day_start_ms(next))
+        }
+        10 => {
+            let d = NaiveDate::parse_from_str(rest, "%Y-%m-%d").map_err(|_| bad())?;
+            (day_start_ms(d), day_start_ms(d.succ_opt().ok_or_else(bad)?))
+        }
+        _ => {
+            let t = DateTime::parse_from_rfc3339(rest)
+                .map_err(|_| bad())?
+                .timestamp_millis();
+            // An instant written to the second covers that second; to the millisecond, that ms.
+            let width = if rest.contains('.') { 1 } else { 1000 };
+            (t, t + width)
+        }
+    };
+    Ok((prefix, lo, hi))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_nhs_number_search_is_a_patient_token_filter() {
+        let req = parse(
+            ResourceType::Flag,
+            "patient:identifier=https://fhir.nhs.uk/Id/nhs-number|9449306753&_include=Flag:author",
+        )
+        .unwrap();
+        assert_eq!(req.patients.len(), 1);
+        assert_eq!(
+            req.includes,
+            vec![("Flag:author", ResourceType::Organization)]
+        );
+        assert!(
+            matches!(&req.filters[0], Filter::Token { index: "patient", values } if values[0].value == "9449306753")
+        );
+    }
+
+    #[test]
+    fn an_invalid_nhs_number_is_invalid_search_data() {
+        let err = parse(ResourceType::Flag, "patient:identifier=9449306754").unwrap_err();
+        assert!(matches!(err, FhirError::InvalidSearch { .. }));
+    }
+
+    #[test]
+    fn unknown_and_unsupported_parameters_are_rejected() {
+        for q in [
+            "_sort=date",
+            "_summary=count",
+            "foo=bar",
+            "patient=123",
+            "status:not=active",
+        ] {
+            assert!(
+                matches!(
+                    parse(ResourceType::Flag, q),
+                    Err(FhirError::UnknownParameter { .. })
+                ),
+                "{q}"
+            );
+        }
+    }
+
+    #[test]
+    fn count_is_clamped_and_must_be_a_number() {
+        assert_eq!(
+            parse(ResourceType::Flag, "_count=10000").unwrap().count,
+            MAX_COUNT
+        );
+        assert!(parse(ResourceType::Flag, "_count=ten").is_err());
+    }
+
+    #[test]
+    fn dates_denote_ranges() {
+        let (p, lo, hi) = parse_date("date", "ge2026-01").unwrap();
+        assert_eq!(p, DatePrefix::Ge);
+        assert_eq!(hi - lo, 31 * 86_400_000);
+        let (_, lo, hi) = parse_date("date", "2026-01-05T10:00:00Z").unwrap();
+        assert_eq!(hi - lo, 1000);
+        assert!(parse_date("date", "2026-13").is_err());
+        assert!(parse_date("date", "ap2026").is_err());
+    }
+
+    #[test]
+    fn empty_values_are_ignored() {
+        assert!(parse(ResourceType::Flag, "status=")
+            .unwrap()
+            .filters
+            .is_empty());
+    }
+}

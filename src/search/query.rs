@@ -1,0 +1,310 @@
+//! Runs a parsed search as one query over `resources` and the index tables: each filter is an
+//! `id IN (SELECT resource_id FROM search_… WHERE …)` served by the index tables' keys.
+//!
+//! Predicates are built as `SqlPredicate`s (SQL text with typed binds) rather than diesel DSL
+//! subselects: `MultiBackend` cannot box a subselect, and this keeps each placeholder correct
+//! for its engine (`?` on SQLite, `$n` on PostgreSQL). Only portable SQL is written here.
+
+use diesel::backend::Backend;
+use diesel::expression::{
+    is_aggregate, AppearsOnTable, Expression, SelectableExpression, ValidGrouping,
+};
+use diesel::prelude::*;
+use diesel::query_builder::{AstPass, QueryFragment, QueryId};
+use diesel::serialize::ToSql;
+use diesel::sql_types::{BigInt, Bool, HasSqlType, Text};
+
+use super::parse::{DatePrefix, Filter, FlagStatus, SearchRequest, TokenValue};
+use crate::db::models::ResourceRow;
+use crate::db::schema::resources;
+use crate::db::{DbBackend, DbConn};
+
+/// One page of matches, newest first, and how many match in all.
+pub struct Page {
+    pub rows: Vec<ResourceRow>,
+    pub total: i64,
+}
+
+/// Runs `req` with `extra` filters (ownership, withdrawn-record hiding) applied too.
+pub fn execute(
+    conn: &mut DbConn,
+    req: &SearchRequest,
+    extra: &[Filter],
+    now_ms: i64,
+) -> QueryResult<Page> {
+    let ty = req.ty.as_str();
+    let predicates: Vec<SqlPredicate> = req
+        .filters
+        .iter()
+        .chain(extra)
+        .map(|f| predicate(ty, f, now_ms))
+        .collect();
+    let build = || {
+        let mut q = resources::table
+            .into_boxed::<DbBackend>()
+            .filter(resources::resource_type.eq(ty.to_string()))
+            .filter(resources::deleted.eq(false));
+        for p in &predicates {
+            q = q.filter(p.clone());
+        }
+        q
+    };
+    let rows = if req.count == 0 {
+        Vec::new()
+    } else {
+        build()
+            .order((resources::last_updated.desc(), resources::id.asc()))
+            .limit(i64::try_from(req.count).unwrap_or(i64::MAX))
+            .offset(i64::try_from(req.offset).unwrap_or(i64::MAX))
+            .select(ResourceRow::as_select())
+            .load(conn)?
+    };
+    // The count query is skipped when this page already holds every match.
+    let total = if req.offset == 0 && rows.len() < req.count {
+        rows.len() as i64
+    } else {
+        build().count().get_result(conn)?
+    };
+    Ok(Page { rows, total })
+}
+
+fn predicate(ty: &str, filter: &Filter, now_ms: i64) -> SqlPredicate {
+    let mut p = SqlPredicate::default();
+    match filter {
+        Filter::Token { index, values } => {
+            token_ids(&mut p.sql("resources.id IN ("), ty, index, values).sql(")")
+        }
+        Filter::NotToken { index, values } => {
+            token_ids(&mut p.sql("resources.id NOT IN ("), ty, index, values).sql(")")
+        }
+        Filter::Date {
+            index,
+            prefix,
+            lo,
+            hi,
+        } => {
+            p.sql("resources.id IN (SELECT resource_id FROM search_dates WHERE resource_type = ")
+                .text(ty)
+                .sql(" AND param = ")
+                .text(index)
+                .sql(" AND ");
+            range(&mut p, *prefix, *lo, *hi, "start_ms", "end_ms").sql(")")
+        }
+        Filter::LastUpdated { prefix, lo, hi } => {
+            // An instant is the range [t, t + 1).
+            range(
+                &mut p,
+                *prefix,
+                *lo,
+                *hi,
+                "resources.last_updated",
+                "(resources.last_updated + 1)",
+            )
+        }
+        Filter::StartsWith { index, value } => p
+            .sql("resources.id IN (SELECT resource_id FROM search_tokens WHERE resource_type = ")
+            .text(ty)
+            .sql(" AND param = ")
+            .text(index)
+            .sql(" AND value LIKE ")
+            .text(&format!("{}%", escape_like(value)))
+            .sql(" ESCAPE '\\')"),
+        Filter::FlagStatus(statuses) => {
+            p.sql("(");
+            for (i, s) in statuses.iter().enumerate() {
+                if i > 0 {
+                    p.sql(" OR ");
+                }
+                flag_status(&mut p, ty, *s, now_ms);
+            }
+            if statuses.is_empty() {
+                p.sql("1 = 1");
+            }
+            p.sql(")")
+        }
+    };
+    p
+}
+
+/// A Flag is `active` today when its plan is active and today lies within its period;
+/// `inactive` when it is neither active today nor entered in error.
+fn flag_status(p: &mut SqlPredicate, ty: &str, status: FlagStatus, now_ms: i64) {
+    let stored = |value: &str| {
+        vec![TokenValue {
+            system: None,
+            value: value.to_string(),
+        }]
+    };
+    let active = |p: &mut SqlPredicate| {
+        token_ids(
+            p.sql("(resources.id IN ("),
+            ty,
+            "stored-status",
+            &stored("active"),
+        )
+        .sql(") AND resources.id IN (SELECT resource_id FROM search_dates WHERE resource_type = ")
+        .text(ty)
+        .sql(" AND param = 'period' AND start_ms <= ")
+        .big_int(now_ms)
+        .sql(" AND end_ms > ")
+        .big_int(now_ms)
+        .sql("))");
+    };
+    match status {
+        FlagStatus::Active => active(p),
+        FlagStatus::EnteredInError => {
+            token_ids(
+                p.sql("resources.id IN ("),
+                ty,
+                "stored-status",
+                &stored("entered-in-error"),
+            )
+            .sql(")");
+        }
+        FlagStatus::Inactive => {
+            token_ids(
+                p.sql("(resources.id NOT IN ("),
+                ty,
+                "stored-status",
+                &stored("entered-in-error"),
+            )
+            .sql(") AND NOT ");
+            active(p);
+            p.sql(")");
+        }
+    }
+}
+
+/// `SELECT resource_id FROM search_tokens WHERE …` matching any of `values`.
+fn token_ids<'a>(
+    p: &'a mut SqlPredicate,
+    ty: &str,
+    index: &str,
+    values: &[TokenValue],
+) -> &'a mut SqlPredicate {
+    p.sql("SELECT resource_id FROM search_tokens WHERE resource_type = ")
+        .text(ty)
+        .sql(" AND param = ")
+        .text(index)
+        .sql(" AND (");
+    for (i, v) in values.iter().enumerate() {
+        if i > 0 {
+            p.sql(" OR ");
+        }
+        p.sql("(value = ").text(&v.value);
+        if let Some(system) = &v.system {
+            p.sql(" AND system = ").text(system);
+        }
+        p.sql(")");
+    }
+    if values.is_empty() {
+        p.sql("1 = 0");
+    }
+    p.sql(")")
+}
+
+/// FHIR prefix semantics for a target range `[start, end)` against a search range `[lo, hi)`.
+fn range<'a>(
+    p: &'a mut SqlPredicate,
+    prefix: DatePrefix,
+    lo: i64,
+    hi: i64,
+    start: &'static str,
+    end: &'static str,
+) -> &'a mut SqlPredicate {
+    let cmp = |p: &'a mut SqlPredicate,
+               col: &'static str,
+               op: &'static str,
+               v: i64|
+     -> &'a mut SqlPredicate { p.sql(col).sql(op).big_int(v) };
+    match prefix {
+        DatePrefix::Eq => cmp(
+            cmp(p.sql("("), start, " >= ", lo).sql(" AND "),
+            end,
+            " <= ",
+            hi,
+        )
+        .sql(")"),
+        DatePrefix::Ne => cmp(
+            cmp(p.sql("("), start, " < ", lo).sql(" OR "),
+            end,
+            " > ",
+            hi,
+        )
+        .sql(")"),
+        DatePrefix::Gt => cmp(p, end, " > ", hi),
+        DatePrefix::Ge => cmp(p, end, " > ", lo),
+        DatePrefix::Lt => cmp(p, start, " < ", lo),
+        DatePrefix::Le => cmp(p, start, " < ", hi),
+        DatePrefix::Sa => cmp(p, start, " >= ", hi),
+        DatePrefix::Eb => cmp(p, end, " <= ", lo),
+    }
+}
+
+fn escape_like(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
+}
+
+#[derive(Debug, Clone)]
+enum Part {
+    Sql(&'static str),
+    Text(String),
+    BigInt(i64),
+}
+
+/// A boolean SQL expression built from fixed SQL text and bound values. The text comes only
+/// from this module's literals; every value from a request is a bind parameter.
+#[derive(Debug, Clone, Default)]
+pub struct SqlPredicate {
+    parts: Vec<Part>,
+}
+
+impl SqlPredicate {
+    fn sql(&mut self, s: &'static str) -> &mut Self {
+        self.parts.push(Part::Sql(s));
+        self
+    }
+    fn text(&mut self, v: &str) -> &mut Self {
+        self.parts.push(Part::Text(v.to_string()));
+        self
+    }
+    fn big_int(&mut self, v: i64) -> &mut Self {
+        self.parts.push(Part::BigInt(v));
+        self
+    }
+}
+
+impl Expression for SqlPredicate {
+    type SqlType = Bool;
+}
+impl<QS> AppearsOnTable<QS> for SqlPredicate {}
+impl<QS> SelectableExpression<QS> for SqlPredicate {}
+impl ValidGrouping<()> for SqlPredicate {
+    type IsAggregate = is_aggregate::Never;
+}
+impl QueryId for SqlPredicate {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl<DB> QueryFragment<DB> for SqlPredicate
+where
+    DB: Backend + HasSqlType<Text> + HasSqlType<BigInt>,
+    String: ToSql<Text, DB>,
+    i64: ToSql<BigInt, DB>,
+{
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
+        out.push_sql("(");
+        for part in &self.parts {
+            match part {
+                Part::Sql(s) => out.push_sql(s),
+                Part::Text(t) => out.push_bind_param::<Text, String>(t)?,
+                Part::BigInt(i) => out.push_bind_param::<BigInt, i64>(i)?,
+            }
+        }
+        out.push_sql(")");
+        Ok(())
+    }
+}

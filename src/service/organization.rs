@@ -1,0 +1,159 @@
+//! Local authorities: created and changed by `operations`; an LA may change only its own
+//! telecom (SPEC §2).
+
+use serde_json::Value;
+
+use super::{check_if_match, parse_content, require_live, same_content, write_version, Written};
+use crate::auth::{Action, Caller, Role};
+use crate::db::{store, write_transaction, DbConn};
+use crate::error::{FhirError, Issue};
+use crate::fhir::organization::LocalAuthority;
+use crate::fhir::types::ODS_SYSTEM;
+use crate::fhir::ResourceType;
+use crate::validation::Profiles;
+
+const TY: ResourceType = ResourceType::Organization;
+
+/// The Organization id and details of the LA with this ODS code, if it is registered.
+pub fn find_la(
+    conn: &mut DbConn,
+    ods: &str,
+) -> Result<Option<(String, LocalAuthority)>, FhirError> {
+    let Some(id) = store::find_by_identifier(conn, TY.as_str(), ODS_SYSTEM, ods)? else {
+        return Ok(None);
+    };
+    let Some(row) = store::current(conn, TY.as_str(), &id)?.filter(|r| !r.deleted) else {
+        return Ok(None);
+    };
+    let la = LocalAuthority::from_resource(&parse_content(&row)?)
+        .map_err(|_| FhirError::internal("a stored Organization is not a valid LA"))?;
+    Ok(Some((id, la)))
+}
+
+pub fn create(
+    conn: &mut DbConn,
+    caller: &Caller,
+    resource: Value,
+    la: LocalAuthority,
+    now: i64,
+) -> Result<Written, FhirError> {
+    caller.require(Action::WriteOrganization)?;
+    write_transaction(conn, |conn| {
+        if store::find_by_identifier(conn, TY.as_str(), ODS_SYSTEM, &la.ods)?.is_some() {
+            return Err(duplicate(&la.ods));
+        }
+        let id = uuid::Uuid::new_v4().to_string();
+        store::claim_identifier(conn, TY.as_str(), ODS_SYSTEM, &la.ods, &id)?;
+        let row = write_version(
+            conn,
+            TY,
+            &id,
+            normalise(resource, &la),
+            None,
+            false,
+            &la.index_entries(),
+            now,
+        )?;
+        Ok(Written { row, created: true })
+    })
+    .map_err(|e| match e {
+        FhirError::Conflict { .. } => duplicate(&la.ods),
+        other => other,
+    })
+}
+
+pub fn update(
+    conn: &mut DbConn,
+    caller: &Caller,
+    id: &str,
+    resource: Value,
+    la: LocalAuthority,
+    if_match: Option<i64>,
+    now: i64,
+) -> Result<Written, FhirError> {
+    if caller.role() != Role::Operations {
+        caller.require(Action::UpdateOwnOrganizationTelecom)?;
+    }
+    write_transaction(conn, |conn| {
+        let current = require_live(store::current(conn, TY.as_str(), id)?, TY, id)?;
+        check_if_match(if_match, &current)?;
+        let existing = parse_content(&current)?;
+        let existing_la = LocalAuthority::from_resource(&existing)
+            .map_err(|_| FhirError::internal("a stored Organization is not a valid LA"))?;
+        let resource = normalise(resource, &la);
+        if caller.role() != Role::Operations {
+            // An LA may change its own phone numbers, and nothing else.
+            if !caller.owns(&existing_la.ods) {
+                return Err(FhirError::Forbidden(
+                    "a local authority may only update its own Organization".into(),
+                ));
+            }
+            let without_telecom = |v: &Value| {
+                let mut v = v.clone();
+                if let Some(o) = v.as_object_mut() {
+                    o.remove("telecom");
+                }
+                v
+            };
+            if !same_content(&without_telecom(&existing), &without_telecom(&resource)) {
+                return Err(FhirError::Forbidden(
+                    "a local authority may only change its Organization's telecom".into(),
+                ));
+            }
+        }
+        if same_content(&existing, &resource) {
+            return Ok(Written {
+                row: current,
+                created: false,
+            });
+        }
+        if existing_la.ods != la.ods {
+            store::release_identifiers(conn, TY.as_str(), id)?;
+            if store::find_by_identifier(conn, TY.as_str(), ODS_SYSTEM, &la.ods)?.is_some() {
+                return Err(duplicate(&la.ods));
+            }
+            store::claim_identifier(conn, TY.as_str(), ODS_SYSTEM, &la.ods, id)?;
+        }
+        let row = write_version(
+            conn,
+            TY,
+            id,
+            resource,
+            Some(&current),
+            false,
+            &la.index_entries(),
+            now,
+        )?;
+        Ok(Written {
+            row,
+            created: false,
+        })
+    })
+}
+
+/// The stored form: the ODS code upper-cased, as searches and plan references use it.
+fn normalise(mut resource: Value, la: &LocalAuthority) -> Value {
+    if let Some(ident) = resource
+        .pointer_mut("/identifier/0")
+        .and_then(Value::as_object_mut)
+    {
+        ident.insert("value".into(), Value::from(la.ods.clone()));
+    }
+    resource
+}
+
+fn duplicate(ods: &str) -> FhirError {
+    FhirError::Conflict {
+        expression: Some("Organization.identifier".into()),
+        reason: format!("an Organization with ODS code {ods} already exists"),
+    }
+}
+
+/// Validates an Organization body against its profile, then reads it as an LA.
+pub fn check(profiles: &Profiles, resource: &Value) -> Result<LocalAuthority, FhirError> {
+    let issues = profiles.validate("Organization", "Organization", resource);
+    if !issues.is_empty() {
+        return Err(FhirError::Invalid(issues));
+    }
+    LocalAuthority::from_resource(resource).map_err(|issues: Vec<Issue>| FhirError::Invalid(issues))
+}

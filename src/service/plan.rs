@@ -1,0 +1,397 @@
+//! Plans (EpisodeOfCare) and their Flags. A plan and its Flag are always written in the same
+//! transaction; the Flag has the plan's id.
+
+use serde_json::Value;
+
+use super::organization::find_la;
+use super::{check_if_match, parse_content, require_live, same_content, write_version, Written};
+use crate::auth::{Action, Caller};
+use crate::db::models::ResourceRow;
+use crate::db::{store, write_transaction, DbConn};
+use crate::error::{FhirError, Issue};
+use crate::fhir::episode_of_care::{normalise, Plan, PlanStatus};
+use crate::fhir::organization::referenced_ods;
+use crate::fhir::{flag, ResourceType};
+use crate::validation::Profiles;
+
+const PLAN: ResourceType = ResourceType::EpisodeOfCare;
+const FLAG: ResourceType = ResourceType::Flag;
+
+/// A plan body that passed its profile and business rules.
+#[derive(Debug, Clone)]
+pub struct PlanInput {
+    pub resource: Value,
+    pub plan: Plan,
+}
+
+impl PlanInput {
+    /// Validates a body against the EpisodeOfCare profile, then the business rules.
+    pub fn check(profiles: &Profiles, resource: Value) -> Result<PlanInput, FhirError> {
+        let issues = profiles.validate("EpisodeOfCare", "EpisodeOfCare", &resource);
+        if !issues.is_empty() {
+            return Err(FhirError::Invalid(issues));
+        }
+        let plan = Plan::from_resource(&resource).map_err(FhirError::Invalid)?;
+        Ok(PlanInput {
+            resource: normalise(resource, &plan),
+            plan,
+        })
+    }
+}
+
+/// What a plan write needs to know before it starts: the caller may write plans, for its own LA.
+fn authorise(caller: &Caller, plan: &Plan) -> Result<(), FhirError> {
+    caller.require(Action::WritePlan)?;
+    caller.require_own_la(&plan.managing_ods)
+}
+
+fn duplicate(plan: &Plan) -> FhirError {
+    FhirError::Conflict {
+        expression: Some("EpisodeOfCare.identifier".into()),
+        reason: format!(
+            "a plan with identifier {}|{} already exists",
+            plan.identifier_system, plan.identifier_value
+        ),
+    }
+}
+
+/// POST: creates a plan, or with `if_none_exist` returns the plan that already holds that
+/// identifier. Two racing conditional creates cannot both create: the identifier is claimed
+/// under a unique key, and the loser re-reads and returns the winner.
+pub fn create(
+    conn: &mut DbConn,
+    caller: &Caller,
+    input: &PlanInput,
+    if_none_exist: Option<&(String, String)>,
+    now: i64,
+) -> Result<Written, FhirError> {
+    authorise(caller, &input.plan)?;
+    let attempt = |conn: &mut DbConn| {
+        write_transaction(conn, |conn| {
+            if let Some((system, value)) = if_none_exist {
+                if let Some(existing) = existing_plan(conn, caller, system, value)? {
+                    return Ok(Written {
+                        row: existing,
+                        created: false,
+                    });
+                }
+            }
+            insert(conn, input, now)
+        })
+    };
+    match attempt(conn) {
+        Err(FhirError::Conflict { .. }) if if_none_exist.is_some() => attempt(conn),
+        other => other,
+    }
+    .map_err(|e| match e {
+        FhirError::Conflict { .. } => duplicate(&input.plan),
+        other => other,
+    })
+}
+
+/// PUT by id: a new version (none when nothing changed).
+pub fn update(
+    conn: &mut DbConn,
+    caller: &Caller,
+    id: &str,
+    input: &PlanInput,
+    if_match: Option<i64>,
+    now: i64,
+) -> Result<Written, FhirError> {
+    authorise(caller, &input.plan)?;
+    write_transaction(conn, |conn| {
+        let current = require_live(store::current(conn, PLAN.as_str(), id)?, PLAN, id)?;
+        replace(conn, caller, current, input, if_match, now)
+    })
+}
+
+/// PUT `EpisodeOfCare?identifier=system|value`: updates the plan holding that identifier, or
+/// creates it (the idempotent upsert of the daily upload).
+pub fn upsert(
+    conn: &mut DbConn,
+    caller: &Caller,
+    identifier: &(String, String),
+    input: &PlanInput,
+    if_match: Option<i64>,
+    now: i64,
+) -> Result<Written, FhirError> {
+    authorise(caller, &input.plan)?;
+    let (system, value) = identifier;
+    if (&input.plan.identifier_system, &input.plan.identifier_value) != (system, value) {
+        return Err(FhirError::Invalid(vec![Issue::invalid(
+            "EpisodeOfCare.identifier[0]",
+            "the identifier in the body must match the identifier in the URL",
+        )]));
+    }
+    let attempt = |conn: &mut DbConn| {
+        write_transaction(conn, |conn| {
+            match store::find_by_identifier(conn, PLAN.as_str(), system, value)? {
+                Some(id) => {
+                    let current =
+                        require_live(store::current(conn, PLAN.as_str(), &id)?, PLAN, &id)?;
+                    replace(conn, caller, current, input, if_match, now)
+                }
+                None => insert(conn, input, now),
+            }
+        })
+    };
+    match attempt(conn) {
+        Err(FhirError::Conflict { .. }) => attempt(conn),
+        other => other,
+    }
+}
+
+/// DELETE by id: the plan and its Flag answer 410 from then on. Deleting a deleted plan is a
+/// no-op (FHIR: delete is idempotent).
+pub fn delete(conn: &mut DbConn, caller: &Caller, id: &str, now: i64) -> Result<(), FhirError> {
+    caller.require(Action::WritePlan)?;
+    write_transaction(conn, |conn| {
+        match store::current(conn, PLAN.as_str(), id)? {
+            None => Err(FhirError::NotFound {
+                ty: PLAN.as_str().into(),
+                id: id.into(),
+            }),
+            Some(row) if row.deleted => Ok(()),
+            Some(row) => delete_row(conn, caller, row, now),
+        }
+    })
+}
+
+/// DELETE `EpisodeOfCare?identifier=system|value`: deletes the plan holding it, if any.
+pub fn delete_by_identifier(
+    conn: &mut DbConn,
+    caller: &Caller,
+    identifier: &(String, String),
+    now: i64,
+) -> Result<bool, FhirError> {
+    caller.require(Action::WritePlan)?;
+    let (system, value) = identifier;
+    write_transaction(conn, |conn| {
+        let Some(id) = store::find_by_identifier(conn, PLAN.as_str(), system, value)? else {
+            return Ok(false);
+        };
+        let row = require_live(store::current(conn, PLAN.as_str(), &id)?, PLAN, &id)?;
+        delete_row(conn, caller, row, now).map(|_| true)
+    })
+}
+
+fn delete_row(
+    conn: &mut DbConn,
+    caller: &Caller,
+    row: ResourceRow,
+    now: i64,
+) -> Result<(), FhirError> {
+    let content = parse_content(&row)?;
+    caller.require_own_la(&managing_ods(&content)?)?;
+    store::release_identifiers(conn, PLAN.as_str(), &row.id)?;
+    let empty = store::IndexEntries::default();
+    write_version(conn, PLAN, &row.id, content, Some(&row), true, &empty, now)?;
+    if let Some(flag_row) = store::current(conn, FLAG.as_str(), &row.id)?.filter(|f| !f.deleted) {
+        let flag_content = parse_content(&flag_row)?;
+        write_version(
+            conn,
+            FLAG,
+            &row.id,
+            flag_content,
+            Some(&flag_row),
+            true,
+            &empty,
+            now,
+        )?;
+    }
+    Ok(())
+}
+
+/// The live plan holding an identifier, checked against the caller's LA.
+fn existing_plan(
+    conn: &mut DbConn,
+    caller: &Caller,
+    system: &str,
+    value: &str,
+) -> Result<Option<ResourceRow>, FhirError> {
+    let Some(id) = store::find_by_identifier(conn, PLAN.as_str(), system, value)? else {
+        return Ok(None);
+    };
+    let row = require_live(store::current(conn, PLAN.as_str(), &id)?, PLAN, &id)?;
+    caller.require_own_la(&managing_ods(&parse_content(&row)?)?)?;
+    Ok(Some(row))
+}
+
+fn managing_ods(content: &Value) -> Result<String, FhirError> {
+    referenced_ods(content.get("managingOrganization"))
+        .ok_or_else(|| FhirError::internal("a stored plan has no managing LA"))
+}
+
+fn unknown_la(plan: &Plan) -> FhirError {
+    FhirError::Invalid(vec![Issue::invalid(
+        "EpisodeOfCare.managingOrganization.identifier.value",
+        format!("{} is not a registered local authority", plan.managing_ods),
+    )])
+}
+
+fn insert(conn: &mut DbConn, input: &PlanInput, now: i64) -> Result<Written, FhirError> {
+    let plan = &input.plan;
+    let (org_id, la) = find_la(conn, &plan.managing_ods)?.ok_or_else(|| unknown_la(plan))?;
+    if store::find_by_identifier(
+        conn,
+        PLAN.as_str(),
+        &plan.identifier_system,
+        &plan.identifier_value,
+    )?
+    .is_some()
+    {
+        return Err(duplicate(plan));
+    }
+    let id = uuid::Uuid::new_v4().to_string();
+    store::claim_identifier(
+        conn,
+        PLAN.as_str(),
+        &plan.identifier_system,
+        &plan.identifier_value,
+        &id,
+    )?;
+    let row = write_version(
+        conn,
+        PLAN,
+        &id,
+        input.resource.clone(),
+        None,
+        false,
+        &plan.index_entries(),
+        now,
+    )?;
+    let flag_content = flag::derive(&id, plan, &org_id, &la);
+    write_version(
+        conn,
+        FLAG,
+        &id,
+        flag_content,
+        None,
+        false,
+        &flag::index_entries(plan),
+        now,
+    )?;
+    Ok(Written { row, created: true })
+}
+
+/// Writes `input` over the current plan: ownership of both the old and the new version,
+/// If-Match, the status rules, the identifier's uniqueness, then plan and Flag together.
+fn replace(
+    conn: &mut DbConn,
+    caller: &Caller,
+    current: ResourceRow,
+    input: &PlanInput,
+    if_match: Option<i64>,
+    now: i64,
+) -> Result<Written, FhirError> {
+    let existing = parse_content(&current)?;
+    caller.require_own_la(&managing_ods(&existing)?)?;
+    check_if_match(if_match, &current)?;
+    let plan = &input.plan;
+    let old_status = existing
+        .get("status")
+        .and_then(Value::as_str)
+        .and_then(|s| s.parse::<PlanStatus>().ok());
+    if old_status == Some(PlanStatus::EnteredInError) && plan.status != PlanStatus::EnteredInError {
+        return Err(FhirError::ForbiddenUpdate {
+            expression: Some("EpisodeOfCare.status".into()),
+            reason: "a plan marked entered-in-error cannot be changed back".into(),
+        });
+    }
+    if same_content(&existing, &input.resource) {
+        return Ok(Written {
+            row: current,
+            created: false,
+        });
+    }
+    let (org_id, la) = find_la(conn, &plan.managing_ods)?.ok_or_else(|| unknown_la(plan))?;
+    let id = current.id.clone();
+    let old_identifier = (
+        existing
+            .pointer("/identifier/0/system")
+            .and_then(Value::as_str),
+        existing
+            .pointer("/identifier/0/value")
+            .and_then(Value::as_str),
+    );
+    if old_identifier
+        != (
+            Some(plan.identifier_system.as_str()),
+            Some(plan.identifier_value.as_str()),
+        )
+    {
+        if store::find_by_identifier(
+            conn,
+            PLAN.as_str(),
+            &plan.identifier_system,
+            &plan.identifier_value,
+        )?
+        .is_some()
+        {
+            return Err(duplicate(plan));
+        }
+        store::release_identifiers(conn, PLAN.as_str(), &id)?;
+        store::claim_identifier(
+            conn,
+            PLAN.as_str(),
+            &plan.identifier_system,
+            &plan.identifier_value,
+            &id,
+        )?;
+    }
+    let row = write_version(
+        conn,
+        PLAN,
+        &id,
+        input.resource.clone(),
+        Some(&current),
+        false,
+        &plan.index_entries(),
+        now,
+    )?;
+    let new_flag = flag::derive(&id, plan, &org_id, &la);
+    match store::current(conn, FLAG.as_str(), &id)? {
+        Some(flag_row) if !flag_row.deleted => {
+            if !same_content(&parse_content(&flag_row)?, &new_flag) {
+                write_version(
+                    conn,
+                    FLAG,
+                    &id,
+                    new_flag,
+                    Some(&flag_row),
+                    false,
+                    &flag::index_entries(plan),
+                    now,
+                )?;
+            }
+        }
+        Some(flag_row) => {
+            write_version(
+                conn,
+                FLAG,
+                &id,
+                new_flag,
+                Some(&flag_row),
+                false,
+                &flag::index_entries(plan),
+                now,
+            )?;
+        }
+        None => {
+            write_version(
+                conn,
+                FLAG,
+                &id,
+                new_flag,
+                None,
+                false,
+                &flag::index_entries(plan),
+                now,
+            )?;
+        }
+    }
+    Ok(Written {
+        row,
+        created: false,
+    })
+}

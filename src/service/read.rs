@@ -1,0 +1,136 @@
+//! read, vread and instance history for every stored type, with each type's access rules:
+//! an LA sees only its own plans and flags; health-care never sees withdrawn
+//! (entered-in-error) plans; Flags show today's status.
+
+use serde_json::Value;
+
+use super::{parse_content, require_live};
+use crate::auth::{Action, Caller, Role};
+use crate::db::models::ResourceRow;
+use crate::db::{store, DbConn};
+use crate::error::FhirError;
+use crate::fhir::organization::referenced_ods;
+use crate::fhir::{flag, ResourceType};
+
+/// The action needed to read a type at all.
+pub fn read_action(ty: ResourceType) -> Action {
+    match ty {
+        ResourceType::Organization => Action::ReadOrganization,
+        ResourceType::EpisodeOfCare | ResourceType::Flag => Action::ReadPlan,
+    }
+}
+
+/// The ODS code of the LA that owns a plan or flag.
+pub fn owner_ods(ty: ResourceType, content: &Value) -> Option<String> {
+    match ty {
+        ResourceType::EpisodeOfCare => referenced_ods(content.get("managingOrganization")),
+        ResourceType::Flag => referenced_ods(content.get("author")),
+        ResourceType::Organization => None,
+    }
+}
+
+fn is_withdrawn(content: &Value) -> bool {
+    content.get("status").and_then(Value::as_str) == Some("entered-in-error")
+}
+
+/// Checks that `caller` may see this (live) resource, and renders it for them.
+fn visible(
+    caller: &Caller,
+    ty: ResourceType,
+    row: &ResourceRow,
+    now: i64,
+) -> Result<Value, FhirError> {
+    let mut content = parse_content(row)?;
+    if let Some(ods) = owner_ods(ty, &content) {
+        caller.require_own_la(&ods)?;
+        if caller.role() == Role::HealthCare && is_withdrawn(&content) {
+            return Err(FhirError::NotFound {
+                ty: ty.as_str().into(),
+                id: row.id.clone(),
+            });
+        }
+    }
+    if ty == ResourceType::Flag {
+        flag::render(&mut content, now);
+    }
+    Ok(content)
+}
+
+pub fn read(
+    conn: &mut DbConn,
+    caller: &Caller,
+    ty: ResourceType,
+    id: &str,
+    now: i64,
+) -> Result<(ResourceRow, Value), FhirError> {
+    caller.require(read_action(ty))?;
+    let row = require_live(store::current(conn, ty.as_str(), id)?, ty, id)?;
+    let content = visible(caller, ty, &row, now)?;
+    Ok((row, content))
+}
+
+pub fn vread(
+    conn: &mut DbConn,
+    caller: &Caller,
+    ty: ResourceType,
+    id: &str,
+    version: i64,
+    now: i64,
+) -> Result<(ResourceRow, Value), FhirError> {
+    caller.require(read_action(ty))?;
+    // Access is judged on the current version: who owns the plan now.
+    let current = require_live(store::current(conn, ty.as_str(), id)?, ty, id)?;
+    visible(caller, ty, &current, now)?;
+    let row = store::version(conn, ty.as_str(), id, version)?.ok_or_else(|| {
+        FhirError::VersionNotFound {
+            ty: ty.as_str().into(),
+            id: id.into(),
+            version: version.to_string(),
+        }
+    })?;
+    if row.deleted {
+        return Err(FhirError::Gone {
+            ty: ty.as_str().into(),
+            id: id.into(),
+        });
+    }
+    let mut content = parse_content(&row)?;
+    if ty == ResourceType::Flag {
+        flag::render(&mut content, now);
+    }
+    Ok((row, content))
+}
+
+/// Every version, newest first; a deleted version has no resource.
+pub fn history(
+    conn: &mut DbConn,
+    caller: &Caller,
+    ty: ResourceType,
+    id: &str,
+    now: i64,
+) -> Result<Vec<(ResourceRow, Option<Value>)>, FhirError> {
+    caller.require(read_action(ty))?;
+    let current = store::current(conn, ty.as_str(), id)?.ok_or_else(|| FhirError::NotFound {
+        ty: ty.as_str().into(),
+        id: id.into(),
+    })?;
+    // A deleted resource's history is still its owner's to see: judge by its last content.
+    let last = ResourceRow {
+        deleted: false,
+        ..current
+    };
+    visible(caller, ty, &last, now)?;
+    store::history(conn, ty.as_str(), id)?
+        .into_iter()
+        .map(|row| {
+            if row.deleted {
+                return Ok((row, None));
+            }
+            let mut content = parse_content(&row)?;
+            if ty == ResourceType::Flag {
+                flag::render(&mut content, now);
+            }
+            Ok((row, Some(content)))
+        })
+        .collect()
+}

@@ -1,0 +1,134 @@
+//! Search with each role's rules (SPEC §2, §4): health-care searches one NHS number at a time
+//! and never sees withdrawn plans; an LA searches only its own plans and flags.
+
+use std::collections::BTreeSet;
+
+use serde_json::Value;
+
+use super::organization::find_la;
+use super::parse_content;
+use super::read::read_action;
+use crate::auth::{Caller, Role};
+use crate::db::{store, DbConn};
+use crate::error::FhirError;
+use crate::fhir::bundle::SearchEntry;
+use crate::fhir::organization::referenced_ods;
+use crate::fhir::types::ODS_SYSTEM;
+use crate::fhir::{flag, ResourceType};
+use crate::search::parse::{Filter, TokenValue};
+use crate::search::{query, SearchRequest};
+
+pub struct Results {
+    pub entries: Vec<SearchEntry>,
+    pub total: i64,
+}
+
+/// The filters a caller's role adds to every search of `ty`.
+fn role_filters(caller: &Caller, req: &SearchRequest) -> Result<Vec<Filter>, FhirError> {
+    let plan_type = matches!(req.ty, ResourceType::EpisodeOfCare | ResourceType::Flag);
+    if !plan_type {
+        return Ok(Vec::new());
+    }
+    match caller.role() {
+        Role::HealthCare => {
+            if req.patients.len() != 1 {
+                return Err(FhirError::InvalidSearch {
+                    param: "patient:identifier".into(),
+                    reason: "health-care searches need exactly one NHS number (patient:identifier); the register cannot be browsed".into(),
+                });
+            }
+            let status_index = if req.ty == ResourceType::Flag {
+                "stored-status"
+            } else {
+                "status"
+            };
+            Ok(vec![Filter::NotToken {
+                index: status_index,
+                values: vec![TokenValue {
+                    system: None,
+                    value: "entered-in-error".into(),
+                }],
+            }])
+        }
+        Role::SocialCare => Ok(vec![Filter::Token {
+            index: "organization",
+            values: vec![TokenValue {
+                system: Some(ODS_SYSTEM.into()),
+                value: caller.org().unwrap_or_default().to_string(),
+            }],
+        }]),
+        Role::Operations => Ok(Vec::new()),
+    }
+}
+
+pub fn search(
+    conn: &mut DbConn,
+    caller: &Caller,
+    req: &SearchRequest,
+    now: i64,
+) -> Result<Results, FhirError> {
+    caller.require(read_action(req.ty))?;
+    let extra = role_filters(caller, req)?;
+    let page = query::execute(conn, req, &extra, now)?;
+    let mut entries = Vec::with_capacity(page.rows.len());
+    for row in &page.rows {
+        let mut resource = parse_content(row)?;
+        if req.ty == ResourceType::Flag {
+            flag::render(&mut resource, now);
+        }
+        entries.push(SearchEntry {
+            resource,
+            mode: "match",
+        });
+    }
+    let included = includes(conn, req, &entries)?;
+    entries.extend(included);
+    Ok(Results {
+        entries,
+        total: page.total,
+    })
+}
+
+/// The Organizations `_include`d by the matches (each once).
+fn includes(
+    conn: &mut DbConn,
+    req: &SearchRequest,
+    matches: &[SearchEntry],
+) -> Result<Vec<SearchEntry>, FhirError> {
+    if req.includes.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut org_ids = BTreeSet::new();
+    for m in matches {
+        match req.ty {
+            ResourceType::Flag => {
+                if let Some(id) = m
+                    .resource
+                    .pointer("/author/reference")
+                    .and_then(Value::as_str)
+                    .and_then(|r| r.strip_prefix("Organization/"))
+                {
+                    org_ids.insert(id.to_string());
+                }
+            }
+            ResourceType::EpisodeOfCare => {
+                if let Some(ods) = referenced_ods(m.resource.get("managingOrganization")) {
+                    if let Some((id, _)) = find_la(conn, &ods)? {
+                        org_ids.insert(id);
+                    }
+                }
+            }
+            ResourceType::Organization => {}
+        }
+    }
+    let ids: Vec<String> = org_ids.into_iter().collect();
+    store::current_many(conn, ResourceType::Organization.as_str(), &ids)?
+        .iter()
+        .map(|row| {
+            Ok(SearchEntry {
+                resource: parse_content(row)?,
+                mode: "include",
+            })
+        })
+        .collect()
+}

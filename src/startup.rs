@@ -1,0 +1,135 @@
+//! Building and running the application: the same path for `cpis serve` and the tests.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::dev::Server;
+use actix_web::{web, App, HttpServer};
+use tracing_actix_web::TracingLogger;
+
+use crate::api::{self, AppState};
+use crate::auth::jwt::Verifier;
+use crate::config::Config;
+use crate::db::{self, DbPool};
+use crate::validation::Profiles;
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    pool: DbPool,
+    base_url: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("database: {0}")]
+    Database(String),
+    #[error("JWT key: {0}")]
+    Key(String),
+    #[error("profiles: {0}")]
+    Profiles(String),
+    #[error("cannot listen on {bind}: {source}")]
+    Bind {
+        bind: String,
+        source: std::io::Error,
+    },
+}
+
+/// Opens the pool and runs the migrations (what `cpis migrate` does).
+pub fn prepare_database(config: &Config) -> Result<DbPool, StartupError> {
+    let pool = db::pool(&config.database_url, config.db_pool_size, config.db_timeout)
+        .map_err(StartupError::Database)?;
+    let mut conn = pool
+        .get()
+        .map_err(|e| StartupError::Database(format!("cannot connect: {e}")))?;
+    let applied = db::migrate(&mut conn).map_err(StartupError::Database)?;
+    if applied > 0 {
+        tracing::info!(migrations.applied = applied, "database migrated");
+    }
+    Ok(pool)
+}
+
+impl Application {
+    /// Migrates, seeds the sandbox if asked, binds (port 0 picks a free port) and builds the
+    /// server. Nothing is served until `run_until_stopped`.
+    pub fn build(config: Config) -> Result<Application, StartupError> {
+        let pool = prepare_database(&config)?;
+        if config.sandbox {
+            let mut conn = pool
+                .get()
+                .map_err(|e| StartupError::Database(e.to_string()))?;
+            crate::sandbox::seed(&mut conn).map_err(|e| StartupError::Database(e.to_string()))?;
+        }
+        let key = config.effective_key();
+        if config.uses_sandbox_secret() {
+            tracing::warn!("SANDBOX: tokens are verified with the fixed development secret; never use this in production");
+        }
+        let verifier = Verifier::new(&key, config.jwt_issuer.as_deref(), &config.jwt_audience)
+            .map_err(|e| StartupError::Key(e.to_string()))?;
+        let profiles = Arc::new(Profiles::load().map_err(StartupError::Profiles)?);
+        let listener = TcpListener::bind(&config.bind).map_err(|source| StartupError::Bind {
+            bind: config.bind.clone(),
+            source,
+        })?;
+        let address = listener.local_addr().map_err(|source| StartupError::Bind {
+            bind: config.bind.clone(),
+            source,
+        })?;
+        let base_url = config
+            .base_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{address}/FHIR/R4"));
+        let state = web::Data::new(AppState {
+            pool: pool.clone(),
+            base_url: base_url.clone(),
+            profiles,
+            max_body_bytes: config.max_body_bytes,
+        });
+        let verifier = web::Data::new(verifier);
+        let max_body = config.max_body_bytes;
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .wrap(actix_web::middleware::from_fn(crate::telemetry::request_id))
+                .wrap(TracingLogger::<crate::telemetry::PrivacyRootSpan>::new())
+                .app_data(state.clone())
+                .app_data(verifier.clone())
+                .app_data(web::PayloadConfig::new(max_body))
+                .configure(api::configure)
+        })
+        .listen(listener)
+        .map_err(|source| StartupError::Bind {
+            bind: config.bind.clone(),
+            source,
+        })?;
+        if let Some(workers) = config.workers {
+            server = server.workers(workers);
+        }
+        Ok(Application {
+            port: address.port(),
+            server: server.run(),
+            pool,
+            base_url,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    pub fn pool(&self) -> DbPool {
+        self.pool.clone()
+    }
+
+    /// A handle to stop the server gracefully.
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}

@@ -1,0 +1,247 @@
+//! Validation against the JSON Schema profiles bundled in `fhir-profiles/`: compiled once at
+//! start (`Profiles::load`), then each error becomes an `Issue` with a FHIRPath `expression`
+//! (`/type/0/coding/0/code` → `EpisodeOfCare.type[0].coding[0].code`).
+
+use std::collections::HashMap;
+
+use jsonschema::error::ValidationErrorKind;
+use jsonschema::{Draft, Resource, Validator};
+use serde_json::Value;
+
+use crate::error::Issue;
+use crate::fhir::types::PROFILE_BASE;
+
+/// The profiles, by file stem. Embedded so the binary validates the same way wherever it runs.
+const PROFILE_FILES: &[(&str, &str)] = &[
+    (
+        "Organization",
+        include_str!("../fhir-profiles/Organization.schema.json"),
+    ),
+    (
+        "EpisodeOfCare",
+        include_str!("../fhir-profiles/EpisodeOfCare.schema.json"),
+    ),
+    (
+        "Subscription",
+        include_str!("../fhir-profiles/Subscription.schema.json"),
+    ),
+    (
+        "Bundle-transaction",
+        include_str!("../fhir-profiles/Bundle-transaction.schema.json"),
+    ),
+    ("Flag", include_str!("../fhir-profiles/Flag.schema.json")),
+    (
+        "AuditEvent",
+        include_str!("../fhir-profiles/AuditEvent.schema.json"),
+    ),
+    (
+        "OperationOutcome",
+        include_str!("../fhir-profiles/OperationOutcome.schema.json"),
+    ),
+    (
+        "Bundle-searchset",
+        include_str!("../fhir-profiles/Bundle-searchset.schema.json"),
+    ),
+];
+const DATATYPES: &str = include_str!("../fhir-profiles/datatypes.schema.json");
+
+/// Every profile, compiled.
+pub struct Profiles {
+    validators: HashMap<&'static str, Validator>,
+}
+
+impl Profiles {
+    /// Parses and compiles every profile. Cross-file `$ref`s resolve through one registry of all
+    /// the files by their `$id`; nothing is fetched from the network.
+    pub fn load() -> Result<Profiles, String> {
+        let parse = |name: &str, text: &str| -> Result<Value, String> {
+            serde_json::from_str(text).map_err(|e| format!("profile {name} is not JSON: {e}"))
+        };
+        let mut documents = vec![("datatypes", parse("datatypes", DATATYPES)?)];
+        for (name, text) in PROFILE_FILES {
+            documents.push((name, parse(name, text)?));
+        }
+        let mut options = jsonschema::options().with_draft(Draft::Draft202012);
+        for (name, doc) in &documents {
+            let id = doc
+                .get("$id")
+                .and_then(Value::as_str)
+                .ok_or_else(|| format!("profile {name} has no $id"))?;
+            let resource =
+                Resource::from_contents(doc.clone()).map_err(|e| format!("profile {name}: {e}"))?;
+            options = options.with_resource(id.to_string(), resource);
+        }
+        let mut validators = HashMap::new();
+        for (name, doc) in documents.iter().skip(1) {
+            let validator = options
+                .build(doc)
+                .map_err(|e| format!("profile {name} does not compile: {e}"))?;
+            validators.insert(*name, validator);
+        }
+        Ok(Profiles { validators })
+    }
+
+    /// The canonical URL of a profile.
+    pub fn canonical(name: &str) -> String {
+        format!("{PROFILE_BASE}CPIS-{name}")
+    }
+
+    /// Validates `instance` against profile `name` (a file stem such as `EpisodeOfCare` or
+    /// `Bundle-transaction`); `root` starts each FHIRPath (`EpisodeOfCare`, `Bundle`).
+    pub fn validate(&self, name: &str, root: &str, instance: &Value) -> Vec<Issue> {
+        let Some(validator) = self.validators.get(name) else {
+            return vec![Issue::invalid(root, format!("no profile named {name}"))];
+        };
+        let mut issues: Vec<Issue> = Vec::new();
+        for error in validator.iter_errors(instance) {
+            let at = fhirpath(root, error.instance_path.as_str());
+            match &error.kind {
+                ValidationErrorKind::AdditionalProperties { unexpected } => {
+                    for name in unexpected {
+                        issues.push(Issue::not_allowed(
+                            child(&at, name),
+                            format!("{name} is not allowed here (CP-IS shares only the minimum)"),
+                        ));
+                    }
+                }
+                ValidationErrorKind::Required { property } => {
+                    let name = property.as_str().unwrap_or_default();
+                    issues.push(Issue::missing(
+                        child(&at, name),
+                        format!("{name} is required"),
+                    ));
+                }
+                ValidationErrorKind::FalseSchema => {
+                    issues.push(Issue::not_allowed(at, "this element is not allowed here"));
+                }
+                _ => issues.push(Issue::invalid(at, describe(&error))),
+            }
+        }
+        issues.dedup();
+        issues
+    }
+
+    pub fn names(&self) -> Vec<&'static str> {
+        let mut names: Vec<_> = self.validators.keys().copied().collect();
+        names.sort_unstable();
+        names
+    }
+}
+
+/// The validator's message, without echoing the whole offending value (it may be large, or
+/// personal data) beyond a short excerpt.
+fn describe(error: &jsonschema::ValidationError<'_>) -> String {
+    let message = error.to_string();
+    if message.len() > 200 {
+        let cut = (0..=200)
+            .rev()
+            .find(|i| message.is_char_boundary(*i))
+            .unwrap_or(0);
+        format!("{}…", message.get(..cut).unwrap_or_default())
+    } else {
+        message
+    }
+}
+
+fn child(parent: &str, name: &str) -> String {
+    format!("{parent}.{name}")
+}
+
+/// A JSON pointer (`/entry/3/resource/period/start`) as FHIRPath
+/// (`Bundle.entry[3].resource.period.start`).
+pub fn fhirpath(root: &str, pointer: &str) -> String {
+    let mut out = root.to_string();
+    for segment in pointer.split('/').skip(1) {
+        let segment = segment.replace("~1", "/").replace("~0", "~");
+        if !segment.is_empty() && segment.bytes().all(|b| b.is_ascii_digit()) {
+            out.push('[');
+            out.push_str(&segment);
+            out.push(']');
+        } else {
+            out.push('.');
+            out.push_str(&segment);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn profiles() -> Profiles {
+        Profiles::load().unwrap()
+    }
+
+    fn example(name: &str) -> Value {
+        let path = format!(
+            "{}/fhir-profiles/examples/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn json_pointers_become_fhirpath() {
+        assert_eq!(
+            fhirpath("EpisodeOfCare", "/type/0/coding/0/code"),
+            "EpisodeOfCare.type[0].coding[0].code"
+        );
+        assert_eq!(fhirpath("Bundle", ""), "Bundle");
+    }
+
+    #[test]
+    fn every_bundled_example_is_valid() {
+        let p = profiles();
+        for (file, profile, root) in [
+            ("organization-valid.json", "Organization", "Organization"),
+            (
+                "episode-of-care-valid.json",
+                "EpisodeOfCare",
+                "EpisodeOfCare",
+            ),
+            ("subscription-valid.json", "Subscription", "Subscription"),
+            (
+                "bundle-transaction-valid.json",
+                "Bundle-transaction",
+                "Bundle",
+            ),
+        ] {
+            assert_eq!(p.validate(profile, root, &example(file)), vec![], "{file}");
+        }
+    }
+
+    #[test]
+    fn a_missing_start_and_a_forbidden_reason_are_both_reported() {
+        let mut plan = example("episode-of-care-valid.json");
+        plan["period"].as_object_mut().unwrap().remove("start");
+        plan["reason"] = json!([{"text": "neglect"}]);
+        let issues = profiles().validate("EpisodeOfCare", "EpisodeOfCare", &plan);
+        let found: Vec<_> = issues
+            .iter()
+            .map(|i| (i.spine.code(), i.expression.clone().unwrap()))
+            .collect();
+        assert!(
+            found.contains(&("MISSING_VALUE", "EpisodeOfCare.period.start".into())),
+            "{found:?}"
+        );
+        assert!(
+            found.contains(&("ADDITIONAL_PROPERTIES", "EpisodeOfCare.reason".into())),
+            "{found:?}"
+        );
+    }
+
+    #[test]
+    fn an_unknown_plan_code_is_an_invalid_value_at_the_code() {
+        let mut plan = example("episode-of-care-valid.json");
+        plan["type"][0]["coding"][0]["code"] = json!("12345");
+        let issues = profiles().validate("EpisodeOfCare", "EpisodeOfCare", &plan);
+        assert_eq!(issues.len(), 1, "{issues:?}");
+        assert_eq!(issues[0].spine.code(), "INVALID_VALUE");
+        assert_eq!(
+            issues[0].expression.as_deref(),
+            Some("EpisodeOfCare.type[0].coding[0].code")
+        );
+    }
+}

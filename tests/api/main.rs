@@ -1,1 +1,10 @@
+//! Integration tests over HTTP against the real application, on SQLite by default and on
+//! PostgreSQL with `CPIS_TEST_DATABASE_URL=postgres://…`.
 
+mod auth;
+mod helpers;
+mod organization;
+mod plans;
+mod rest;
+mod search;
+mod storage;

@@ -1,0 +1,310 @@
+//! `TestApp`: the real application on a real port, with a fresh database per test: a SQLite
+//! file in a temporary directory, or, when `CPIS_TEST_DATABASE_URL` is set, a fresh PostgreSQL
+//! schema dropped afterwards. The same tests run on both engines.
+
+use std::sync::Once;
+
+use cpis::auth::jwt::{issue, JwtAlgorithm, KeyConfig, TokenRequest};
+use cpis::auth::Role;
+use cpis::config::Config;
+use cpis::db::DbPool;
+use cpis::startup::Application;
+use diesel::{Connection, PgConnection, RunQueryDsl};
+use reqwest::{Method, Response};
+use serde_json::{json, Value};
+
+pub const NHS: &str = "https://fhir.nhs.uk/Id/nhs-number";
+pub const ODS: &str = "https://fhir.nhs.uk/Id/ods-organization-code";
+pub const SNOMED: &str = "http://snomed.info/sct";
+pub const CPP: &str = "342191000000101";
+pub const LAC: &str = "764841000000100";
+pub const UCPP: &str = "818901000000100";
+/// Two local authorities and a hospital.
+pub const LA_A: &str = "E09000030";
+pub const LA_B: &str = "E08000025";
+pub const HOSPITAL: &str = "RJ1";
+
+static TRACING: Once = Once::new();
+
+/// The database a test runs on, removed when the test ends.
+enum TestDb {
+    Sqlite(#[allow(dead_code)] tempfile::TempDir),
+    Postgres { admin_url: String, schema: String },
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let TestDb::Postgres { admin_url, schema } = self {
+            if let Ok(mut conn) = PgConnection::establish(admin_url) {
+                let _ = diesel::sql_query(format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+                    .execute(&mut conn);
+            }
+        }
+    }
+}
+
+/// `postgres` when the suite must run on PostgreSQL (`CPIS_TEST_ENGINE=postgres`): then a
+/// missing `CPIS_TEST_DATABASE_URL` is an error, never a silent fall-back to SQLite.
+fn postgres_url() -> Option<String> {
+    let url = std::env::var("CPIS_TEST_DATABASE_URL")
+        .ok()
+        .filter(|u| !u.is_empty());
+    if std::env::var("CPIS_TEST_ENGINE").as_deref() == Ok("postgres") {
+        assert!(
+            url.is_some(),
+            "CPIS_TEST_ENGINE=postgres but CPIS_TEST_DATABASE_URL is not set"
+        );
+    }
+    url
+}
+
+fn fresh_database() -> (String, TestDb) {
+    match postgres_url() {
+        Some(admin_url) => {
+            let schema = format!("test_{}", uuid::Uuid::new_v4().simple());
+            let mut conn =
+                PgConnection::establish(&admin_url).expect("connect to the PostgreSQL test server");
+            diesel::sql_query(format!("CREATE SCHEMA {schema}"))
+                .execute(&mut conn)
+                .expect("create test schema");
+            let sep = if admin_url.contains('?') { '&' } else { '?' };
+            let url = format!("{admin_url}{sep}options=-csearch_path%3D{schema}");
+            (url, TestDb::Postgres { admin_url, schema })
+        }
+        None => {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let url = format!("sqlite://{}/cpis.db", dir.path().display());
+            (url, TestDb::Sqlite(dir))
+        }
+    }
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub base: String,
+    pub client: reqwest::Client,
+    pub pool: DbPool,
+    pub config: Config,
+    handle: actix_web::dev::ServerHandle,
+    _db: TestDb,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        let handle = self.handle.clone();
+        // Stop the workers; the runtime may already be gone, so do not wait.
+        std::mem::drop(handle.stop(false));
+    }
+}
+
+impl TestApp {
+    pub async fn spawn() -> TestApp {
+        Self::spawn_with(|_| {}).await
+    }
+
+    pub async fn spawn_with(customise: impl FnOnce(&mut Config)) -> TestApp {
+        TRACING.call_once(|| {
+            if std::env::var("TEST_LOG").is_ok() {
+                cpis::telemetry::init(false);
+            }
+        });
+        let (url, db) = fresh_database();
+        let mut config = Config::for_tests(url);
+        customise(&mut config);
+        let app = Application::build(config.clone()).expect("build the application");
+        let address = format!("http://127.0.0.1:{}", app.port());
+        let base = app.base_url().to_string();
+        let pool = app.pool();
+        let handle = app.handle();
+        tokio::spawn(app.run_until_stopped());
+        TestApp {
+            address,
+            base,
+            client: reqwest::Client::new(),
+            pool,
+            config,
+            handle,
+            _db: db,
+        }
+    }
+
+    pub fn token_for(&self, req: &TokenRequest) -> String {
+        let KeyConfig::Secret(secret) = self.config.effective_key() else {
+            panic!("tests sign with the HS256 test secret");
+        };
+        issue(
+            req,
+            JwtAlgorithm::HS256,
+            secret.as_bytes(),
+            self.config.jwt_issuer.as_deref(),
+            &self.config.jwt_audience,
+        )
+        .unwrap()
+    }
+
+    /// A valid token for `role` at organisation `org`.
+    pub fn token(&self, role: Role, org: &str) -> String {
+        self.token_for(&token_request(role, org))
+    }
+
+    pub fn social(&self, la: &str) -> String {
+        self.token(Role::SocialCare, la)
+    }
+    pub fn health(&self) -> String {
+        self.token(Role::HealthCare, HOSPITAL)
+    }
+    pub fn ops(&self) -> String {
+        self.token(Role::Operations, "X26")
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+    ) -> Response {
+        let mut req = self.client.request(method, self.url(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req
+                .header("Content-Type", "application/fhir+json")
+                .body(b.to_string());
+        }
+        req.send().await.expect("request sent")
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> Response {
+        self.request(Method::GET, path, Some(token), None).await
+    }
+    pub async fn post(&self, path: &str, token: &str, body: &Value) -> Response {
+        self.request(Method::POST, path, Some(token), Some(body))
+            .await
+    }
+    pub async fn put(&self, path: &str, token: &str, body: &Value) -> Response {
+        self.request(Method::PUT, path, Some(token), Some(body))
+            .await
+    }
+    pub async fn delete(&self, path: &str, token: &str) -> Response {
+        self.request(Method::DELETE, path, Some(token), None).await
+    }
+
+    /// Registers an LA (as operations) and returns its Organization.
+    pub async fn create_la(&self, ods: &str) -> Value {
+        let res = self.post("/Organization", &self.ops(), &la_json(ods)).await;
+        assert_eq!(res.status(), 201, "create LA {ods}");
+        res.json().await.unwrap()
+    }
+
+    /// Creates a plan (as its LA) and returns it.
+    pub async fn create_plan(&self, plan: &Value) -> Value {
+        let la = plan["managingOrganization"]["identifier"]["value"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let res = self.post("/EpisodeOfCare", &self.social(&la), plan).await;
+        assert_eq!(
+            res.status(),
+            201,
+            "create plan: {}",
+            res.text().await.unwrap_or_default()
+        );
+        res.json().await.unwrap()
+    }
+
+    /// Flags of a child, as health-care sees them.
+    pub async fn flags_of(&self, nhs: &str) -> Value {
+        let res = self
+            .get(
+                &format!("/Flag?patient:identifier={NHS}|{nhs}"),
+                &self.health(),
+            )
+            .await;
+        assert_eq!(res.status(), 200);
+        res.json().await.unwrap()
+    }
+
+    /// How many rows a table holds (to show that a rejected request wrote nothing).
+    pub fn count_rows(&self, table: &str) -> i64 {
+        #[derive(diesel::QueryableByName)]
+        struct Count {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let mut conn = self.pool.get().unwrap();
+        diesel::sql_query(format!("SELECT COUNT(*) AS n FROM {table}"))
+            .get_result::<Count>(&mut *conn)
+            .unwrap()
+            .n
+    }
+
+    /// Row counts of every table: the whole database, for before/after comparisons.
+    pub fn snapshot(&self) -> Vec<i64> {
+        [
+            "resources",
+            "resource_versions",
+            "search_tokens",
+            "search_dates",
+            "unique_identifiers",
+        ]
+        .iter()
+        .map(|t| self.count_rows(t))
+        .collect()
+    }
+}
+
+pub fn token_request(role: Role, org: &str) -> TokenRequest {
+    TokenRequest {
+        sub: format!("user-{}", role.as_str()),
+        role,
+        org: Some(org.into()),
+        name: Some("Jane Smith".into()),
+        org_name: Some("Test organisation".into()),
+        job_role: Some("Staff Nurse".into()),
+        job_role_code: None,
+        ttl_seconds: 300,
+    }
+}
+
+pub fn la_json(ods: &str) -> Value {
+    json!({
+        "resourceType": "Organization",
+        "identifier": [{"system": ODS, "value": ods}],
+        "active": true,
+        "name": format!("Local authority {ods}"),
+        "telecom": [
+            {"system": "phone", "value": "020 7000 0001", "use": "work"},
+            {"system": "phone", "value": "020 7000 0999", "use": "mobile"}
+        ]
+    })
+}
+
+pub fn plan_system(la: &str) -> String {
+    format!("https://fhir.{}.gov.uk/Id/plan", la.to_ascii_lowercase())
+}
+
+/// An active child protection plan of `la` for `nhs`, referenced `reference`.
+pub fn plan_json(nhs: &str, la: &str, reference: &str) -> Value {
+    json!({
+        "resourceType": "EpisodeOfCare",
+        "identifier": [{"system": plan_system(la), "value": reference}],
+        "status": "active",
+        "type": [{"coding": [{"system": SNOMED, "code": CPP}]}],
+        "patient": {"identifier": {"system": NHS, "value": nhs}},
+        "managingOrganization": {"identifier": {"system": ODS, "value": la}},
+        "period": {"start": "2026-01-05"}
+    })
+}
+
+/// The Spine code of the first issue of an OperationOutcome.
+pub fn spine_code(outcome: &Value) -> &str {
+    outcome["issue"][0]["details"]["coding"][0]["code"]
+        .as_str()
+        .unwrap_or_default()
+}

@@ -72,10 +72,10 @@ fn predicate(ty: &str, filter: &Filter, now_ms: i64) -> SqlPredicate {
     let mut p = SqlPredicate::default();
     match filter {
         Filter::Token { index, values } => {
-            token_ids(&mut p.sql("resources.id IN ("), ty, index, values).sql(")")
+            token_ids(p.sql("resources.id IN ("), ty, index, values).sql(")")
         }
         Filter::NotToken { index, values } => {
-            token_ids(&mut p.sql("resources.id NOT IN ("), ty, index, values).sql(")")
+            token_ids(p.sql("resources.id NOT IN ("), ty, index, values).sql(")")
         }
         Filter::Date {
             index,

@@ -103,6 +103,12 @@ pub fn same_content(a: &Value, b: &Value) -> bool {
     strip(a) == strip(b)
 }
 
+/// What a new version is: live, with its search index entries, or a deletion.
+pub enum NewVersion<'a> {
+    Live(&'a crate::db::store::IndexEntries),
+    Deleted,
+}
+
 /// Writes the next version of a resource (version 1 when `previous` is None) with its index
 /// entries; a deleted version keeps the last content and leaves the index empty. Fails with 412
 /// when another writer changed the resource since `previous` was read.
@@ -112,11 +118,15 @@ pub fn write_version(
     id: &str,
     mut content: Value,
     previous: Option<&ResourceRow>,
-    deleted: bool,
-    entries: &crate::db::store::IndexEntries,
+    state: NewVersion<'_>,
     now: i64,
 ) -> Result<ResourceRow, FhirError> {
     use crate::db::store;
+    let empty = store::IndexEntries::default();
+    let (deleted, entries) = match state {
+        NewVersion::Live(entries) => (false, entries),
+        NewVersion::Deleted => (true, &empty),
+    };
     let version = previous.map_or(1, |p| p.version_id + 1);
     crate::fhir::types::stamp(&mut content, ty, id, version, now);
     let row = ResourceRow {

@@ -3,7 +3,9 @@
 
 use serde_json::Value;
 
-use super::{check_if_match, parse_content, require_live, same_content, write_version, Written};
+use super::{
+    check_if_match, parse_content, require_live, same_content, write_version, NewVersion, Written,
+};
 use crate::auth::{Action, Caller, Role};
 use crate::db::{store, write_transaction, DbConn};
 use crate::error::{FhirError, Issue};
@@ -50,8 +52,7 @@ pub fn create(
             &id,
             normalise(resource, &la),
             None,
-            false,
-            &la.index_entries(),
+            NewVersion::Live(&la.index_entries()),
             now,
         )?;
         Ok(Written { row, created: true })
@@ -120,8 +121,7 @@ pub fn update(
             id,
             resource,
             Some(&current),
-            false,
-            &la.index_entries(),
+            NewVersion::Live(&la.index_entries()),
             now,
         )?;
         Ok(Written {

@@ -4,7 +4,9 @@
 use serde_json::Value;
 
 use super::organization::find_la;
-use super::{check_if_match, parse_content, require_live, same_content, write_version, Written};
+use super::{
+    check_if_match, parse_content, require_live, same_content, write_version, NewVersion, Written,
+};
 use crate::auth::{Action, Caller};
 use crate::db::models::ResourceRow;
 use crate::db::{store, write_transaction, DbConn};
@@ -184,8 +186,15 @@ fn delete_row(
     let content = parse_content(&row)?;
     caller.require_own_la(&managing_ods(&content)?)?;
     store::release_identifiers(conn, PLAN.as_str(), &row.id)?;
-    let empty = store::IndexEntries::default();
-    write_version(conn, PLAN, &row.id, content, Some(&row), true, &empty, now)?;
+    write_version(
+        conn,
+        PLAN,
+        &row.id,
+        content,
+        Some(&row),
+        NewVersion::Deleted,
+        now,
+    )?;
     if let Some(flag_row) = store::current(conn, FLAG.as_str(), &row.id)?.filter(|f| !f.deleted) {
         let flag_content = parse_content(&flag_row)?;
         write_version(
@@ -194,8 +203,7 @@ fn delete_row(
             &row.id,
             flag_content,
             Some(&flag_row),
-            true,
-            &empty,
+            NewVersion::Deleted,
             now,
         )?;
     }
@@ -256,8 +264,7 @@ fn insert(conn: &mut DbConn, input: &PlanInput, now: i64) -> Result<Written, Fhi
         &id,
         input.resource.clone(),
         None,
-        false,
-        &plan.index_entries(),
+        NewVersion::Live(&plan.index_entries()),
         now,
     )?;
     let flag_content = flag::derive(&id, plan, &org_id, &la);
@@ -267,8 +274,7 @@ fn insert(conn: &mut DbConn, input: &PlanInput, now: i64) -> Result<Written, Fhi
         &id,
         flag_content,
         None,
-        false,
-        &flag::index_entries(plan),
+        NewVersion::Live(&flag::index_entries(plan)),
         now,
     )?;
     Ok(Written { row, created: true })
@@ -345,8 +351,7 @@ fn replace(
         &id,
         input.resource.clone(),
         Some(&current),
-        false,
-        &plan.index_entries(),
+        NewVersion::Live(&plan.index_entries()),
         now,
     )?;
     let new_flag = flag::derive(&id, plan, &org_id, &la);
@@ -359,8 +364,7 @@ fn replace(
                     &id,
                     new_flag,
                     Some(&flag_row),
-                    false,
-                    &flag::index_entries(plan),
+                    NewVersion::Live(&flag::index_entries(plan)),
                     now,
                 )?;
             }
@@ -372,8 +376,7 @@ fn replace(
                 &id,
                 new_flag,
                 Some(&flag_row),
-                false,
-                &flag::index_entries(plan),
+                NewVersion::Live(&flag::index_entries(plan)),
                 now,
             )?;
         }
@@ -384,8 +387,7 @@ fn replace(
                 &id,
                 new_flag,
                 None,
-                false,
-                &flag::index_entries(plan),
+                NewVersion::Live(&flag::index_entries(plan)),
                 now,
             )?;
         }

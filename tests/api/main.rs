@@ -1,3 +1,10 @@
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    reason = "a test fails by panicking, loudly"
+)]
+
 //! Integration tests over HTTP against the real application, on SQLite by default and on
 //! PostgreSQL with `CPIS_TEST_DATABASE_URL=postgres://…`.
 

@@ -49,9 +49,7 @@ async fn every_listed_search_parameter_and_include_works() {
         let ty = resource["type"].as_str().unwrap();
         for p in resource["searchParam"].as_array().unwrap() {
             let name = p["name"].as_str().unwrap();
-            let value = if name == "status" && ty == "Flag" {
-                "active"
-            } else if name == "status" {
+            let value = if name == "status" {
                 "active"
             } else {
                 sample(p["type"].as_str().unwrap())

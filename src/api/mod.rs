@@ -95,6 +95,6 @@ async fn method_not_allowed(req: HttpRequest) -> Result<HttpResponse, FhirError>
 async fn not_found(req: HttpRequest) -> Result<HttpResponse, FhirError> {
     Err(FhirError::NotFound {
         ty: "endpoint".into(),
-        id: req.path().to_string(),
+        id: req.path().trim_start_matches('/').to_string(),
     })
 }

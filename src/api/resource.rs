@@ -40,6 +40,16 @@ fn not_allowed(ty: ResourceType, interaction: &str) -> FhirError {
     }
 }
 
+/// The least a role must be allowed to write this type at all: checked before the body is
+/// looked at, so a caller who may not write learns nothing from validation.
+fn write_action(ty: ResourceType) -> FhirResult<Action> {
+    match ty {
+        ResourceType::Organization => Ok(Action::UpdateOwnOrganizationTelecom),
+        ResourceType::EpisodeOfCare => Ok(Action::WritePlan),
+        ResourceType::Flag => Err(not_allowed(ty, "write")),
+    }
+}
+
 /// The answer to a create or update: 201 with Location when created, else 200.
 fn written(state: &AppState, req: &HttpRequest, w: Written) -> FhirResult<FhirResponse> {
     let status = if w.created {
@@ -162,10 +172,12 @@ pub async fn create(
 ) -> FhirResult<FhirResponse> {
     let ty = resource_type(&req)?;
     tracing::Span::current().record("fhir.type", ty.as_str());
+    caller.require(write_action(ty)?)?;
     let resource = body.resource(ty.as_str())?;
     let now = now_ms();
     let w = match ty {
         ResourceType::Organization => {
+            caller.require(Action::WriteOrganization)?;
             let la = service::organization::check(&state.profiles, &resource)?;
             db::run(&state.pool, move |conn| {
                 service::organization::create(conn, &caller, resource, la, now)
@@ -211,6 +223,7 @@ pub async fn update(
     let ty = resource_type(&req)?;
     tracing::Span::current().record("fhir.type", ty.as_str());
     let (_, id) = path.into_inner();
+    caller.require(write_action(ty)?)?;
     let resource = body.resource(ty.as_str())?;
     check_body_id(&resource, &id)?;
     let version = if_match(&req)?;
@@ -246,6 +259,7 @@ pub async fn conditional_update(
     if ty != ResourceType::EpisodeOfCare {
         return Err(not_allowed(ty, "conditional update"));
     }
+    caller.require(Action::WritePlan)?;
     let identifier = conditional_identifier(ty, req.query_string())?;
     let input = PlanInput::check(&state.profiles, body.resource(ty.as_str())?)?;
     let version = if_match(&req)?;
@@ -305,6 +319,9 @@ pub async fn validate(
 ) -> FhirResult<FhirResponse> {
     let ty = resource_type(&req)?;
     caller.require(Action::Validate)?;
+    if ty == ResourceType::Flag {
+        return Err(not_allowed(ty, "$validate"));
+    }
     for (name, value) in url::form_urlencoded::parse(req.query_string().as_bytes()) {
         match name.as_ref() {
             "profile" if value == Profiles::canonical(ty.as_str()) => {}

@@ -81,6 +81,8 @@ fn configure_sqlite(conn: &mut SqliteConnection) -> QueryResult<()> {
     diesel::sql_query("PRAGMA foreign_keys = ON").execute(conn)?;
     diesel::sql_query("PRAGMA synchronous = NORMAL").execute(conn)?;
     diesel::sql_query("PRAGMA cache_size = -16000").execute(conn)?;
+    // Reads straight from the OS page cache instead of a copy per page read.
+    diesel::sql_query("PRAGMA mmap_size = 268435456").execute(conn)?;
     Ok(())
 }
 

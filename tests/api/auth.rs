@@ -249,3 +249,33 @@ async fn an_las_searches_return_only_its_own_plans() {
         .unwrap();
     assert_eq!(all["total"], 2);
 }
+
+/// A caller who may not write learns nothing from validation: 403 before the body is read.
+#[tokio::test]
+async fn the_role_is_checked_before_the_body_is_validated() {
+    let app = TestApp::spawn().await;
+    let la = app.create_la(LA_A).await;
+    let invalid_plan = serde_json::json!({"resourceType": "EpisodeOfCare"});
+    for token in [app.health(), app.ops()] {
+        assert_eq!(
+            app.post("/EpisodeOfCare", &token, &invalid_plan)
+                .await
+                .status(),
+            403
+        );
+        let path = format!("/EpisodeOfCare?identifier={}|P-1", plan_system(LA_A));
+        assert_eq!(app.put(&path, &token, &invalid_plan).await.status(), 403);
+    }
+    let invalid_org = serde_json::json!({"resourceType": "Organization", "id": la["id"]});
+    assert_eq!(
+        app.post("/Organization", &app.social(LA_A), &invalid_org)
+            .await
+            .status(),
+        403
+    );
+    let path = format!("/Organization/{}", la["id"].as_str().unwrap());
+    assert_eq!(
+        app.put(&path, &app.health(), &invalid_org).await.status(),
+        403
+    );
+}

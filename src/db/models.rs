@@ -19,6 +19,31 @@ pub struct ResourceRow {
     pub content: String,
 }
 
+/// A history row as read back; the same shape as `ResourceRow`.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = resource_versions)]
+pub struct StoredVersion {
+    pub resource_type: String,
+    pub id: String,
+    pub version_id: i64,
+    pub last_updated: i64,
+    pub deleted: bool,
+    pub content: String,
+}
+
+impl From<StoredVersion> for ResourceRow {
+    fn from(v: StoredVersion) -> Self {
+        ResourceRow {
+            resource_type: v.resource_type,
+            id: v.id,
+            version_id: v.version_id,
+            last_updated: v.last_updated,
+            deleted: v.deleted,
+            content: v.content,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Insertable)]
 #[diesel(table_name = resource_versions)]
 pub struct VersionRow<'a> {

@@ -4,7 +4,7 @@
 
 use diesel::prelude::*;
 
-use super::models::{DateRow, IdentifierRow, ResourceRow, TokenRow, VersionRow};
+use super::models::{DateRow, IdentifierRow, ResourceRow, StoredVersion, TokenRow, VersionRow};
 use super::schema::{
     resource_versions, resources, search_dates, search_tokens, unique_identifiers,
 };
@@ -76,17 +76,10 @@ pub fn version(
         .filter(resource_versions::resource_type.eq(ty))
         .filter(resource_versions::id.eq(id))
         .filter(resource_versions::version_id.eq(version))
-        .select((
-            resource_versions::resource_type,
-            resource_versions::id,
-            resource_versions::version_id,
-            resource_versions::last_updated,
-            resource_versions::deleted,
-            resource_versions::content,
-        ))
-        .first::<(String, String, i64, i64, bool, String)>(conn)
+        .select(StoredVersion::as_select())
+        .first(conn)
         .optional()
-        .map(|row| row.map(row_from_tuple))
+        .map(|row| row.map(ResourceRow::from))
 }
 
 /// Every version, newest first.
@@ -95,36 +88,9 @@ pub fn history(conn: &mut DbConn, ty: &str, id: &str) -> QueryResult<Vec<Resourc
         .filter(resource_versions::resource_type.eq(ty))
         .filter(resource_versions::id.eq(id))
         .order(resource_versions::version_id.desc())
-        .select((
-            resource_versions::resource_type,
-            resource_versions::id,
-            resource_versions::version_id,
-            resource_versions::last_updated,
-            resource_versions::deleted,
-            resource_versions::content,
-        ))
-        .load::<(String, String, i64, i64, bool, String)>(conn)
-        .map(|rows| rows.into_iter().map(row_from_tuple).collect())
-}
-
-fn row_from_tuple(
-    (resource_type, id, version_id, last_updated, deleted, content): (
-        String,
-        String,
-        i64,
-        i64,
-        bool,
-        String,
-    ),
-) -> ResourceRow {
-    ResourceRow {
-        resource_type,
-        id,
-        version_id,
-        last_updated,
-        deleted,
-        content,
-    }
+        .select(StoredVersion::as_select())
+        .load(conn)
+        .map(|rows| rows.into_iter().map(ResourceRow::from).collect())
 }
 
 fn insert_version(conn: &mut DbConn, row: &ResourceRow) -> QueryResult<()> {

@@ -395,12 +395,10 @@ impl From<diesel::result::Error> for FhirError {
     fn from(e: diesel::result::Error) -> Self {
         use diesel::result::{DatabaseErrorKind, Error};
         match e {
-            Error::DatabaseError(DatabaseErrorKind::UniqueViolation, info) => FhirError::Conflict {
+            // The database's own message names tables: keep it out of the client's answer.
+            Error::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => FhirError::Conflict {
                 expression: None,
-                reason: format!(
-                    "a resource with this identifier already exists ({})",
-                    info.message()
-                ),
+                reason: "a resource with this identifier already exists".into(),
             },
             Error::DatabaseError(DatabaseErrorKind::ClosedConnection, info) => {
                 FhirError::Unavailable(format!("database connection closed: {}", info.message()))

@@ -75,8 +75,7 @@ fn caller(role: Role, org: &str) -> Caller {
     })
 }
 
-pub fn seed(conn: &mut DbConn) -> Result<(), FhirError> {
-    let profiles = Profiles::load().map_err(FhirError::internal)?;
+pub fn seed(conn: &mut DbConn, profiles: &Profiles) -> Result<(), FhirError> {
     let now = now_ms();
     for (ods, name, work, mobile) in LOCAL_AUTHORITIES {
         if service::organization::find_la(conn, ods)?.is_some() {
@@ -92,7 +91,7 @@ pub fn seed(conn: &mut DbConn) -> Result<(), FhirError> {
                 {"system": "phone", "value": mobile, "use": "mobile"}
             ]
         });
-        let la = service::organization::check(&profiles, &org)?;
+        let la = service::organization::check(profiles, &org)?;
         service::organization::create(conn, &caller(Role::Operations, "X26"), org, la, now)?;
     }
     for (nhs, code, ods, reference, start) in PLANS {
@@ -106,7 +105,7 @@ pub fn seed(conn: &mut DbConn) -> Result<(), FhirError> {
             "managingOrganization": {"identifier": {"system": ODS_SYSTEM, "value": ods}},
             "period": {"start": start}
         });
-        let input = PlanInput::check(&profiles, plan)?;
+        let input = PlanInput::check(profiles, plan)?;
         service::plan::upsert(
             conn,
             &caller(Role::SocialCare, ods),

@@ -54,12 +54,6 @@ impl Application {
     /// server. Nothing is served until `run_until_stopped`.
     pub fn build(config: Config) -> Result<Application, StartupError> {
         let pool = prepare_database(&config)?;
-        if config.sandbox {
-            let mut conn = pool
-                .get()
-                .map_err(|e| StartupError::Database(e.to_string()))?;
-            crate::sandbox::seed(&mut conn).map_err(|e| StartupError::Database(e.to_string()))?;
-        }
         let key = config.effective_key();
         if config.uses_sandbox_secret() {
             tracing::warn!("SANDBOX: tokens are verified with the fixed development secret; never use this in production");
@@ -67,6 +61,13 @@ impl Application {
         let verifier = Verifier::new(&key, config.jwt_issuer.as_deref(), &config.jwt_audience)
             .map_err(|e| StartupError::Key(e.to_string()))?;
         let profiles = Arc::new(Profiles::load().map_err(StartupError::Profiles)?);
+        if config.sandbox {
+            let mut conn = pool
+                .get()
+                .map_err(|e| StartupError::Database(e.to_string()))?;
+            crate::sandbox::seed(&mut conn, &profiles)
+                .map_err(|e| StartupError::Database(e.to_string()))?;
+        }
         let listener = TcpListener::bind(&config.bind).map_err(|source| StartupError::Bind {
             bind: config.bind.clone(),
             source,

@@ -98,7 +98,9 @@ fn includes(
     if req.includes.is_empty() {
         return Ok(Vec::new());
     }
+    // Flags name their LA's Organization id; plans name its ODS code (resolved once per LA).
     let mut org_ids = BTreeSet::new();
+    let mut ods_codes = BTreeSet::new();
     for m in matches {
         match req.ty {
             ResourceType::Flag => {
@@ -112,13 +114,14 @@ fn includes(
                 }
             }
             ResourceType::EpisodeOfCare => {
-                if let Some(ods) = referenced_ods(m.resource.get("managingOrganization")) {
-                    if let Some((id, _)) = find_la(conn, &ods)? {
-                        org_ids.insert(id);
-                    }
-                }
+                ods_codes.extend(referenced_ods(m.resource.get("managingOrganization")));
             }
             ResourceType::Organization => {}
+        }
+    }
+    for ods in ods_codes {
+        if let Some((id, _)) = find_la(conn, &ods)? {
+            org_ids.insert(id);
         }
     }
     let ids: Vec<String> = org_ids.into_iter().collect();

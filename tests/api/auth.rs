@@ -136,8 +136,7 @@ async fn health_care_may_not_write_plans() {
             &plan_json("9449306753", LA_A, "P-1"),
         )
         .await;
-    assert_eq!(res.status(), 403);
-    assert_eq!(spine_code(&res.json().await.unwrap()), "ACCESS_DENIED");
+    expect_outcome(res, 403, "ACCESS_DENIED").await;
     assert_eq!(app.count_rows("resources"), 1, "only the LA exists");
 }
 
@@ -171,8 +170,7 @@ async fn an_la_cannot_create_a_plan_for_another_la() {
             &plan_json("9449306753", LA_A, "P-1"),
         )
         .await;
-    assert_eq!(res.status(), 403);
-    assert_eq!(spine_code(&res.json().await.unwrap()), "ACCESS_DENIED");
+    expect_outcome(res, 403, "ACCESS_DENIED").await;
 }
 
 #[tokio::test]

@@ -180,6 +180,31 @@ impl TestApp {
         req.send().await.expect("request sent")
     }
 
+    /// A FHIR request with extra headers (If-Match, If-None-Exist, Prefer, …); a body is sent
+    /// as `application/fhir+json`.
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        token: &str,
+        body: Option<&Value>,
+        headers: &[(&str, &str)],
+    ) -> Response {
+        let mut req = self
+            .client
+            .request(method, self.url(path))
+            .bearer_auth(token);
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        if let Some(b) = body {
+            req = req
+                .header("Content-Type", "application/fhir+json")
+                .body(b.to_string());
+        }
+        req.send().await.expect("request sent")
+    }
+
     pub async fn get(&self, path: &str, token: &str) -> Response {
         self.request(Method::GET, path, Some(token), None).await
     }
@@ -300,6 +325,21 @@ pub fn plan_json(nhs: &str, la: &str, reference: &str) -> Value {
         "managingOrganization": {"identifier": {"system": ODS, "value": la}},
         "period": {"start": "2026-01-05"}
     })
+}
+
+/// Asserts an error response: its status, and the Spine code of its first issue. Returns the
+/// OperationOutcome for further checks.
+pub async fn expect_outcome(res: Response, status: u16, spine: &str) -> Value {
+    let url = format!(
+        "{} {}",
+        res.url().path(),
+        res.url().query().unwrap_or_default()
+    );
+    assert_eq!(res.status(), status, "{url}");
+    let outcome: Value = res.json().await.expect("an OperationOutcome body");
+    assert_eq!(outcome["resourceType"], "OperationOutcome", "{url}");
+    assert_eq!(spine_code(&outcome), spine, "{url}: {outcome}");
+    outcome
 }
 
 /// The Spine code of the first issue of an OperationOutcome.

@@ -76,16 +76,16 @@ async fn an_update_with_the_current_if_match_makes_version_2_and_updates_the_fla
     let id = plan["id"].as_str().unwrap().to_string();
     plan["status"] = json!("finished");
     plan["period"]["end"] = json!("2026-03-01");
+    let path = format!("/EpisodeOfCare/{id}");
     let res = app
-        .client
-        .put(app.url(&format!("/EpisodeOfCare/{id}")))
-        .bearer_auth(app.social(LA_A))
-        .header("Content-Type", "application/fhir+json")
-        .header("If-Match", "W/\"1\"")
-        .body(plan.to_string())
-        .send()
-        .await
-        .unwrap();
+        .send(
+            Method::PUT,
+            &path,
+            &app.social(LA_A),
+            Some(&plan),
+            &[("If-Match", "W/\"1\"")],
+        )
+        .await;
     assert_eq!(res.status(), 200);
     assert_eq!(res.headers()["etag"], "W/\"2\"");
     let flag: Value = app
@@ -105,23 +105,14 @@ async fn plan_update_with_stale_if_match_is_412_and_changes_nothing() {
     let mut plan = app.create_plan(&plan_json("9449306753", LA_A, "P-1")).await;
     let id = plan["id"].as_str().unwrap().to_string();
     plan["status"] = json!("finished");
-    let put = |if_match: &'static str| {
-        app.client
-            .put(app.url(&format!("/EpisodeOfCare/{id}")))
-            .bearer_auth(app.social(LA_A))
-            .header("Content-Type", "application/fhir+json")
-            .header("If-Match", if_match)
-            .body(plan.to_string())
-            .send()
-    };
-    assert_eq!(put("W/\"1\"").await.unwrap().status(), 200);
+    let path = format!("/EpisodeOfCare/{id}");
+    let token = app.social(LA_A);
+    let if_match_1 = [("If-Match", "W/\"1\"")];
+    let put = || app.send(Method::PUT, &path, &token, Some(&plan), &if_match_1);
+    assert_eq!(put().await.status(), 200);
     let before = app.snapshot();
-    let res = put("W/\"1\"").await.unwrap();
-    assert_eq!(res.status(), 412);
-    assert_eq!(
-        spine_code(&res.json().await.unwrap()),
-        "RESOURCE_VERSION_MISMATCH"
-    );
+    let res = put().await;
+    expect_outcome(res, 412, "RESOURCE_VERSION_MISMATCH").await;
     assert_eq!(app.snapshot(), before);
 }
 
@@ -191,8 +182,7 @@ async fn an_unknown_id_is_404_and_put_to_an_unknown_id_is_404() {
     let res = app
         .get("/EpisodeOfCare/does-not-exist", &app.social(LA_A))
         .await;
-    assert_eq!(res.status(), 404);
-    assert_eq!(spine_code(&res.json().await.unwrap()), "RESOURCE_NOT_FOUND");
+    expect_outcome(res, 404, "RESOURCE_NOT_FOUND").await;
     assert_eq!(
         app.get("/Flag/does-not-exist", &app.health())
             .await
@@ -224,11 +214,7 @@ async fn a_deleted_plan_and_its_flag_are_410_and_gone_from_search() {
     let res = app
         .get(&format!("/EpisodeOfCare/{id}"), &app.social(LA_A))
         .await;
-    assert_eq!(res.status(), 410);
-    assert_eq!(
-        spine_code(&res.json().await.unwrap()),
-        "INVALIDATED_RESOURCE"
-    );
+    expect_outcome(res, 410, "INVALIDATED_RESOURCE").await;
     assert_eq!(
         app.get(&format!("/Flag/{id}"), &app.health())
             .await
@@ -273,19 +259,16 @@ async fn a_duplicate_identifier_is_409_at_episode_of_care_identifier() {
 async fn conditional_create_returns_the_existing_plan() {
     let app = app_with_las().await;
     let plan = app.create_plan(&plan_json("9449306753", LA_A, "P-1")).await;
+    let condition = format!("identifier={}|P-1", plan_system(LA_A));
     let res = app
-        .client
-        .post(app.url("/EpisodeOfCare"))
-        .bearer_auth(app.social(LA_A))
-        .header("Content-Type", "application/fhir+json")
-        .header(
-            "If-None-Exist",
-            format!("identifier={}|P-1", plan_system(LA_A)),
+        .send(
+            Method::POST,
+            "/EpisodeOfCare",
+            &app.social(LA_A),
+            Some(&plan_json("9449306753", LA_A, "P-1")),
+            &[("If-None-Exist", &condition)],
         )
-        .body(plan_json("9449306753", LA_A, "P-1").to_string())
-        .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(res.status(), 200);
     assert_eq!(res.json::<Value>().await.unwrap()["id"], plan["id"]);
 }
@@ -294,22 +277,22 @@ async fn conditional_create_returns_the_existing_plan() {
 async fn twenty_concurrent_conditional_creates_make_one_plan() {
     let app = app_with_las().await;
     let token = app.social(LA_A);
-    let body = plan_json("9449306753", LA_A, "P-RACE").to_string();
+    let body = plan_json("9449306753", LA_A, "P-RACE");
     let condition = format!("identifier={}|P-RACE", plan_system(LA_A));
+    let if_none_exist = [("If-None-Exist", condition.as_str())];
     let requests = (0..20).map(|_| {
-        app.client
-            .post(app.url("/EpisodeOfCare"))
-            .bearer_auth(&token)
-            .header("Content-Type", "application/fhir+json")
-            .header("If-None-Exist", &condition)
-            .body(body.clone())
-            .send()
+        app.send(
+            Method::POST,
+            "/EpisodeOfCare",
+            &token,
+            Some(&body),
+            &if_none_exist,
+        )
     });
     let responses = futures::future::join_all(requests).await;
     let mut ids = std::collections::HashSet::new();
     let mut created = 0;
     for res in responses {
-        let res = res.unwrap();
         let status = res.status().as_u16();
         assert!(status == 200 || status == 201, "status {status}");
         created += usize::from(status == 201);
@@ -541,11 +524,7 @@ async fn flags_cannot_be_written_through_the_api() {
         let res = app
             .request(method.clone(), &path, Some(&app.social(LA_A)), Some(&flag))
             .await;
-        assert_eq!(res.status(), 405, "{method} {path}");
-        assert_eq!(
-            spine_code(&res.json().await.unwrap()),
-            "UNSUPPORTED_SERVICE"
-        );
+        expect_outcome(res, 405, "UNSUPPORTED_SERVICE").await;
     }
 }
 
@@ -553,15 +532,14 @@ async fn flags_cannot_be_written_through_the_api() {
 async fn prefer_return_minimal_sends_no_body() {
     let app = app_with_las().await;
     let res = app
-        .client
-        .post(app.url("/EpisodeOfCare"))
-        .bearer_auth(app.social(LA_A))
-        .header("Content-Type", "application/fhir+json")
-        .header("Prefer", "return=minimal")
-        .body(plan_json("9449306753", LA_A, "P-1").to_string())
-        .send()
-        .await
-        .unwrap();
+        .send(
+            Method::POST,
+            "/EpisodeOfCare",
+            &app.social(LA_A),
+            Some(&plan_json("9449306753", LA_A, "P-1")),
+            &[("Prefer", "return=minimal")],
+        )
+        .await;
     assert_eq!(res.status(), 201);
     assert!(res.headers().contains_key("location"));
     assert!(res.text().await.unwrap().is_empty());

@@ -134,11 +134,7 @@ async fn only_json_is_spoken() {
         .send()
         .await
         .unwrap();
-    assert_eq!(res.status(), 406);
-    assert_eq!(
-        spine_code(&res.json().await.unwrap()),
-        "UNSUPPORTED_SERVICE"
-    );
+    expect_outcome(res, 406, "UNSUPPORTED_SERVICE").await;
     let res = app
         .client
         .get(app.url("/Organization?_format=json"))
@@ -175,11 +171,7 @@ async fn an_oversized_body_is_413_and_writes_nothing() {
     let mut la = la_json(LA_A);
     la["name"] = json!("x".repeat(10_000));
     let res = app.post("/Organization", &app.ops(), &la).await;
-    assert_eq!(res.status(), 413);
-    assert_eq!(
-        spine_code(&res.json().await.unwrap()),
-        "FAILURE_TO_PROCESS_MESSAGE"
-    );
+    expect_outcome(res, 413, "FAILURE_TO_PROCESS_MESSAGE").await;
     assert_eq!(app.count_rows("resources"), 0);
 }
 

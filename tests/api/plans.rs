@@ -244,10 +244,8 @@ async fn a_duplicate_identifier_is_409_at_episode_of_care_identifier() {
             &plan_json("9000000009", LA_A, "P-1"),
         )
         .await;
-    assert_eq!(res.status(), 409);
-    let outcome: Value = res.json().await.unwrap();
+    let outcome = expect_outcome(res, 409, "INVALID_VALUE").await;
     assert_eq!(outcome["issue"][0]["code"], "duplicate");
-    assert_eq!(spine_code(&outcome), "INVALID_VALUE");
     assert_eq!(
         outcome["issue"][0]["expression"][0],
         "EpisodeOfCare.identifier"
@@ -397,9 +395,7 @@ async fn a_withdrawn_plan_is_hidden_from_health_care_at_once_and_cannot_be_react
     let res = app
         .put(&format!("/EpisodeOfCare/{id}"), &app.social(LA_A), &plan)
         .await;
-    assert_eq!(res.status(), 422);
-    let outcome: Value = res.json().await.unwrap();
-    assert_eq!(spine_code(&outcome), "FORBIDDEN_UPDATE");
+    let outcome = expect_outcome(res, 422, "FORBIDDEN_UPDATE").await;
     assert_eq!(outcome["issue"][0]["expression"][0], "EpisodeOfCare.status");
 }
 
@@ -414,9 +410,7 @@ async fn a_plan_of_an_unknown_la_is_422_at_the_managing_organization() {
             &plan_json("9449306753", "E06000001", "P-1"),
         )
         .await;
-    assert_eq!(res.status(), 422);
-    let outcome: Value = res.json().await.unwrap();
-    assert_eq!(spine_code(&outcome), "INVALID_VALUE");
+    let outcome = expect_outcome(res, 422, "INVALID_VALUE").await;
     assert_eq!(
         outcome["issue"][0]["expression"][0],
         "EpisodeOfCare.managingOrganization.identifier.value"

@@ -75,7 +75,14 @@ fn predicate(ty: &str, filter: &Filter, now_ms: i64) -> SqlPredicate {
             token_ids(p.sql("resources.id IN ("), ty, index, values).sql(")")
         }
         Filter::NotToken { index, values } => {
-            token_ids(p.sql("resources.id NOT IN ("), ty, index, values).sql(")")
+            // A correlated NOT EXISTS probes the primary key per candidate row, instead of
+            // materialising every excluded id first.
+            p.sql("NOT EXISTS (SELECT 1 FROM search_tokens WHERE resource_type = ")
+                .text(ty)
+                .sql(" AND resource_id = resources.id AND param = ")
+                .text(index)
+                .sql(" AND (");
+            token_values(&mut p, values).sql("))")
         }
         Filter::Date {
             index,
@@ -187,6 +194,11 @@ fn token_ids<'a>(
         .sql(" AND param = ")
         .text(index)
         .sql(" AND (");
+    token_values(p, values).sql(")")
+}
+
+/// `(value = ? [AND system = ?]) OR …`, or a false condition when `values` is empty.
+fn token_values<'a>(p: &'a mut SqlPredicate, values: &[TokenValue]) -> &'a mut SqlPredicate {
     for (i, v) in values.iter().enumerate() {
         if i > 0 {
             p.sql(" OR ");
@@ -200,7 +212,7 @@ fn token_ids<'a>(
     if values.is_empty() {
         p.sql("1 = 0");
     }
-    p.sql(")")
+    p
 }
 
 /// FHIR prefix semantics for a target range `[start, end)` against a search range `[lo, hi)`.

@@ -5,6 +5,7 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::auth::jwt::{JwtAlgorithm, KeyConfig};
+use crate::notify::DeliveryConfig;
 
 /// The fixed development secret used only with `CPIS_SANDBOX=1` and no key configured.
 pub const SANDBOX_SECRET: &str = "cpis-sandbox-development-secret-do-not-use-in-production";
@@ -39,6 +40,14 @@ pub struct Config {
     pub workers: Option<usize>,
     /// `CPIS_LOG_FORMAT`: `json` or `text` (default `text`).
     pub log_json: bool,
+    /// `CPIS_NOTIFY_ALLOWED_HOSTS`: comma-separated hosts Subscription endpoints may name;
+    /// unset = any host.
+    pub notify_allowed_hosts: Option<Vec<String>>,
+    /// `CPIS_NOTIFY_TIMEOUT_MS` (5000), `CPIS_NOTIFY_RETRY_BASE_MS` (1000),
+    /// `CPIS_NOTIFY_RETRY_MAX_MS` (300000), `CPIS_NOTIFY_POLL_MS` (1000).
+    pub delivery: DeliveryConfig,
+    /// `CPIS_NOTIFY_DISPATCHER=0` runs this process without delivering notifications.
+    pub dispatcher: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -67,6 +76,10 @@ where
             reason: format!("{e}"),
         }),
     }
+}
+
+fn millis(name: &'static str, default: u64) -> Result<Duration, ConfigError> {
+    parsed(name, default).map(Duration::from_millis)
 }
 
 impl Config {
@@ -136,6 +149,24 @@ impl Config {
                 Some(_) => Some(parsed("CPIS_WORKERS", 2usize)?),
             },
             log_json: matches!(var("CPIS_LOG_FORMAT").as_deref(), Some("json")),
+            notify_allowed_hosts: var("CPIS_NOTIFY_ALLOWED_HOSTS").map(|hosts| {
+                hosts
+                    .split(',')
+                    .map(|h| h.trim().to_string())
+                    .filter(|h| !h.is_empty())
+                    .collect()
+            }),
+            delivery: DeliveryConfig {
+                timeout: millis("CPIS_NOTIFY_TIMEOUT_MS", 5000)?,
+                base_backoff: millis("CPIS_NOTIFY_RETRY_BASE_MS", 1000)?,
+                max_backoff: millis("CPIS_NOTIFY_RETRY_MAX_MS", 300_000)?,
+                poll: millis("CPIS_NOTIFY_POLL_MS", 1000)?,
+                ..DeliveryConfig::default()
+            },
+            dispatcher: !matches!(
+                var("CPIS_NOTIFY_DISPATCHER").as_deref(),
+                Some("0" | "false" | "no")
+            ),
         })
     }
 
@@ -158,6 +189,15 @@ impl Config {
             db_timeout: Duration::from_millis(2000),
             workers: Some(2),
             log_json: false,
+            notify_allowed_hosts: None,
+            delivery: DeliveryConfig {
+                timeout: Duration::from_secs(2),
+                base_backoff: Duration::from_millis(100),
+                max_backoff: Duration::from_secs(1),
+                poll: Duration::from_millis(100),
+                ..DeliveryConfig::default()
+            },
+            dispatcher: true,
         }
     }
 

@@ -1,12 +1,14 @@
 //! CP-IS: Child Protection – Information Sharing, a FHIR R4 REST API server.
 
 pub mod api;
+pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod db;
 pub mod error;
 pub mod fhir;
+pub mod notify;
 pub mod sandbox;
 pub mod search;
 pub mod service;

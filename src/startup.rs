@@ -7,10 +7,15 @@ use actix_web::dev::Server;
 use actix_web::{web, App, HttpServer};
 use tracing_actix_web::TracingLogger;
 
+use tokio::sync::Notify;
+
 use crate::api::{self, AppState};
+use crate::audit::Auditor;
 use crate::auth::jwt::Verifier;
 use crate::config::Config;
 use crate::db::{self, DbPool};
+use crate::notify;
+use crate::service::subscription::EndpointPolicy;
 use crate::validation::Profiles;
 
 pub struct Application {
@@ -80,11 +85,22 @@ impl Application {
             .base_url
             .clone()
             .unwrap_or_else(|| format!("http://{address}/FHIR/R4"));
+        let wake_dispatcher = Arc::new(Notify::new());
+        let auditor = Auditor::start(pool.clone(), wake_dispatcher.clone())
+            .map_err(|e| StartupError::Database(format!("audit writer: {e}")))?;
+        if config.dispatcher {
+            notify::start(pool.clone(), &wake_dispatcher, config.delivery.clone())
+                .map_err(|e| StartupError::Database(format!("notification dispatcher: {e}")))?;
+        }
         let state = web::Data::new(AppState {
             pool: pool.clone(),
             base_url: base_url.clone(),
             profiles,
             max_body_bytes: config.max_body_bytes,
+            auditor,
+            endpoints: EndpointPolicy {
+                allowed_hosts: config.notify_allowed_hosts.clone(),
+            },
         });
         let verifier = web::Data::new(verifier);
         let max_body = config.max_body_bytes;

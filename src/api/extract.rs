@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use super::respond::Return;
 use crate::error::FhirError;
+use crate::fhir::audit_event::{CareSetting, CARE_SETTING_HEADER};
 
 /// A request body that is a JSON object, sent as `application/fhir+json` or `application/json`.
 pub struct FhirBody(pub Value);
@@ -131,4 +132,14 @@ pub fn prefer(req: &HttpRequest) -> Return {
         })
         .next()
         .unwrap_or_default()
+}
+
+/// `IsUnscheduledAccessEvent`: the care setting of an access (absent = unscheduled); any
+/// value but true/false is 400 `PRECONDITION_FAILED`.
+pub fn care_setting(req: &HttpRequest) -> Result<CareSetting, FhirError> {
+    let value = header_str(req, CARE_SETTING_HEADER)?;
+    CareSetting::from_header(value).map_err(|reason| FhirError::BadHeader {
+        header: CARE_SETTING_HEADER.into(),
+        reason,
+    })
 }

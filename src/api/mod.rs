@@ -11,21 +11,28 @@
 //! | `/Flag`, `/Flag/{id}`                      | GET (writes are 405)          | as EpisodeOfCare reads             |
 //! | `/{type}/{id}/_history[/{vid}]`            | GET history, vread            | as read                            |
 //! | `/{type}/$validate`                        | POST                          | social-care, operations            |
+//! | `/AuditEvent`                              | GET search (writes are 405)   | health-care one child; LA own children; operations all |
+//! | `/AuditEvent/{id}`                         | GET read (writes are 405)     | LA own children; operations        |
+//! | `/Subscription`, `/Subscription/{id}`      | GET, POST / GET, PUT, DELETE  | social-care own LA; operations reads |
 //! | `/_health` (server root)                   | GET                           | anyone (no token)                  |
 
+pub mod access;
 pub mod extract;
 pub mod health;
 pub mod metadata;
 pub mod negotiate;
 pub mod resource;
 pub mod respond;
+pub mod subscription;
 
 use std::sync::Arc;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 
+use crate::audit::Auditor;
 use crate::db::DbPool;
 use crate::error::FhirError;
+use crate::service::subscription::EndpointPolicy;
 use crate::validation::Profiles;
 
 /// What every handler may use.
@@ -35,6 +42,10 @@ pub struct AppState {
     pub base_url: String,
     pub profiles: Arc<Profiles>,
     pub max_body_bytes: usize,
+    /// Records accesses (AuditEvents) before responses are sent.
+    pub auditor: Auditor,
+    /// Where Subscription endpoints may point.
+    pub endpoints: EndpointPolicy,
 }
 
 /// Resource types with a REST endpoint; anything else under the base is 404.
@@ -46,6 +57,29 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             web::scope("/FHIR/R4")
                 .wrap(actix_web::middleware::from_fn(negotiate::negotiate))
                 .route("/metadata", web::get().to(metadata::capabilities))
+                .service(
+                    web::resource("/AuditEvent")
+                        .route(web::get().to(access::search))
+                        .default_service(web::to(method_not_allowed)),
+                )
+                .service(
+                    web::resource("/AuditEvent/{id}")
+                        .route(web::get().to(access::read))
+                        .default_service(web::to(method_not_allowed)),
+                )
+                .service(
+                    web::resource("/Subscription")
+                        .route(web::get().to(subscription::search))
+                        .route(web::post().to(subscription::create))
+                        .default_service(web::to(method_not_allowed)),
+                )
+                .service(
+                    web::resource("/Subscription/{id}")
+                        .route(web::get().to(subscription::read))
+                        .route(web::put().to(subscription::update))
+                        .route(web::delete().to(subscription::delete))
+                        .default_service(web::to(method_not_allowed)),
+                )
                 .service(
                     web::resource(format!("/{TYPES}/$validate"))
                         .route(web::post().to(resource::validate))

@@ -5,12 +5,14 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest};
 use serde_json::Value;
 
-use super::extract::{if_match, if_none_exist, prefer, FhirBody};
+use super::extract::{care_setting, if_match, if_none_exist, prefer, FhirBody};
 use super::respond::FhirResponse;
 use super::AppState;
+use crate::audit::{self, AccessContext, Returned};
 use crate::auth::{Action, Caller};
 use crate::db::{self, models::ResourceRow};
 use crate::error::{information_outcome, operation_outcome, FhirError, FhirResult};
+use crate::fhir::audit_event::{AccessKind, CareSetting};
 use crate::fhir::{bundle, ResourceType};
 use crate::search;
 use crate::service::{self, conditional_identifier, now_ms, plan::PlanInput, Written};
@@ -50,6 +52,25 @@ fn write_action(ty: ResourceType) -> FhirResult<Action> {
     }
 }
 
+/// Records the accesses a response makes (SPEC §3 AuditEvent); it returns once they are
+/// committed, so nothing is shown that was not recorded.
+async fn record_access(
+    state: &AppState,
+    caller: &Caller,
+    kind: AccessKind,
+    care_setting: CareSetting,
+    returned: &[Returned<'_>],
+) -> FhirResult<()> {
+    let ctx = AccessContext {
+        caller,
+        kind,
+        care_setting,
+        now_ms: now_ms(),
+        observer: &state.base_url,
+    };
+    state.auditor.record(audit::accesses(&ctx, returned)).await
+}
+
 /// The answer to a create or update: 201 with Location when created, else 200.
 fn written(state: &AppState, req: &HttpRequest, w: Written) -> FhirResult<FhirResponse> {
     let status = if w.created {
@@ -73,11 +94,18 @@ pub async fn read(
 ) -> FhirResult<FhirResponse> {
     let ty = resource_type(&req)?;
     tracing::Span::current().record("fhir.type", ty.as_str());
+    let setting = care_setting(&req)?;
     let (_, id) = path.into_inner();
+    let reader = caller.clone();
     let (row, content) = db::run(&state.pool, move |conn| {
-        service::read::read(conn, &caller, ty, &id, now_ms())
+        service::read::read(conn, &reader, ty, &id, now_ms())
     })
     .await?;
+    let returned = [Returned {
+        ty,
+        content: &content,
+    }];
+    record_access(&state, &caller, AccessKind::Read, setting, &returned).await?;
     Ok(FhirResponse::resource(StatusCode::OK, &row, content))
 }
 
@@ -96,10 +124,17 @@ pub async fn vread(
         id: id.clone(),
         version: vid.clone(),
     })?;
+    let setting = care_setting(&req)?;
+    let reader = caller.clone();
     let (row, content) = db::run(&state.pool, move |conn| {
-        service::read::vread(conn, &caller, ty, &id, version, now_ms())
+        service::read::vread(conn, &reader, ty, &id, version, now_ms())
     })
     .await?;
+    let returned = [Returned {
+        ty,
+        content: &content,
+    }];
+    record_access(&state, &caller, AccessKind::Read, setting, &returned).await?;
     Ok(FhirResponse::resource(StatusCode::OK, &row, content))
 }
 
@@ -113,11 +148,18 @@ pub async fn history_instance(
     let ty = resource_type(&req)?;
     tracing::Span::current().record("fhir.type", ty.as_str());
     let (_, id) = path.into_inner();
+    let setting = care_setting(&req)?;
     let history_id = id.clone();
+    let reader = caller.clone();
     let versions = db::run(&state.pool, move |conn| {
-        service::read::history(conn, &caller, ty, &history_id, now_ms())
+        service::read::history(conn, &reader, ty, &history_id, now_ms())
     })
     .await?;
+    let returned: Vec<Returned<'_>> = versions
+        .iter()
+        .filter_map(|(_, content)| content.as_ref().map(|content| Returned { ty, content }))
+        .collect();
+    record_access(&state, &caller, AccessKind::Read, setting, &returned).await?;
     Ok(FhirResponse::ok(bundle::history(
         &state.base_url,
         ty.as_str(),
@@ -134,32 +176,31 @@ pub async fn search_type(
 ) -> FhirResult<FhirResponse> {
     let ty = resource_type(&req)?;
     tracing::Span::current().record("fhir.type", ty.as_str());
+    let setting = care_setting(&req)?;
     let parsed = search::parse(ty, req.query_string())?;
     let request = parsed.clone();
+    let searcher = caller.clone();
     let results = db::run(&state.pool, move |conn| {
-        service::search::search(conn, &caller, &request, now_ms())
+        service::search::search(conn, &searcher, &request, now_ms())
     })
     .await?;
-    let link = |offset: usize| {
-        let mut query = url::form_urlencoded::Serializer::new(String::new());
-        for (k, v) in &parsed.canonical {
-            query.append_pair(k, v);
-        }
-        query.append_pair("_count", &parsed.count.to_string());
-        if offset > 0 {
-            query.append_pair("_offset", &offset.to_string());
-        }
-        format!("{}/{}?{}", state.base_url, ty.as_str(), query.finish())
-    };
-    let next_offset = parsed.offset + parsed.count;
-    let next =
-        (parsed.count > 0 && (next_offset as i64) < results.total).then(|| link(next_offset));
-    Ok(FhirResponse::ok(bundle::searchset(
+    let returned: Vec<Returned<'_>> = results
+        .entries
+        .iter()
+        .filter(|e| e.mode == "match")
+        .map(|e| Returned {
+            ty,
+            content: &e.resource,
+        })
+        .collect();
+    record_access(&state, &caller, AccessKind::Search, setting, &returned).await?;
+    Ok(FhirResponse::ok(bundle::searchset_page(
         &state.base_url,
+        ty.as_str(),
+        &parsed.canonical,
+        (parsed.count, parsed.offset),
         results.total,
         results.entries,
-        link(parsed.offset),
-        next,
     )))
 }
 

@@ -49,16 +49,28 @@ pub enum Action {
     UpdateOwnOrganizationTelecom,
     /// `$validate` a resource without writing it.
     Validate,
+    /// Search the access history (AuditEvent) of a child (an LA: only its own children).
+    ReadAccessHistory,
+    /// Read any single AuditEvent by id (an LA: only those of its own children).
+    ReadAuditEvent,
+    /// Create, update or delete the caller's own LA's Subscriptions.
+    ManageSubscription,
+    /// Read or search Subscriptions (an LA: only its own).
+    ReadSubscription,
 }
 
 impl Action {
-    pub const ALL: [Action; 6] = [
+    pub const ALL: [Action; 10] = [
         Action::ReadPlan,
         Action::WritePlan,
         Action::ReadOrganization,
         Action::WriteOrganization,
         Action::UpdateOwnOrganizationTelecom,
         Action::Validate,
+        Action::ReadAccessHistory,
+        Action::ReadAuditEvent,
+        Action::ManageSubscription,
+        Action::ReadSubscription,
     ];
 }
 
@@ -69,14 +81,18 @@ pub fn allows(role: Role, action: Action) -> bool {
     match (role, action) {
         (SocialCare, ReadPlan | WritePlan | ReadOrganization) => true,
         (SocialCare, UpdateOwnOrganizationTelecom | Validate) => true,
+        (SocialCare, ReadAccessHistory | ReadAuditEvent) => true,
+        (SocialCare, ManageSubscription | ReadSubscription) => true,
         (SocialCare, WriteOrganization) => false,
-        (HealthCare, ReadPlan | ReadOrganization) => true,
+        (HealthCare, ReadPlan | ReadOrganization | ReadAccessHistory) => true,
         (HealthCare, WritePlan | WriteOrganization | UpdateOwnOrganizationTelecom | Validate) => {
             false
         }
+        (HealthCare, ReadAuditEvent | ManageSubscription | ReadSubscription) => false,
         (Operations, ReadPlan | ReadOrganization | WriteOrganization | Validate) => true,
         (Operations, UpdateOwnOrganizationTelecom) => true,
-        (Operations, WritePlan) => false,
+        (Operations, ReadAccessHistory | ReadAuditEvent | ReadSubscription) => true,
+        (Operations, WritePlan | ManageSubscription) => false,
     }
 }
 
@@ -94,18 +110,30 @@ mod tests {
         (SocialCare, WriteOrganization, false),
         (SocialCare, UpdateOwnOrganizationTelecom, true),
         (SocialCare, Validate, true),
+        (SocialCare, ReadAccessHistory, true),
+        (SocialCare, ReadAuditEvent, true),
+        (SocialCare, ManageSubscription, true),
+        (SocialCare, ReadSubscription, true),
         (HealthCare, ReadPlan, true),
         (HealthCare, WritePlan, false),
         (HealthCare, ReadOrganization, true),
         (HealthCare, WriteOrganization, false),
         (HealthCare, UpdateOwnOrganizationTelecom, false),
         (HealthCare, Validate, false),
+        (HealthCare, ReadAccessHistory, true),
+        (HealthCare, ReadAuditEvent, false),
+        (HealthCare, ManageSubscription, false),
+        (HealthCare, ReadSubscription, false),
         (Operations, ReadPlan, true),
         (Operations, WritePlan, false),
         (Operations, ReadOrganization, true),
         (Operations, WriteOrganization, true),
         (Operations, UpdateOwnOrganizationTelecom, true),
         (Operations, Validate, true),
+        (Operations, ReadAccessHistory, true),
+        (Operations, ReadAuditEvent, true),
+        (Operations, ManageSubscription, false),
+        (Operations, ReadSubscription, true),
     ];
 
     #[test]

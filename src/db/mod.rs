@@ -1,9 +1,12 @@
 //! Storage: one `DbConn` over SQLite and PostgreSQL, the r2d2 pool, migrations, and the async
 //! boundary (`run`). Backend-specific SQL lives only in this module, in explicit `match` arms.
 
+pub mod audit;
 pub mod models;
+pub mod outbox;
 pub mod schema;
 pub mod store;
+pub mod subscriptions;
 
 use std::time::Duration;
 

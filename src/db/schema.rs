@@ -59,3 +59,63 @@ diesel::allow_tables_to_appear_in_same_query!(
     search_dates,
     unique_identifiers,
 );
+
+diesel::table! {
+    audit_events (id) {
+        id -> Text,
+        recorded_ms -> BigInt,
+        nhs_number -> Text,
+        agent_sub -> Text,
+        agent_org -> Text,
+        care_setting -> Text,
+        accessor_role -> Text,
+        shown -> Bool,
+        content -> Text,
+    }
+}
+
+diesel::table! {
+    audit_event_las (la_ods, recorded_ms, audit_event_id) {
+        la_ods -> Text,
+        recorded_ms -> BigInt,
+        audit_event_id -> Text,
+        shown -> Bool,
+    }
+}
+
+diesel::table! {
+    subscriptions (id) {
+        id -> Text,
+        la_ods -> Text,
+        version_id -> BigInt,
+        last_updated -> BigInt,
+        status -> Text,
+        consecutive_failures -> BigInt,
+        content -> Text,
+    }
+}
+
+diesel::table! {
+    notification_outbox (id) {
+        id -> Text,
+        audit_event_id -> Text,
+        subscription_id -> Text,
+        created_ms -> BigInt,
+        attempts -> BigInt,
+        next_attempt_ms -> BigInt,
+        lease_until_ms -> BigInt,
+        delivered_ms -> Nullable<BigInt>,
+        last_error -> Nullable<Text>,
+    }
+}
+
+diesel::joinable!(audit_event_las -> audit_events (audit_event_id));
+diesel::joinable!(notification_outbox -> audit_events (audit_event_id));
+diesel::joinable!(notification_outbox -> subscriptions (subscription_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    audit_events,
+    audit_event_las,
+    subscriptions,
+    notification_outbox,
+);

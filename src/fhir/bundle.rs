@@ -41,6 +41,46 @@ pub fn searchset(
     })
 }
 
+/// A page's `self`/`next` link: the search's own parameters, then `_count` and `_offset`.
+pub fn page_link(
+    base: &str,
+    ty: &str,
+    canonical: &[(String, String)],
+    count: usize,
+    offset: usize,
+) -> String {
+    let mut query = url::form_urlencoded::Serializer::new(String::new());
+    for (k, v) in canonical {
+        query.append_pair(k, v);
+    }
+    query.append_pair("_count", &count.to_string());
+    if offset > 0 {
+        query.append_pair("_offset", &offset.to_string());
+    }
+    format!("{base}/{ty}?{}", query.finish())
+}
+
+/// A searchset page: `total` matches, this page at `offset` of `count`.
+pub fn searchset_page(
+    base: &str,
+    ty: &str,
+    canonical: &[(String, String)],
+    (count, offset): (usize, usize),
+    total: i64,
+    entries: Vec<SearchEntry>,
+) -> Value {
+    let next_offset = offset + count;
+    let next = (count > 0 && (next_offset as i64) < total)
+        .then(|| page_link(base, ty, canonical, count, next_offset));
+    searchset(
+        base,
+        total,
+        entries,
+        page_link(base, ty, canonical, count, offset),
+        next,
+    )
+}
+
 /// `{base}/{resourceType}/{id}`.
 pub fn full_url(base: &str, resource: &Value) -> String {
     format!(

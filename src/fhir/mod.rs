@@ -1,5 +1,6 @@
 //! FHIR resources and domain values. Pure: no I/O.
 
+pub mod audit_event;
 pub mod bundle;
 pub mod capability;
 pub mod episode_of_care;

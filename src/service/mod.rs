@@ -2,10 +2,12 @@
 //! caller's authority checked against the data it touches. No HTTP here, and no SQL (that is
 //! `db::store` and `search::query`).
 
+pub mod access_history;
 pub mod organization;
 pub mod plan;
 pub mod read;
 pub mod search;
+pub mod subscription;
 
 use serde_json::Value;
 

@@ -1,0 +1,83 @@
+//! `/AuditEvent`: the access history (SPEC §3). Search and read only; AuditEvents are written
+//! by the server alone and cannot be created, changed or deleted (405).
+
+use actix_web::{web, HttpRequest};
+
+use super::extract::care_setting;
+use super::respond::FhirResponse;
+use super::AppState;
+use crate::audit::{self, AccessContext};
+use crate::auth::Caller;
+use crate::db;
+use crate::error::FhirResult;
+use crate::fhir::audit_event::AccessKind;
+use crate::fhir::bundle::{self, SearchEntry};
+use crate::search::audit::parse;
+use crate::service::{access_history, now_ms};
+
+const TYPE: &str = "AuditEvent";
+
+/// `GET /AuditEvent?patient:identifier=…`: for a child who has a plan, the search is itself an
+/// access, recorded before the history is read (so the history includes it).
+#[tracing::instrument(skip_all, fields(fhir.interaction = "search-type", fhir.type = TYPE))]
+pub async fn search(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    caller: Caller,
+) -> FhirResult<FhirResponse> {
+    let setting = care_setting(&req)?;
+    let query = parse(req.query_string())?;
+    let (who, q) = (caller.clone(), query.clone());
+    let plan = db::run(&state.pool, move |conn| {
+        access_history::prepare(conn, &who, &q, now_ms())
+    })
+    .await?;
+    if let Some((nhs, las)) = &plan.audited_child {
+        let ctx = AccessContext {
+            caller: &caller,
+            kind: AccessKind::Search,
+            care_setting: setting,
+            now_ms: now_ms(),
+            observer: &state.base_url,
+        };
+        state
+            .auditor
+            .record(audit::history_access(&ctx, nhs, las.clone()))
+            .await?;
+    }
+    let q = query.clone();
+    let (events, total) = db::run(&state.pool, move |conn| {
+        access_history::page(conn, &plan, &q)
+    })
+    .await?;
+    let entries = events
+        .into_iter()
+        .map(|resource| SearchEntry {
+            resource,
+            mode: "match",
+        })
+        .collect();
+    Ok(FhirResponse::ok(bundle::searchset_page(
+        &state.base_url,
+        TYPE,
+        &query.canonical,
+        (query.count, query.offset),
+        total,
+        entries,
+    )))
+}
+
+/// `GET /AuditEvent/{id}`.
+#[tracing::instrument(skip_all, fields(fhir.interaction = "read", fhir.type = TYPE))]
+pub async fn read(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+) -> FhirResult<FhirResponse> {
+    let id = path.into_inner();
+    let event = db::run(&state.pool, move |conn| {
+        access_history::read(conn, &caller, &id)
+    })
+    .await?;
+    Ok(FhirResponse::ok(event))
+}

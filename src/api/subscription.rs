@@ -1,0 +1,179 @@
+//! `/Subscription`: an LA's rest-hook registrations (SPEC §3), managed by that LA only.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest};
+
+use super::extract::{if_match, prefer, FhirBody};
+use super::respond::FhirResponse;
+use super::AppState;
+use crate::auth::{Action, Caller};
+use crate::db::{self, subscriptions::SubscriptionRow};
+use crate::error::{FhirError, FhirResult};
+use crate::fhir::bundle::{self, SearchEntry};
+use crate::search::params::{DEFAULT_COUNT, MAX_COUNT, RESULT_PARAMS};
+use crate::service::subscription::{self as service, as_resource_row, SubscriptionInput};
+use crate::service::{now_ms, parse_content};
+
+const TYPE: &str = "Subscription";
+const STATUSES: [&str; 4] = ["requested", "active", "error", "off"];
+
+fn respond(
+    state: &AppState,
+    req: &HttpRequest,
+    status: StatusCode,
+    row: &SubscriptionRow,
+) -> FhirResult<FhirResponse> {
+    let row = as_resource_row(row);
+    let body = parse_content(&row)?;
+    let location = format!(
+        "{}/{TYPE}/{}/_history/{}",
+        state.base_url, row.id, row.version_id
+    );
+    Ok(FhirResponse::resource(status, &row, body)
+        .with_location(location)
+        .prefer(prefer(req)))
+}
+
+fn input(state: &AppState, body: FhirBody) -> FhirResult<SubscriptionInput> {
+    SubscriptionInput::check(&state.profiles, &state.endpoints, body.resource(TYPE)?)
+}
+
+/// `POST /Subscription` (social-care, for its own LA): `requested` becomes `active`.
+#[tracing::instrument(skip_all, fields(fhir.interaction = "create", fhir.type = TYPE))]
+pub async fn create(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    caller: Caller,
+    body: FhirBody,
+) -> FhirResult<FhirResponse> {
+    caller.require(Action::ManageSubscription)?;
+    let input = input(&state, body)?;
+    let row = db::run(&state.pool, move |conn| {
+        service::create(conn, &caller, &input, now_ms())
+    })
+    .await?;
+    respond(&state, &req, StatusCode::CREATED, &row)
+}
+
+#[tracing::instrument(skip_all, fields(fhir.interaction = "read", fhir.type = TYPE))]
+pub async fn read(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+) -> FhirResult<FhirResponse> {
+    let id = path.into_inner();
+    let row = db::run(&state.pool, move |conn| service::read(conn, &caller, &id)).await?;
+    let row = as_resource_row(&row);
+    let body = parse_content(&row)?;
+    Ok(FhirResponse::resource(StatusCode::OK, &row, body))
+}
+
+/// `PUT /Subscription/{id}` (its LA): e.g. `status: off` to stop deliveries.
+#[tracing::instrument(skip_all, fields(fhir.interaction = "update", fhir.type = TYPE))]
+pub async fn update(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    caller: Caller,
+    path: web::Path<String>,
+    body: FhirBody,
+) -> FhirResult<FhirResponse> {
+    caller.require(Action::ManageSubscription)?;
+    let id = path.into_inner();
+    let input = input(&state, body)?;
+    if let Some(body_id) = input.id() {
+        if body_id != id {
+            return Err(FhirError::Invalid(vec![crate::error::Issue::invalid(
+                "Subscription.id",
+                "the id in the body must match the id in the URL",
+            )]));
+        }
+    }
+    let expected = if_match(&req)?;
+    let row = db::run(&state.pool, move |conn| {
+        service::update(conn, &caller, &id, &input, expected, now_ms())
+    })
+    .await?;
+    respond(&state, &req, StatusCode::OK, &row)
+}
+
+#[tracing::instrument(skip_all, fields(fhir.interaction = "delete", fhir.type = TYPE))]
+pub async fn delete(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+) -> FhirResult<FhirResponse> {
+    let id = path.into_inner();
+    db::run(&state.pool, move |conn| service::delete(conn, &caller, &id)).await?;
+    Ok(FhirResponse::no_content())
+}
+
+/// `GET /Subscription?status=`: the caller's LA's own (operations: all).
+#[tracing::instrument(skip_all, fields(fhir.interaction = "search-type", fhir.type = TYPE))]
+pub async fn search(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    caller: Caller,
+) -> FhirResult<FhirResponse> {
+    let mut status = None;
+    let (mut count, mut offset) = (DEFAULT_COUNT, 0usize);
+    let mut canonical = Vec::new();
+    for (name, value) in url::form_urlencoded::parse(req.query_string().as_bytes()) {
+        let invalid = |reason: &str| FhirError::InvalidSearch {
+            param: name.to_string(),
+            reason: reason.into(),
+        };
+        match name.as_ref() {
+            _ if value.is_empty() => {}
+            "status" if STATUSES.contains(&value.as_ref()) => {
+                status = Some(value.to_string());
+                canonical.push((name.to_string(), value.to_string()));
+            }
+            "status" => return Err(invalid("requested | active | error | off")),
+            "_count" => {
+                count = value
+                    .parse::<usize>()
+                    .map_err(|_| invalid("must be a non-negative whole number"))?
+                    .min(MAX_COUNT);
+            }
+            "_offset" => {
+                offset = value
+                    .parse()
+                    .map_err(|_| invalid("must be a non-negative whole number"))?;
+            }
+            other if RESULT_PARAMS.contains(&other) => {}
+            _ => {
+                return Err(FhirError::UnknownParameter {
+                    param: name.into_owned(),
+                })
+            }
+        }
+    }
+    let wanted = status.clone();
+    let (rows, total) = db::run(&state.pool, move |conn| {
+        service::search(
+            conn,
+            &caller,
+            wanted.as_deref(),
+            i64::try_from(count).unwrap_or(i64::MAX),
+            i64::try_from(offset).unwrap_or(i64::MAX),
+        )
+    })
+    .await?;
+    let entries = rows
+        .iter()
+        .map(|row| {
+            Ok(SearchEntry {
+                resource: parse_content(&as_resource_row(row))?,
+                mode: "match",
+            })
+        })
+        .collect::<FhirResult<Vec<_>>>()?;
+    Ok(FhirResponse::ok(bundle::searchset_page(
+        &state.base_url,
+        TYPE,
+        &canonical,
+        (count, offset),
+        total,
+        entries,
+    )))
+}

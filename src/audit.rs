@@ -1,0 +1,208 @@
+//! Access auditing (SPEC §3 AuditEvent): which accesses are recorded, and the writer that
+//! commits them before the response is sent.
+//!
+//! The writer is one thread with group commit: requests hand their accesses over a bounded
+//! channel and wait; the thread takes everything queued, writes it in one transaction (with
+//! the notification outbox rows) and then answers every waiter. One commit serves many
+//! lookups, and SQLite's single write lock is never fought over by the request threads.
+
+use std::collections::BTreeMap;
+use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::sync::Arc;
+
+use serde_json::Value;
+use tokio::sync::{oneshot, Notify};
+
+use crate::auth::{Caller, Role};
+use crate::db::audit::{self, NewAccess};
+use crate::db::{write_transaction, DbPool};
+use crate::error::FhirError;
+use crate::fhir::audit_event::{self, Access, AccessKind, CareSetting};
+use crate::fhir::organization::referenced_ods;
+use crate::fhir::ResourceType;
+
+/// Accesses waiting beyond this many make new requests 503 rather than queue without bound.
+const QUEUE_CAPACITY: usize = 8192;
+/// The most accesses one transaction takes.
+const MAX_BATCH: usize = 1024;
+
+type Reply = oneshot::Sender<Result<(), String>>;
+type Job = (Vec<NewAccess>, Reply);
+
+/// The handle requests use to record accesses.
+#[derive(Clone)]
+pub struct Auditor {
+    queue: SyncSender<Job>,
+}
+
+impl Auditor {
+    /// Starts the writer thread. `delivery` is woken whenever notifications were queued.
+    pub fn start(pool: DbPool, delivery: Arc<Notify>) -> std::io::Result<Auditor> {
+        let (queue, jobs) = mpsc::sync_channel(QUEUE_CAPACITY);
+        std::thread::Builder::new()
+            .name("cpis-audit-writer".into())
+            .spawn(move || write_loop(&pool, &jobs, &delivery))?;
+        Ok(Auditor { queue })
+    }
+
+    /// Records `accesses` and returns once they are committed.
+    pub async fn record(&self, accesses: Vec<NewAccess>) -> Result<(), FhirError> {
+        if accesses.is_empty() {
+            return Ok(());
+        }
+        let (reply, committed) = oneshot::channel();
+        match self.queue.try_send((accesses, reply)) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => {
+                return Err(FhirError::Unavailable("the audit queue is full".into()))
+            }
+            Err(TrySendError::Disconnected(_)) => {
+                return Err(FhirError::Unavailable(
+                    "the audit writer has stopped".into(),
+                ))
+            }
+        }
+        match committed.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(cause)) => Err(FhirError::Unavailable(format!(
+                "audit not recorded: {cause}"
+            ))),
+            Err(_) => Err(FhirError::Unavailable(
+                "the audit writer has stopped".into(),
+            )),
+        }
+    }
+}
+
+fn write_loop(pool: &DbPool, jobs: &Receiver<Job>, delivery: &Notify) {
+    while let Ok(first) = jobs.recv() {
+        let mut batch = vec![first];
+        let mut size = batch.iter().map(|(a, _)| a.len()).sum::<usize>();
+        while size < MAX_BATCH {
+            match jobs.try_recv() {
+                Ok(job) => {
+                    size += job.0.len();
+                    batch.push(job);
+                }
+                Err(_) => break,
+            }
+        }
+        let outcome = pool.get().map_err(|e| e.to_string()).and_then(|mut conn| {
+            write_transaction(&mut conn, |conn| {
+                let mut queued = 0;
+                for access in batch.iter().flat_map(|(accesses, _)| accesses) {
+                    queued += audit::record(conn, access)?;
+                }
+                Ok::<usize, diesel::result::Error>(queued)
+            })
+            .map_err(|e| e.to_string())
+        });
+        match &outcome {
+            Ok(queued) if *queued > 0 => delivery.notify_one(),
+            Ok(_) => {}
+            Err(cause) => tracing::error!(error = %cause, accesses = size, "audit batch failed"),
+        }
+        for (_, reply) in batch {
+            let _ = reply.send(outcome.as_ref().map(|_| ()).map_err(Clone::clone));
+        }
+    }
+}
+
+/// A returned plan or flag, as an audit needs it.
+pub struct Returned<'a> {
+    pub ty: ResourceType,
+    pub content: &'a Value,
+}
+
+/// How the request was made, for its AuditEvents.
+pub struct AccessContext<'a> {
+    pub caller: &'a Caller,
+    pub kind: AccessKind,
+    pub care_setting: CareSetting,
+    pub now_ms: i64,
+    pub observer: &'a str,
+}
+
+/// The accesses a request makes: one per child among the plans and flags it returns. Only
+/// health-care accesses (shown and notified when unscheduled) and operations' reads of plans
+/// (governance only) are recorded; an LA reading its own plans is not an access.
+pub fn accesses(ctx: &AccessContext<'_>, returned: &[Returned<'_>]) -> Vec<NewAccess> {
+    let role = ctx.caller.role();
+    if role == Role::SocialCare {
+        return Vec::new();
+    }
+    let mut children: BTreeMap<String, (Vec<String>, Vec<String>)> = BTreeMap::new();
+    for r in returned {
+        let (Some(nhs), Some(id)) = (child_of(r), r.content.get("id").and_then(Value::as_str))
+        else {
+            continue;
+        };
+        let (refs, las) = children.entry(nhs).or_default();
+        refs.push(format!("{}/{id}", r.ty.as_str()));
+        if let Some(la) = owner_of(r) {
+            if !las.contains(&la) {
+                las.push(la);
+            }
+        }
+    }
+    children
+        .into_iter()
+        .map(|(nhs, (refs, las))| access(ctx, nhs, &refs, las))
+        .collect()
+}
+
+/// The access of an access-history search for a child who has plans (of `las`): nothing but
+/// the child is referenced.
+pub fn history_access(ctx: &AccessContext<'_>, nhs: &str, las: Vec<String>) -> Vec<NewAccess> {
+    if ctx.caller.role() == Role::SocialCare {
+        return Vec::new();
+    }
+    vec![access(ctx, nhs.to_string(), &[], las)]
+}
+
+fn access(ctx: &AccessContext<'_>, nhs: String, refs: &[String], las: Vec<String>) -> NewAccess {
+    let who = &ctx.caller.0;
+    let id = uuid::Uuid::new_v4().to_string();
+    let content = audit_event::build(&Access {
+        id: &id,
+        recorded_ms: ctx.now_ms,
+        nhs_number: &nhs,
+        kind: ctx.kind,
+        care_setting: ctx.care_setting,
+        who,
+        entities: refs,
+        observer: ctx.observer,
+    });
+    NewAccess {
+        id,
+        recorded_ms: ctx.now_ms,
+        nhs_number: nhs,
+        agent_sub: who.sub.clone(),
+        agent_org: who.org.clone().unwrap_or_default(),
+        care_setting: ctx.care_setting.as_str(),
+        accessor_role: who.role.as_str(),
+        reportable: who.role == Role::HealthCare && ctx.care_setting == CareSetting::Unscheduled,
+        la_ods: las,
+        content: content.to_string(),
+    }
+}
+
+fn child_of(r: &Returned<'_>) -> Option<String> {
+    let reference = match r.ty {
+        ResourceType::EpisodeOfCare => r.content.get("patient"),
+        ResourceType::Flag => r.content.get("subject"),
+        ResourceType::Organization => None,
+    }?;
+    reference
+        .pointer("/identifier/value")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+}
+
+fn owner_of(r: &Returned<'_>) -> Option<String> {
+    match r.ty {
+        ResourceType::EpisodeOfCare => referenced_ods(r.content.get("managingOrganization")),
+        ResourceType::Flag => referenced_ods(r.content.get("author")),
+        ResourceType::Organization => None,
+    }
+}

@@ -1,0 +1,105 @@
+//! The notification outbox: claiming due rows (so that each is delivered by one dispatcher at
+//! a time, across processes) and recording each attempt.
+
+use diesel::prelude::*;
+
+use super::schema::{audit_events, notification_outbox as outbox, subscriptions};
+use super::{write_transaction, DbConn};
+
+/// A claimed notification with what delivering it needs.
+#[derive(Debug, Clone, Queryable)]
+pub struct Due {
+    pub id: String,
+    pub subscription_id: String,
+    pub attempts: i64,
+    pub payload: String,
+    pub subscription: String,
+    pub subscription_status: String,
+}
+
+/// Claims up to `limit` due notifications for this dispatcher until `lease_until`. On
+/// PostgreSQL rows another process is claiming are skipped (`FOR UPDATE SKIP LOCKED`), so
+/// several servers never take the same row; SQLite has one writer, and the lease does the rest.
+/// A row whose lease ran out (its dispatcher died mid-delivery) is due again.
+pub fn claim(conn: &mut DbConn, now: i64, lease_until: i64, limit: i64) -> QueryResult<Vec<Due>> {
+    let ids = write_transaction(conn, |conn| {
+        let due = outbox::table
+            .filter(outbox::delivered_ms.is_null())
+            .filter(outbox::next_attempt_ms.le(now))
+            .filter(outbox::lease_until_ms.le(now))
+            .order(outbox::next_attempt_ms.asc())
+            .limit(limit)
+            .select(outbox::id);
+        let ids: Vec<String> = match conn {
+            DbConn::Postgres(pg) => due.for_update().skip_locked().load(pg)?,
+            DbConn::Sqlite(sqlite) => due.load(sqlite)?,
+        };
+        if !ids.is_empty() {
+            diesel::update(outbox::table.filter(outbox::id.eq_any(&ids)))
+                .set(outbox::lease_until_ms.eq(lease_until))
+                .execute(conn)?;
+        }
+        Ok::<_, diesel::result::Error>(ids)
+    })?;
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    outbox::table
+        .inner_join(audit_events::table)
+        .inner_join(subscriptions::table)
+        .filter(outbox::id.eq_any(&ids))
+        .select((
+            outbox::id,
+            outbox::subscription_id,
+            outbox::attempts,
+            audit_events::content,
+            subscriptions::content,
+            subscriptions::status,
+        ))
+        .load(conn)
+}
+
+pub fn delivered(conn: &mut DbConn, id: &str, now: i64) -> QueryResult<()> {
+    diesel::update(outbox::table.find(id))
+        .set((
+            outbox::delivered_ms.eq(Some(now)),
+            outbox::attempts.eq(outbox::attempts + 1),
+            outbox::lease_until_ms.eq(0),
+            outbox::last_error.eq(None::<String>),
+        ))
+        .execute(conn)
+        .map(|_| ())
+}
+
+/// A failed attempt: tried again at `next_attempt_ms`.
+pub fn failed(conn: &mut DbConn, id: &str, next_attempt_ms: i64, error: &str) -> QueryResult<()> {
+    diesel::update(outbox::table.find(id))
+        .set((
+            outbox::attempts.eq(outbox::attempts + 1),
+            outbox::next_attempt_ms.eq(next_attempt_ms),
+            outbox::lease_until_ms.eq(0),
+            outbox::last_error.eq(Some(error)),
+        ))
+        .execute(conn)
+        .map(|_| ())
+}
+
+/// A notification that will never be sent (its Subscription was turned off): closed with why.
+pub fn abandoned(conn: &mut DbConn, id: &str, now: i64, reason: &str) -> QueryResult<()> {
+    diesel::update(outbox::table.find(id))
+        .set((
+            outbox::delivered_ms.eq(Some(now)),
+            outbox::lease_until_ms.eq(0),
+            outbox::last_error.eq(Some(reason)),
+        ))
+        .execute(conn)
+        .map(|_| ())
+}
+
+/// Notifications not yet delivered (for tests and operations).
+pub fn pending(conn: &mut DbConn) -> QueryResult<i64> {
+    outbox::table
+        .filter(outbox::delivered_ms.is_null())
+        .count()
+        .get_result(conn)
+}

@@ -1,0 +1,273 @@
+//! The notification dispatcher (SPEC §3 Subscription): delivers the durable outbox to the
+//! LAs' rest-hook endpoints, at least once.
+//!
+//! It wakes when the audit writer queues notifications, and every `poll` otherwise (for
+//! retries, rows left by a process that died, or other processes' rows). Each claimed row is
+//! POSTed with its stable `X-CPIS-Notification-Id`, concurrently and with a per-request
+//! timeout, so one slow endpoint cannot hold up the others. A failure is retried with
+//! exponential backoff and jitter; the Subscription's health is updated either way.
+
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::sync::Notify;
+
+use crate::db::outbox::{self, Due};
+use crate::db::DbPool;
+use crate::service::now_ms;
+use crate::service::subscription::record_delivery;
+
+/// How deliveries are paced.
+#[derive(Debug, Clone)]
+pub struct DeliveryConfig {
+    /// Per-request timeout.
+    pub timeout: Duration,
+    /// The first retry's delay; doubled per failure up to `max_backoff`.
+    pub base_backoff: Duration,
+    pub max_backoff: Duration,
+    /// How often the outbox is looked at when nothing wakes the dispatcher.
+    pub poll: Duration,
+    /// Rows claimed per round.
+    pub batch: i64,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        DeliveryConfig {
+            timeout: Duration::from_secs(5),
+            base_backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(300),
+            poll: Duration::from_secs(1),
+            batch: 64,
+        }
+    }
+}
+
+impl DeliveryConfig {
+    /// The delay before attempt `attempts + 1`: exponential, capped, with full jitter in its
+    /// upper half so that retries from many rows do not arrive together.
+    pub fn backoff(&self, attempts: i64) -> Duration {
+        let exp = u32::try_from(attempts.clamp(0, 30)).unwrap_or(30);
+        let ceiling = self
+            .base_backoff
+            .saturating_mul(2u32.saturating_pow(exp))
+            .min(self.max_backoff);
+        ceiling.mul_f64(0.5 + rand::random::<f64>() * 0.5)
+    }
+
+    /// How long a claim lasts: longer than any delivery can take.
+    fn lease(&self) -> Duration {
+        self.timeout + Duration::from_secs(10)
+    }
+}
+
+/// Starts the dispatcher on its own thread. It stops when `wake` is dropped (the application
+/// that owned it has gone).
+pub fn start(pool: DbPool, wake: &Arc<Notify>, config: DeliveryConfig) -> std::io::Result<()> {
+    let wake = Arc::downgrade(wake);
+    std::thread::Builder::new()
+        .name("cpis-notify".into())
+        .spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    tracing::error!(error = %e, "notification dispatcher could not start");
+                    return;
+                }
+            };
+            runtime.block_on(run(pool, wake, config));
+        })
+        .map(|_| ())
+}
+
+async fn run(pool: DbPool, wake: Weak<Notify>, config: DeliveryConfig) {
+    let client = match reqwest::Client::builder()
+        .timeout(config.timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+    {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "notification HTTP client could not be built");
+            return;
+        }
+    };
+    loop {
+        let delivered = round(&pool, &client, &config).await;
+        // A full batch means more may be waiting: go again at once.
+        if delivered >= usize::try_from(config.batch).unwrap_or(usize::MAX) {
+            continue;
+        }
+        let Some(notify) = wake.upgrade() else {
+            return;
+        };
+        let _ = tokio::time::timeout(config.poll, notify.notified()).await;
+    }
+}
+
+/// Claims and delivers one batch; returns how many rows it handled.
+async fn round(pool: &DbPool, client: &reqwest::Client, config: &DeliveryConfig) -> usize {
+    let now = now_ms();
+    let lease_until = now + i64::try_from(config.lease().as_millis()).unwrap_or(i64::MAX / 2);
+    let batch = config.batch;
+    let claim_pool = pool.clone();
+    let claimed = tokio::task::spawn_blocking(move || {
+        let mut conn = claim_pool.get().map_err(|e| e.to_string())?;
+        outbox::claim(&mut conn, now, lease_until, batch).map_err(|e| e.to_string())
+    })
+    .await;
+    let due = match claimed {
+        Ok(Ok(due)) => due,
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "notification outbox not readable");
+            return 0;
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "notification claim task failed");
+            return 0;
+        }
+    };
+    let handled = due.len();
+    let mut deliveries = tokio::task::JoinSet::new();
+    for row in due {
+        let client = client.clone();
+        let pool = pool.clone();
+        let config = config.clone();
+        deliveries.spawn(async move { deliver(&client, &pool, &config, row).await });
+    }
+    while deliveries.join_next().await.is_some() {}
+    handled
+}
+
+/// Sends one notification and records the outcome.
+async fn deliver(client: &reqwest::Client, pool: &DbPool, config: &DeliveryConfig, row: Due) {
+    let subscription: Value = serde_json::from_str(&row.subscription).unwrap_or(Value::Null);
+    let outcome = if row.subscription_status == "off" {
+        Outcome::Abandoned
+    } else {
+        match post(client, &subscription, &row).await {
+            Ok(()) => Outcome::Delivered,
+            Err(e) => Outcome::Failed(e),
+        }
+    };
+    match &outcome {
+        Outcome::Delivered => {
+            tracing::info!(notification.id = %row.id, attempts = row.attempts + 1, "notification delivered");
+        }
+        Outcome::Failed(e) => {
+            tracing::warn!(notification.id = %row.id, attempts = row.attempts + 1, error = %e, "notification delivery failed");
+        }
+        Outcome::Abandoned => {}
+    }
+    let pool = pool.clone();
+    let next_attempt =
+        now_ms() + i64::try_from(config.backoff(row.attempts).as_millis()).unwrap_or(i64::MAX / 2);
+    let recorded = tokio::task::spawn_blocking(move || -> Result<(), String> {
+        let mut conn = pool.get().map_err(|e| e.to_string())?;
+        let now = now_ms();
+        let db = |e: diesel::result::Error| e.to_string();
+        match &outcome {
+            Outcome::Delivered => {
+                outbox::delivered(&mut conn, &row.id, now).map_err(db)?;
+                record_delivery(&mut conn, &row.subscription_id, None, now)
+                    .map_err(|e| e.to_string())
+            }
+            Outcome::Failed(e) => {
+                outbox::failed(&mut conn, &row.id, next_attempt, e).map_err(db)?;
+                record_delivery(&mut conn, &row.subscription_id, Some(e), now)
+                    .map_err(|e| e.to_string())
+            }
+            Outcome::Abandoned => outbox::abandoned(
+                &mut conn,
+                &row.id,
+                now,
+                "not delivered: the subscription is off",
+            )
+            .map_err(db),
+        }
+    })
+    .await;
+    if let Ok(Err(e)) | Err(e) = recorded.map_err(|e| e.to_string()) {
+        // The lease runs out and the row is tried again: at least once, never lost.
+        tracing::warn!(error = %e, "notification outcome not recorded");
+    }
+}
+
+enum Outcome {
+    Delivered,
+    Failed(String),
+    Abandoned,
+}
+
+async fn post(client: &reqwest::Client, subscription: &Value, row: &Due) -> Result<(), String> {
+    let endpoint = subscription
+        .pointer("/channel/endpoint")
+        .and_then(Value::as_str)
+        .ok_or("the subscription has no endpoint")?;
+    let mut request = client
+        .post(endpoint)
+        .header("Content-Type", "application/fhir+json")
+        .header("X-CPIS-Notification-Id", &row.id)
+        .body(row.payload.clone());
+    let headers = subscription
+        .pointer("/channel/header")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str);
+    for header in headers {
+        if let Some((name, value)) = header.split_once(':') {
+            request = request.header(name.trim(), value.trim());
+        }
+    }
+    let response = request.send().await.map_err(|e| {
+        if e.is_timeout() {
+            "timed out".to_string()
+        } else if e.is_connect() {
+            "could not connect".to_string()
+        } else {
+            "request failed".to_string()
+        }
+    })?;
+    if response.status().is_success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "the endpoint answered {}",
+            response.status().as_u16()
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap_with_jitter_in_the_upper_half() {
+        let config = DeliveryConfig {
+            base_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_millis(1000),
+            ..DeliveryConfig::default()
+        };
+        for (attempts, ceiling) in [
+            (0, 100),
+            (1, 200),
+            (2, 400),
+            (3, 800),
+            (4, 1000),
+            (40, 1000),
+        ] {
+            let d = config.backoff(attempts).as_millis();
+            assert!(
+                d >= ceiling / 2 && d <= ceiling,
+                "attempt {attempts}: {d} ms not in [{}, {ceiling}]",
+                ceiling / 2
+            );
+        }
+    }
+}

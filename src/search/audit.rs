@@ -1,0 +1,144 @@
+//! `AuditEvent?` search parameters (SPEC §4): `patient:identifier`, `_lastUpdated` and `date`
+//! (both the access's `recorded` instant), with `_count`/`_offset` paging.
+
+use super::params::{DEFAULT_COUNT, MAX_COUNT, RESULT_PARAMS};
+use super::parse::{parse_date, DatePrefix};
+use crate::error::FhirError;
+use crate::fhir::nhs_number::NhsNumber;
+use crate::fhir::types::NHS_NUMBER_SYSTEM;
+
+/// The parameters `AuditEvent` supports, for the parser and the CapabilityStatement.
+pub const AUDIT_EVENT_PARAMS: &[(&str, &str, &str)] = &[
+    (
+        "patient:identifier",
+        "token",
+        "The child's NHS number: https://fhir.nhs.uk/Id/nhs-number|{nhs}",
+    ),
+    (
+        "date",
+        "date",
+        "When the access was recorded, with prefixes",
+    ),
+];
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditQuery {
+    pub patient: Option<NhsNumber>,
+    /// Recorded in `[from_ms, to_ms)`.
+    pub from_ms: i64,
+    pub to_ms: i64,
+    pub count: usize,
+    pub offset: usize,
+    /// `(name, value)` of the filters, for `self`/`next` links.
+    pub canonical: Vec<(String, String)>,
+}
+
+fn invalid(param: &str, reason: impl Into<String>) -> FhirError {
+    FhirError::InvalidSearch {
+        param: param.to_string(),
+        reason: reason.into(),
+    }
+}
+
+pub fn parse(query: &str) -> Result<AuditQuery, FhirError> {
+    let mut q = AuditQuery {
+        patient: None,
+        from_ms: i64::MIN,
+        to_ms: i64::MAX,
+        count: DEFAULT_COUNT,
+        offset: 0,
+        canonical: Vec::new(),
+    };
+    for (name, value) in url::form_urlencoded::parse(query.as_bytes()) {
+        let (name, value) = (name.trim().to_string(), value.trim().to_string());
+        if name.is_empty() || value.is_empty() {
+            continue;
+        }
+        match name.as_str() {
+            "patient:identifier" | "subject:identifier" => {
+                let number = match value.split_once('|') {
+                    Some((system, number)) if system.is_empty() || system == NHS_NUMBER_SYSTEM => {
+                        number
+                    }
+                    Some(_) => {
+                        return Err(invalid(
+                            &name,
+                            format!("{name} takes identifiers of {NHS_NUMBER_SYSTEM}"),
+                        ))
+                    }
+                    None => value.as_str(),
+                };
+                let nhs = NhsNumber::parse(number)
+                    .map_err(|e| invalid(&name, format!("invalid NHS number: {e}")))?;
+                if q.patient.as_ref().is_some_and(|p| *p != nhs) {
+                    return Err(invalid(&name, "one NHS number at a time"));
+                }
+                q.patient = Some(nhs);
+                q.canonical.push((name, value));
+            }
+            "_lastUpdated" | "date" => {
+                let (prefix, lo, hi) = parse_date(&name, &value)?;
+                // `recorded` is an instant: the range [t, t + 1).
+                let (from, to) = match prefix {
+                    DatePrefix::Eq => (lo, hi),
+                    DatePrefix::Gt | DatePrefix::Sa => (hi, i64::MAX),
+                    DatePrefix::Ge => (lo, i64::MAX),
+                    DatePrefix::Lt | DatePrefix::Eb => (i64::MIN, lo),
+                    DatePrefix::Le => (i64::MIN, hi),
+                    DatePrefix::Ne => {
+                        return Err(invalid(&name, "the ne prefix is not supported here"))
+                    }
+                };
+                q.from_ms = q.from_ms.max(from);
+                q.to_ms = q.to_ms.min(to);
+                q.canonical.push((name, value));
+            }
+            "_count" => {
+                let n: usize = value
+                    .parse()
+                    .map_err(|_| invalid("_count", "must be a non-negative whole number"))?;
+                q.count = n.min(MAX_COUNT);
+            }
+            "_offset" => {
+                q.offset = value
+                    .parse()
+                    .map_err(|_| invalid("_offset", "must be a non-negative whole number"))?;
+            }
+            other if RESULT_PARAMS.contains(&other) => {}
+            _ => return Err(FhirError::UnknownParameter { param: name }),
+        }
+    }
+    Ok(q)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_child_and_a_time_window_are_parsed() {
+        let q = parse(
+            "patient:identifier=https://fhir.nhs.uk/Id/nhs-number|9449306753&_lastUpdated=gt2026-01-01T00:00:00.000Z",
+        )
+        .unwrap();
+        assert_eq!(q.patient.unwrap().as_str(), "9449306753");
+        assert_eq!(q.from_ms, 1_767_225_600_001);
+        assert_eq!(q.to_ms, i64::MAX);
+    }
+
+    #[test]
+    fn bad_numbers_and_unknown_parameters_are_rejected() {
+        assert!(matches!(
+            parse("patient:identifier=9449306754"),
+            Err(FhirError::InvalidSearch { .. })
+        ));
+        assert!(matches!(
+            parse("_sort=date"),
+            Err(FhirError::UnknownParameter { .. })
+        ));
+        assert!(matches!(
+            parse("date=ne2026-01-01"),
+            Err(FhirError::InvalidSearch { .. })
+        ));
+    }
+}

@@ -1,0 +1,151 @@
+//! The access history (`AuditEvent?`, SPEC §3): who may see which accesses, and whether the
+//! search is itself an access to record.
+//!
+//! | Caller      | With `patient:identifier`                         | Without                   |
+//! |-------------|---------------------------------------------------|---------------------------|
+//! | health-care | 25 newest shown accesses; an audited access       | 400 (cannot browse)       |
+//! | social-care | the same, only for a child with a plan of its own | its children's shown accesses (pull), paged |
+//! | operations  | every access, paged (recorded for governance)     | every access, paged       |
+
+use serde_json::Value;
+
+use super::search::search;
+use crate::auth::{Action, Caller, Role};
+use crate::db::audit::{self, EventPage, HistoryScope};
+use crate::db::DbConn;
+use crate::error::FhirError;
+use crate::fhir::organization::referenced_ods;
+use crate::fhir::ResourceType;
+use crate::search::audit::AuditQuery;
+use crate::search::parse as parse_search;
+
+/// The history a clinician or LA is shown: the most recent accesses only.
+pub const HISTORY_CAP: usize = 25;
+
+/// What a history search will return, decided before anything is recorded.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub scope: HistoryScope,
+    pub cap: Option<usize>,
+    /// The child and the LAs of the plans the caller may see: the search is an access to
+    /// record when this is set (a child who has a plan, searched by health-care/operations).
+    pub audited_child: Option<(String, Vec<String>)>,
+}
+
+pub fn prepare(
+    conn: &mut DbConn,
+    caller: &Caller,
+    q: &AuditQuery,
+    now: i64,
+) -> Result<Plan, FhirError> {
+    caller.require(Action::ReadAccessHistory)?;
+    let Some(nhs) = q.patient.as_ref().map(|n| n.as_str().to_string()) else {
+        return match caller.role() {
+            Role::HealthCare => Err(FhirError::InvalidSearch {
+                param: "patient:identifier".into(),
+                reason: "health-care searches the access history of one NHS number at a time"
+                    .into(),
+            }),
+            Role::SocialCare => Ok(Plan {
+                scope: HistoryScope::La {
+                    ods: caller.org().unwrap_or_default().to_string(),
+                },
+                cap: None,
+                audited_child: None,
+            }),
+            Role::Operations => Ok(Plan {
+                scope: HistoryScope::All,
+                cap: None,
+                audited_child: None,
+            }),
+        };
+    };
+    let las = plan_las(conn, caller, &nhs, now)?;
+    match caller.role() {
+        Role::SocialCare if las.is_empty() => Err(FhirError::Forbidden(
+            "the access history is shown only for children with a plan of the caller's LA".into(),
+        )),
+        Role::SocialCare => Ok(Plan {
+            scope: HistoryScope::Child { nhs_number: nhs },
+            cap: Some(HISTORY_CAP),
+            audited_child: None,
+        }),
+        Role::HealthCare => Ok(Plan {
+            scope: HistoryScope::Child {
+                nhs_number: nhs.clone(),
+            },
+            cap: Some(HISTORY_CAP),
+            audited_child: (!las.is_empty()).then_some((nhs, las)),
+        }),
+        Role::Operations => Ok(Plan {
+            scope: HistoryScope::ChildAll {
+                nhs_number: nhs.clone(),
+            },
+            cap: None,
+            audited_child: (!las.is_empty()).then_some((nhs, las)),
+        }),
+    }
+}
+
+/// The LAs of the child's plans that `caller` may see (with the caller's own search rules).
+fn plan_las(
+    conn: &mut DbConn,
+    caller: &Caller,
+    nhs: &str,
+    now: i64,
+) -> Result<Vec<String>, FhirError> {
+    let req = parse_search(
+        ResourceType::EpisodeOfCare,
+        &format!("patient:identifier={nhs}&_count=500"),
+    )?;
+    let found = search(conn, caller, &req, now)?;
+    let mut las: Vec<String> = found
+        .entries
+        .iter()
+        .filter_map(|e| referenced_ods(e.resource.get("managingOrganization")))
+        .collect();
+    las.sort();
+    las.dedup();
+    Ok(las)
+}
+
+/// One page of the history, newest first, as AuditEvent resources.
+pub fn page(
+    conn: &mut DbConn,
+    plan: &Plan,
+    q: &AuditQuery,
+) -> Result<(Vec<Value>, i64), FhirError> {
+    let (limit, total_cap) = match plan.cap {
+        Some(cap) => (q.count.min(cap.saturating_sub(q.offset)), cap as i64),
+        None => (q.count, i64::MAX),
+    };
+    let EventPage { contents, total } = audit::history(
+        conn,
+        &plan.scope,
+        q.from_ms,
+        q.to_ms,
+        limit as i64,
+        i64::try_from(q.offset).unwrap_or(i64::MAX),
+    )?;
+    let events = contents
+        .iter()
+        .map(|c| serde_json::from_str(c).map_err(FhirError::internal))
+        .collect::<Result<Vec<Value>, _>>()?;
+    Ok((events, total.min(total_cap)))
+}
+
+/// One AuditEvent: operations see any; an LA only those of its own children.
+pub fn read(conn: &mut DbConn, caller: &Caller, id: &str) -> Result<Value, FhirError> {
+    caller.require(Action::ReadAuditEvent)?;
+    let not_found = || FhirError::NotFound {
+        ty: "AuditEvent".into(),
+        id: id.to_string(),
+    };
+    let (content, las) = audit::find(conn, id)?.ok_or_else(not_found)?;
+    if caller.role() == Role::SocialCare && !las.iter().any(|la| caller.owns(la)) {
+        return Err(FhirError::Forbidden(
+            "this access concerns no child of the caller's LA".into(),
+        ));
+    }
+    serde_json::from_str(&content).map_err(FhirError::internal)
+}

@@ -1,0 +1,282 @@
+//! Subscriptions (SPEC §3): an LA's rest-hook registrations, managed by that LA only, and the
+//! delivery health the dispatcher reports (`status: error` after repeated failures).
+
+use serde_json::{json, Value};
+
+use super::check_if_match;
+use crate::auth::{Action, Caller, Role};
+use crate::db::models::ResourceRow;
+use crate::db::subscriptions::{self, SubscriptionRow};
+use crate::db::{write_transaction, DbConn};
+use crate::error::{FhirError, Issue};
+use crate::fhir::types::{instant, PROFILE_BASE};
+use crate::validation::Profiles;
+
+const TYPE: &str = "Subscription";
+/// Consecutive failed deliveries after which a Subscription shows `status: error`.
+pub const FAILURES_BEFORE_ERROR: i64 = 5;
+
+/// Which endpoint hosts notifications may go to (`CPIS_NOTIFY_ALLOWED_HOSTS`); `None` = any.
+#[derive(Debug, Clone, Default)]
+pub struct EndpointPolicy {
+    pub allowed_hosts: Option<Vec<String>>,
+}
+
+impl EndpointPolicy {
+    fn check(&self, endpoint: &str) -> Result<(), Issue> {
+        const AT: &str = "Subscription.channel.endpoint";
+        let url = url::Url::parse(endpoint)
+            .map_err(|e| Issue::invalid(AT, format!("not an absolute URL: {e}")))?;
+        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+            return Err(Issue::invalid(AT, "the endpoint must be an http(s) URL"));
+        }
+        if let (Some(allowed), Some(host)) = (&self.allowed_hosts, url.host_str()) {
+            if !allowed.iter().any(|a| a.eq_ignore_ascii_case(host)) {
+                return Err(Issue::invalid(
+                    AT,
+                    format!("notifications may not be sent to {host}"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A Subscription body that passed its profile and the endpoint policy.
+pub struct SubscriptionInput(Value);
+
+impl SubscriptionInput {
+    pub fn check(
+        profiles: &Profiles,
+        policy: &EndpointPolicy,
+        resource: Value,
+    ) -> Result<SubscriptionInput, FhirError> {
+        let mut issues = profiles.validate(TYPE, TYPE, &resource);
+        if issues.is_empty() {
+            let endpoint = resource
+                .pointer("/channel/endpoint")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            if let Err(issue) = policy.check(endpoint) {
+                issues.push(issue);
+            }
+        }
+        if issues.is_empty() {
+            Ok(SubscriptionInput(resource))
+        } else {
+            Err(FhirError::Invalid(issues))
+        }
+    }
+
+    /// The id the body names, if any.
+    pub fn id(&self) -> Option<&str> {
+        self.0.get("id").and_then(Value::as_str)
+    }
+
+    /// The status the client asks for: `off` stops deliveries; anything else (`requested`)
+    /// is made `active` by the server.
+    fn requested_status(&self) -> &'static str {
+        match self.0.get("status").and_then(Value::as_str) {
+            Some("off") => "off",
+            _ => "active",
+        }
+    }
+}
+
+/// The stored resource: the client's body with the server's id, meta, status and error.
+fn render(
+    body: &Value,
+    id: &str,
+    version: i64,
+    now: i64,
+    status: &str,
+    error: Option<&str>,
+) -> String {
+    let mut resource = body.clone();
+    if let Some(obj) = resource.as_object_mut() {
+        obj.remove("text");
+        obj.remove("error");
+        obj.insert("id".into(), json!(id));
+        obj.insert(
+            "meta".into(),
+            json!({
+                "versionId": version.to_string(),
+                "lastUpdated": instant(now),
+                "profile": [format!("{PROFILE_BASE}CPIS-{TYPE}")],
+            }),
+        );
+        obj.insert("status".into(), json!(status));
+        if let Some(error) = error {
+            obj.insert("error".into(), json!(error));
+        }
+    }
+    resource.to_string()
+}
+
+/// The row as the generic response machinery sees a resource version.
+pub fn as_resource_row(row: &SubscriptionRow) -> ResourceRow {
+    ResourceRow {
+        resource_type: TYPE.into(),
+        id: row.id.clone(),
+        version_id: row.version_id,
+        last_updated: row.last_updated,
+        deleted: false,
+        content: row.content.clone(),
+    }
+}
+
+fn not_found(id: &str) -> FhirError {
+    FhirError::NotFound {
+        ty: TYPE.into(),
+        id: id.to_string(),
+    }
+}
+
+/// The caller's LA, which every Subscription write belongs to.
+fn own_la(caller: &Caller) -> Result<String, FhirError> {
+    caller.require(Action::ManageSubscription)?;
+    caller
+        .org()
+        .map(str::to_string)
+        .ok_or_else(|| FhirError::Forbidden("the token names no LA (org)".into()))
+}
+
+/// A stored Subscription the caller may see: its own LA's, or any for operations.
+fn visible(conn: &mut DbConn, caller: &Caller, id: &str) -> Result<SubscriptionRow, FhirError> {
+    let row = subscriptions::find(conn, id)?.ok_or_else(|| not_found(id))?;
+    if caller.role() != Role::Operations {
+        caller.require_own_la(&row.la_ods)?;
+    }
+    Ok(row)
+}
+
+pub fn create(
+    conn: &mut DbConn,
+    caller: &Caller,
+    input: &SubscriptionInput,
+    now: i64,
+) -> Result<SubscriptionRow, FhirError> {
+    let la = own_la(caller)?;
+    let id = uuid::Uuid::new_v4().to_string();
+    let status = input.requested_status();
+    let row = SubscriptionRow {
+        content: render(&input.0, &id, 1, now, status, None),
+        id,
+        la_ods: la,
+        version_id: 1,
+        last_updated: now,
+        status: status.into(),
+        consecutive_failures: 0,
+    };
+    write_transaction(conn, |conn| subscriptions::insert(conn, &row))?;
+    Ok(row)
+}
+
+pub fn read(conn: &mut DbConn, caller: &Caller, id: &str) -> Result<SubscriptionRow, FhirError> {
+    caller.require(Action::ReadSubscription)?;
+    visible(conn, caller, id)
+}
+
+/// PUT: a new version. Re-activating (or any update that leaves it on) clears past failures.
+pub fn update(
+    conn: &mut DbConn,
+    caller: &Caller,
+    id: &str,
+    input: &SubscriptionInput,
+    if_match: Option<i64>,
+    now: i64,
+) -> Result<SubscriptionRow, FhirError> {
+    own_la(caller)?;
+    write_transaction(conn, |conn| {
+        let current = visible(conn, caller, id)?;
+        check_if_match(if_match, &as_resource_row(&current))?;
+        let status = input.requested_status();
+        let version = current.version_id + 1;
+        let row = SubscriptionRow {
+            content: render(&input.0, id, version, now, status, None),
+            version_id: version,
+            last_updated: now,
+            status: status.into(),
+            consecutive_failures: 0,
+            ..current.clone()
+        };
+        if !subscriptions::replace(conn, &row, current.version_id)? {
+            return Err(FhirError::VersionMismatch {
+                expected: current.version_id.to_string(),
+                actual: current.version_id + 1,
+            });
+        }
+        Ok(row)
+    })
+}
+
+pub fn delete(conn: &mut DbConn, caller: &Caller, id: &str) -> Result<(), FhirError> {
+    own_la(caller)?;
+    write_transaction(conn, |conn| {
+        visible(conn, caller, id)?;
+        subscriptions::delete(conn, id)?;
+        Ok(())
+    })
+}
+
+/// `Subscription?status=`: an LA's own; operations see all.
+pub fn search(
+    conn: &mut DbConn,
+    caller: &Caller,
+    status: Option<&str>,
+    count: i64,
+    offset: i64,
+) -> Result<(Vec<SubscriptionRow>, i64), FhirError> {
+    caller.require(Action::ReadSubscription)?;
+    let la = match caller.role() {
+        Role::Operations => None,
+        _ => Some(caller.org().unwrap_or_default()),
+    };
+    Ok(subscriptions::search(conn, la, status, count, offset)?)
+}
+
+/// The dispatcher's report of one delivery: a success clears the failures (and an `error`
+/// status); the fifth consecutive failure sets `status: error` with the reason.
+pub fn record_delivery(
+    conn: &mut DbConn,
+    id: &str,
+    failure: Option<&str>,
+    now: i64,
+) -> Result<(), FhirError> {
+    write_transaction(conn, |conn| {
+        let Some(current) = subscriptions::find(conn, id)? else {
+            return Ok(());
+        };
+        let failures = match failure {
+            Some(_) => current.consecutive_failures + 1,
+            None => 0,
+        };
+        let status = match (current.status.as_str(), failure) {
+            ("off", _) => "off",
+            (_, None) => "active",
+            (_, Some(_)) if failures >= FAILURES_BEFORE_ERROR => "error",
+            (_, Some(_)) => "active",
+        };
+        let mut row = SubscriptionRow {
+            consecutive_failures: failures,
+            ..current.clone()
+        };
+        // A new version only when the status changes, not on every retry.
+        if status != current.status {
+            let body: Value =
+                serde_json::from_str(&current.content).map_err(FhirError::internal)?;
+            let error = (status == "error").then(|| {
+                format!(
+                    "{failures} consecutive failed deliveries; last: {}",
+                    failure.unwrap_or_default()
+                )
+            });
+            row.version_id = current.version_id + 1;
+            row.last_updated = now;
+            row.status = status.into();
+            row.content = render(&body, id, row.version_id, now, status, error.as_deref());
+        }
+        subscriptions::replace(conn, &row, current.version_id)?;
+        Ok(())
+    })
+}

@@ -184,7 +184,7 @@ pub fn history(
         q
     };
     let contents: Vec<String> = filtered()
-        .order((audit_events::recorded_ms.desc(), audit_events::id.desc()))
+        .order((audit_events::recorded_ms.desc(), audit_events::seq.desc()))
         .limit(limit)
         .offset(offset)
         .select(audit_events::content)
@@ -200,7 +200,7 @@ pub fn history(
 /// One AuditEvent's JSON and the LAs it concerns.
 pub fn find(conn: &mut DbConn, id: &str) -> QueryResult<Option<(String, Vec<String>)>> {
     let content: Option<String> = audit_events::table
-        .find(id)
+        .filter(audit_events::id.eq(id))
         .select(audit_events::content)
         .first(conn)
         .optional()?;

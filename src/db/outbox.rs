@@ -45,7 +45,7 @@ pub fn claim(conn: &mut DbConn, now: i64, lease_until: i64, limit: i64) -> Query
         return Ok(Vec::new());
     }
     outbox::table
-        .inner_join(audit_events::table)
+        .inner_join(audit_events::table.on(audit_events::id.eq(outbox::audit_event_id)))
         .inner_join(subscriptions::table)
         .filter(outbox::id.eq_any(&ids))
         .select((

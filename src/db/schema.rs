@@ -61,7 +61,8 @@ diesel::allow_tables_to_appear_in_same_query!(
 );
 
 diesel::table! {
-    audit_events (id) {
+    audit_events (seq) {
+        seq -> BigInt,
         id -> Text,
         recorded_ms -> BigInt,
         nhs_number -> Text,
@@ -109,8 +110,6 @@ diesel::table! {
     }
 }
 
-diesel::joinable!(audit_event_las -> audit_events (audit_event_id));
-diesel::joinable!(notification_outbox -> audit_events (audit_event_id));
 diesel::joinable!(notification_outbox -> subscriptions (subscription_id));
 
 diesel::allow_tables_to_appear_in_same_query!(

@@ -5,7 +5,7 @@
 //! |-------------|---------------------------------------------------|---------------------------|
 //! | health-care | 25 newest shown accesses; an audited access       | 400 (cannot browse)       |
 //! | social-care | the same, only for a child with a plan of its own | its children's shown accesses (pull), paged |
-//! | operations  | every access, paged (recorded for governance)     | every access, paged       |
+//! | operations  | every access, paged                               | every access, paged       |
 
 use serde_json::Value;
 
@@ -28,7 +28,7 @@ pub struct Plan {
     pub scope: HistoryScope,
     pub cap: Option<usize>,
     /// The child and the LAs of the plans the caller may see: the search is an access to
-    /// record when this is set (a child who has a plan, searched by health-care/operations).
+    /// record when this is set (health-care searching a child who has a plan).
     pub audited_child: Option<(String, Vec<String>)>,
 }
 
@@ -77,12 +77,11 @@ pub fn prepare(
             cap: Some(HISTORY_CAP),
             audited_child: (!las.is_empty()).then_some((nhs, las)),
         }),
+        // Operations' governance view of the history is not itself an access to the plan.
         Role::Operations => Ok(Plan {
-            scope: HistoryScope::ChildAll {
-                nhs_number: nhs.clone(),
-            },
+            scope: HistoryScope::ChildAll { nhs_number: nhs },
             cap: None,
-            audited_child: (!las.is_empty()).then_some((nhs, las)),
+            audited_child: None,
         }),
     }
 }

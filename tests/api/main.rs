@@ -8,10 +8,14 @@
 //! Integration tests over HTTP against the real application, on SQLite by default and on
 //! PostgreSQL with `CPIS_TEST_DATABASE_URL=postgres://…`.
 
+mod audit;
 mod auth;
 mod helpers;
+mod notifications;
 mod organization;
 mod plans;
+mod process;
+mod receiver;
 mod rest;
 mod search;
 mod storage;

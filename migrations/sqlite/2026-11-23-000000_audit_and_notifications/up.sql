@@ -1,8 +1,10 @@
 -- Access audit (SPEC §3 AuditEvent): one row per access to one child. `shown` marks the rows
 -- of the access history: health-care, unscheduled, and the first view by that person at that
 -- organisation of that child within 24 hours. The JSON AuditEvent is kept whole in `content`.
+-- `seq` orders accesses recorded in the same millisecond.
 CREATE TABLE audit_events (
-    id TEXT PRIMARY KEY NOT NULL,
+    seq INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
     recorded_ms BIGINT NOT NULL,
     nhs_number TEXT NOT NULL,
     agent_sub TEXT NOT NULL,

@@ -5,9 +5,9 @@ use diesel::prelude::*;
 use super::schema::{audit_event_las, audit_events, notification_outbox, subscriptions};
 use super::DbConn;
 
-/// Subscriptions in these states receive notifications (an `error` one keeps being tried so
-/// that it can return to `active`).
-pub const DELIVERING_STATUSES: [&str; 2] = ["active", "error"];
+/// Subscriptions in every state but this one receive notifications (an `error` one keeps
+/// being tried so that it can return to `active`).
+pub const SILENT_STATUS: &str = "off";
 const DAY_MS: i64 = 24 * 60 * 60 * 1000;
 
 /// One access to one child, ready to store.
@@ -94,13 +94,13 @@ pub fn record(conn: &mut DbConn, access: &NewAccess) -> QueryResult<usize> {
         }
         let targets: Vec<String> = subscriptions::table
             .filter(subscriptions::la_ods.eq(la))
-            .filter(subscriptions::status.eq_any(DELIVERING_STATUSES))
+            .filter(subscriptions::status.ne(SILENT_STATUS))
             .select(subscriptions::id)
             .load(conn)?;
         for subscription_id in &targets {
             diesel::insert_into(notification_outbox::table)
                 .values(OutboxRow {
-                    id: &uuid::Uuid::new_v4().to_string(),
+                    id: &uuid::Uuid::now_v7().to_string(),
                     audit_event_id: &access.id,
                     subscription_id,
                     created_ms: access.recorded_ms,

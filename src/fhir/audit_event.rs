@@ -1,7 +1,8 @@
 //! The AuditEvent of one access to one child's record (SPEC §3), and the care setting it was
 //! made from (`IsUnscheduledAccessEvent`).
 
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::Value;
 
 use super::types::{instant, NHS_NUMBER_SYSTEM, ODS_SYSTEM, PROFILE_BASE};
 use crate::auth::jwt::Identity;
@@ -64,84 +65,210 @@ pub fn profile() -> String {
     format!("{PROFILE_BASE}CPIS-AuditEvent")
 }
 
-/// Builds the AuditEvent. Only who, when, their role and organisation, and which child: no
-/// clinical detail (SPEC §1).
+/// The AuditEvent as JSON text, serialised straight from borrowed fields: it is built on every
+/// audited lookup.
+pub fn to_json(access: &Access<'_>) -> String {
+    serde_json::to_string(&document(access)).unwrap_or_default()
+}
+
+/// The AuditEvent as a JSON value. Only who, when, their role and organisation, and which
+/// child: no clinical detail (SPEC §1).
 pub fn build(access: &Access<'_>) -> Value {
+    serde_json::to_value(document(access)).unwrap_or_default()
+}
+
+fn document<'a>(access: &'a Access<'a>) -> AuditEventDoc<'a> {
     let who = access.who;
     let (subtype, action) = match access.kind {
         AccessKind::Read => ("read", "R"),
         AccessKind::Search => ("search-type", "E"),
     };
-    let display = who.name.clone().unwrap_or_else(|| who.sub.clone());
-    let mut person = json!({
-        "who": {
-            "identifier": {"system": SDS_USER_SYSTEM, "value": who.sub},
-            "display": display,
+    let display = who.name.as_deref().unwrap_or(&who.sub);
+    let recorded = instant(access.recorded_ms);
+    let mut agent = vec![Agent {
+        role: job_role(who),
+        who: AgentWho {
+            identifier: Identifier {
+                system: SDS_USER_SYSTEM,
+                value: &who.sub,
+            },
+            display: Some(display),
         },
-        "name": display,
-        "requestor": true,
-    });
-    if let Some(role) = job_role(who) {
-        set(&mut person, "role", json!([role]));
-    }
-    let mut agents = vec![person];
+        name: Some(display),
+        requestor: true,
+    }];
     if let Some(org) = &who.org {
-        let mut who_org = json!({"identifier": {"system": ODS_SYSTEM, "value": org}});
-        if let Some(name) = &who.org_name {
-            set(&mut who_org, "display", json!(name));
-        }
-        agents.push(json!({"who": who_org, "requestor": false}));
+        agent.push(Agent {
+            role: None,
+            who: AgentWho {
+                identifier: Identifier {
+                    system: ODS_SYSTEM,
+                    value: org,
+                },
+                display: who.org_name.as_deref(),
+            },
+            name: None,
+            requestor: false,
+        });
     }
-    let mut entities = vec![json!({
-        "what": {"identifier": {"system": NHS_NUMBER_SYSTEM, "value": access.nhs_number}},
-        "detail": [{"type": "care-setting", "valueString": access.care_setting.as_str()}],
-    })];
-    entities.extend(
-        access
-            .entities
-            .iter()
-            .map(|reference| json!({"what": {"reference": reference}})),
-    );
-    json!({
-        "resourceType": "AuditEvent",
-        "id": access.id,
-        "meta": {
-            "versionId": "1",
-            "lastUpdated": instant(access.recorded_ms),
-            "profile": [profile()],
+    let mut entity = vec![Entity {
+        what: What::Child {
+            identifier: Identifier {
+                system: NHS_NUMBER_SYSTEM,
+                value: access.nhs_number,
+            },
         },
-        "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-event-type", "code": "rest"},
-        "subtype": [{"system": "http://hl7.org/fhir/restful-interaction", "code": subtype}],
-        "action": action,
-        "recorded": instant(access.recorded_ms),
-        "outcome": "0",
-        "agent": agents,
-        "source": {"observer": {"display": access.observer}},
-        "entity": entities,
-    })
-}
-
-/// Sets `key` on a JSON object (built here, so always an object).
-fn set(object: &mut Value, key: &str, value: Value) {
-    if let Some(map) = object.as_object_mut() {
-        map.insert(key.into(), value);
+        detail: Some([Detail {
+            kind: "care-setting",
+            value_string: access.care_setting.as_str(),
+        }]),
+    }];
+    entity.extend(access.entities.iter().map(|reference| Entity {
+        what: What::Resource { reference },
+        detail: None,
+    }));
+    AuditEventDoc {
+        resource_type: "AuditEvent",
+        id: access.id,
+        meta: Meta {
+            version_id: "1",
+            last_updated: recorded.clone(),
+            profile: [profile()],
+        },
+        kind: Coding {
+            system: "http://terminology.hl7.org/CodeSystem/audit-event-type",
+            code: "rest",
+            display: None,
+        },
+        subtype: [Coding {
+            system: "http://hl7.org/fhir/restful-interaction",
+            code: subtype,
+            display: None,
+        }],
+        action,
+        recorded,
+        outcome: "0",
+        agent,
+        source: Source {
+            observer: Observer {
+                display: access.observer,
+            },
+        },
+        entity,
     }
 }
 
 /// `role[0]`: the job role's text, with its SDS coding when a code was given.
-fn job_role(who: &Identity) -> Option<Value> {
-    let mut role = json!({});
-    if let Some(text) = &who.job_role {
-        set(&mut role, "text", json!(text));
+fn job_role(who: &Identity) -> Option<[Role<'_>; 1]> {
+    if who.job_role.is_none() && who.job_role_code.is_none() {
+        return None;
     }
-    if let Some(code) = &who.job_role_code {
-        let mut coding = json!({"system": SDS_JOB_ROLE_SYSTEM, "code": code});
-        if let Some(text) = &who.job_role {
-            set(&mut coding, "display", json!(text));
-        }
-        set(&mut role, "coding", json!([coding]));
-    }
-    (who.job_role.is_some() || who.job_role_code.is_some()).then_some(role)
+    Some([Role {
+        text: who.job_role.as_deref(),
+        coding: who.job_role_code.as_deref().map(|code| {
+            [Coding {
+                system: SDS_JOB_ROLE_SYSTEM,
+                code,
+                display: who.job_role.as_deref(),
+            }]
+        }),
+    }])
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct AuditEventDoc<'a> {
+    resource_type: &'static str,
+    id: &'a str,
+    meta: Meta,
+    #[serde(rename = "type")]
+    kind: Coding<'a>,
+    subtype: [Coding<'a>; 1],
+    action: &'static str,
+    recorded: String,
+    outcome: &'static str,
+    agent: Vec<Agent<'a>>,
+    source: Source<'a>,
+    entity: Vec<Entity<'a>>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Meta {
+    version_id: &'static str,
+    last_updated: String,
+    profile: [String; 1],
+}
+
+#[derive(Serialize)]
+struct Coding<'a> {
+    system: &'static str,
+    code: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    display: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct Identifier<'a> {
+    system: &'static str,
+    value: &'a str,
+}
+
+#[derive(Serialize)]
+struct Agent<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    role: Option<[Role<'a>; 1]>,
+    who: AgentWho<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'a str>,
+    requestor: bool,
+}
+
+#[derive(Serialize)]
+struct Role<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    coding: Option<[Coding<'a>; 1]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    text: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct AgentWho<'a> {
+    identifier: Identifier<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    display: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct Source<'a> {
+    observer: Observer<'a>,
+}
+
+#[derive(Serialize)]
+struct Observer<'a> {
+    display: &'a str,
+}
+
+#[derive(Serialize)]
+struct Entity<'a> {
+    what: What<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    detail: Option<[Detail; 1]>,
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum What<'a> {
+    Child { identifier: Identifier<'a> },
+    Resource { reference: &'a str },
+}
+
+#[derive(Serialize)]
+struct Detail {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    #[serde(rename = "valueString")]
+    value_string: &'static str,
 }
 
 #[cfg(test)]

@@ -33,11 +33,26 @@ pub fn execute(
     now_ms: i64,
 ) -> QueryResult<Page> {
     let ty = req.ty.as_str();
+    // The first token filter (the request's own, e.g. the NHS number) drives the query as an
+    // `IN` over the index; later ones (e.g. the caller's LA) are probed per candidate with
+    // `EXISTS`, rather than materialising every id the LA owns.
+    let mut driving = true;
     let predicates: Vec<SqlPredicate> = req
         .filters
         .iter()
         .chain(extra)
-        .map(|f| predicate(ty, f, now_ms))
+        .map(|f| match f {
+            Filter::Token { index, values } if !driving => {
+                let mut p = SqlPredicate::default();
+                token_exists(&mut p, ty, index, values);
+                p
+            }
+            Filter::Token { .. } => {
+                driving = false;
+                predicate(ty, f, now_ms)
+            }
+            _ => predicate(ty, f, now_ms),
+        })
         .collect();
     let build = || {
         let mut q = resources::table
@@ -77,12 +92,8 @@ fn predicate(ty: &str, filter: &Filter, now_ms: i64) -> SqlPredicate {
         Filter::NotToken { index, values } => {
             // A correlated NOT EXISTS probes the primary key per candidate row, instead of
             // materialising every excluded id first.
-            p.sql("NOT EXISTS (SELECT 1 FROM search_tokens WHERE resource_type = ")
-                .text(ty)
-                .sql(" AND resource_id = resources.id AND param = ")
-                .text(index)
-                .sql(" AND (");
-            token_values(&mut p, values).sql("))")
+            p.sql("NOT ");
+            token_exists(&mut p, ty, index, values)
         }
         Filter::Date {
             index,
@@ -180,6 +191,21 @@ fn flag_status(p: &mut SqlPredicate, ty: &str, status: FlagStatus, now_ms: i64) 
             p.sql(")");
         }
     }
+}
+
+/// `EXISTS (…)`: this row has an index entry matching any of `values` (a primary-key probe).
+fn token_exists<'a>(
+    p: &'a mut SqlPredicate,
+    ty: &str,
+    index: &str,
+    values: &[TokenValue],
+) -> &'a mut SqlPredicate {
+    p.sql("EXISTS (SELECT 1 FROM search_tokens WHERE resource_type = ")
+        .text(ty)
+        .sql(" AND resource_id = resources.id AND param = ")
+        .text(index)
+        .sql(" AND (");
+    token_values(p, values).sql("))")
 }
 
 /// `SELECT resource_id FROM search_tokens WHERE …` matching any of `values`.

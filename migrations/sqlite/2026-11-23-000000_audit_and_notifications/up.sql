@@ -14,7 +14,8 @@ CREATE TABLE audit_events (
     shown BOOLEAN NOT NULL,
     content TEXT NOT NULL
 );
-CREATE INDEX audit_events_child ON audit_events (nhs_number, recorded_ms);
+-- Serves the history (newest first) and, without touching the table, the 24-hour check.
+CREATE INDEX audit_events_child ON audit_events (nhs_number, recorded_ms, agent_sub, agent_org, shown);
 CREATE INDEX audit_events_recorded ON audit_events (recorded_ms);
 
 -- The LAs whose children an access touched: what an LA may see and pull.

@@ -282,6 +282,37 @@ impl TestApp {
         .map(|t| self.count_rows(t))
         .collect()
     }
+
+    /// (type, id, version, deleted) of every resource: a rejected write changes none of them.
+    pub fn versions(&self) -> Vec<(String, String, i64, bool)> {
+        #[derive(diesel::QueryableByName)]
+        struct Version {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            resource_type: String,
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            id: String,
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            version_id: i64,
+            #[diesel(sql_type = diesel::sql_types::Bool)]
+            deleted: bool,
+        }
+        let mut conn = self.pool.get().unwrap();
+        diesel::sql_query(
+            "SELECT resource_type, id, version_id, deleted FROM resources ORDER BY resource_type, id",
+        )
+        .load::<Version>(&mut *conn)
+        .unwrap()
+        .into_iter()
+        .map(|v| (v.resource_type, v.id, v.version_id, v.deleted))
+        .collect()
+    }
+}
+
+/// The JSON body of a response.
+pub async fn body(res: Response) -> Value {
+    let url = res.url().to_string();
+    let text = res.text().await.expect("a response body");
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{url}: not JSON ({e}): {text}"))
 }
 
 pub fn token_request(role: Role, org: &str) -> TokenRequest {

@@ -15,3 +15,4 @@ mod plans;
 mod rest;
 mod search;
 mod storage;
+mod validation_table;

@@ -9,6 +9,7 @@
 //! PostgreSQL with `CPIS_TEST_DATABASE_URL=postgres://…`.
 
 mod auth;
+mod fuzz;
 mod helpers;
 mod organization;
 mod plans;

@@ -172,17 +172,29 @@ impl Profiles {
 }
 
 /// The validator's message, without echoing the whole offending value (it may be large, or
-/// personal data) beyond a short excerpt.
+/// personal data) beyond a short excerpt. A pattern is not repeated: the validator's
+/// compiled form of it is unreadable (`\S` spelt out as a class of Unicode spaces).
 fn describe(error: &jsonschema::ValidationError<'_>) -> String {
-    let message = error.to_string();
-    if message.len() > 200 {
-        let cut = (0..=200)
+    let message = match &error.kind {
+        ValidationErrorKind::Pattern { .. } => format!(
+            "{} is not in the format this element requires",
+            cut(&error.instance.to_string(), 80)
+        ),
+        _ => error.to_string(),
+    };
+    cut(&message, 200)
+}
+
+/// `message` cut to at most `max` bytes (at a character boundary), marked with `…`.
+fn cut(message: &str, max: usize) -> String {
+    if message.len() > max {
+        let at = (0..=max)
             .rev()
             .find(|i| message.is_char_boundary(*i))
             .unwrap_or(0);
-        format!("{}…", message.get(..cut).unwrap_or_default())
+        format!("{}…", message.get(..at).unwrap_or_default())
     } else {
-        message
+        message.to_string()
     }
 }
 

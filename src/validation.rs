@@ -42,6 +42,10 @@ const PROFILE_FILES: &[(&str, &str)] = &[
         "Bundle-searchset",
         include_str!("../fhir-profiles/Bundle-searchset.schema.json"),
     ),
+    (
+        "Bundle-history",
+        include_str!("../fhir-profiles/Bundle-history.schema.json"),
+    ),
 ];
 const DATATYPES: &str = include_str!("../fhir-profiles/datatypes.schema.json");
 

@@ -57,16 +57,19 @@ impl LocalAuthority {
                 .collect()
         };
         let (work, mobile) = (phone("work"), phone("mobile"));
-        for (found, label, use_) in [
+        let phones = [
             (&work, "office-hours", "work"),
             (&mobile, "emergency duty team", "mobile"),
-        ] {
+        ];
+        for (found, label, use_) in phones {
             if found.is_empty() {
                 issues.push(Issue::missing(
                     "Organization.telecom",
                     format!("an {label} phone ({{system: phone, use: {use_}}}) is required"),
                 ));
             }
+        }
+        for (found, label, use_) in phones {
             for (index, _) in found.iter().skip(1) {
                 issues.push(Issue::not_allowed(
                     format!("Organization.telecom[{index}]"),
@@ -143,11 +146,11 @@ mod tests {
         assert_eq!(
             found,
             [
+                ("MISSING_VALUE", "Organization.telecom".to_string()),
                 (
                     "ADDITIONAL_PROPERTIES",
                     "Organization.telecom[1]".to_string()
                 ),
-                ("MISSING_VALUE", "Organization.telecom".to_string()),
             ]
         );
     }

@@ -301,6 +301,26 @@ impl FhirError {
     }
 }
 
+/// A FHIR `string` made of any text: not empty, and with no control character (other than
+/// tab, CR, LF) or whitespace other than the space, which FHIR's `[ \r\n\t\S]+` excludes;
+/// those are written as `\u{…}`. Diagnostics and expressions echo what the client sent, so
+/// an OperationOutcome would otherwise break its own profile.
+pub fn fhir_string(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        let plain = matches!(c, ' ' | '\r' | '\n' | '\t');
+        if !plain && (c.is_control() || c.is_whitespace() || c == '\u{feff}') {
+            out.push_str(&format!("\\u{{{:04x}}}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    if out.trim().is_empty() {
+        out = "(none)".into();
+    }
+    out
+}
+
 /// Renders issues as an OperationOutcome resource.
 pub fn operation_outcome(issues: &[Issue], severity: &str) -> Value {
     let issues: Vec<Value> = issues
@@ -314,10 +334,10 @@ pub fn operation_outcome(issues: &[Issue], severity: &str) -> Value {
                     "code": i.spine.code(),
                     "display": i.spine.display(),
                 }]},
-                "diagnostics": i.diagnostics,
+                "diagnostics": fhir_string(&i.diagnostics),
             });
             if let (Some(expr), Some(obj)) = (&i.expression, issue.as_object_mut()) {
-                obj.insert("expression".into(), json!([expr]));
+                obj.insert("expression".into(), json!([fhir_string(expr)]));
             }
             issue
         })
@@ -433,6 +453,19 @@ mod tests {
             oo["issue"][1]["details"]["coding"][0]["code"],
             "ADDITIONAL_PROPERTIES"
         );
+    }
+
+    #[test]
+    fn diagnostics_are_always_valid_fhir_strings() {
+        assert_eq!(
+            fhir_string("a\u{b}b\u{a0}c\td\u{feff}"),
+            "a\\u{000b}b\\u{00a0}c\td\\u{feff}"
+        );
+        assert_eq!(fhir_string(""), "(none)");
+        let oo = FhirError::Invalid(vec![Issue::invalid("EpisodeOfCare.\u{c}", "\u{2028}")])
+            .to_operation_outcome();
+        assert_eq!(oo["issue"][0]["expression"][0], "EpisodeOfCare.\\u{000c}");
+        assert_eq!(oo["issue"][0]["diagnostics"], "\\u{2028}");
     }
 
     #[test]

@@ -42,6 +42,10 @@ const PROFILE_FILES: &[(&str, &str)] = &[
         "Bundle-searchset",
         include_str!("../fhir-profiles/Bundle-searchset.schema.json"),
     ),
+    (
+        "Bundle-history",
+        include_str!("../fhir-profiles/Bundle-history.schema.json"),
+    ),
 ];
 const DATATYPES: &str = include_str!("../fhir-profiles/datatypes.schema.json");
 
@@ -111,6 +115,24 @@ impl Profiles {
                         format!("{name} is required"),
                     ));
                 }
+                // An array below its minimum lacks a required element; one above its maximum
+                // holds elements that are not allowed: name each of them.
+                ValidationErrorKind::MinItems { limit } => {
+                    issues.push(Issue::missing(
+                        at,
+                        format!("at least {limit} item(s) required"),
+                    ));
+                }
+                ValidationErrorKind::MaxItems { limit } => {
+                    let len = error.instance.as_array().map_or(0, Vec::len);
+                    let limit = usize::try_from(*limit).unwrap_or(usize::MAX);
+                    for index in limit..len {
+                        issues.push(Issue::not_allowed(
+                            format!("{at}[{index}]"),
+                            format!("at most {limit} item(s) allowed here"),
+                        ));
+                    }
+                }
                 ValidationErrorKind::FalseSchema => {
                     issues.push(Issue::not_allowed(at, "this element is not allowed here"));
                 }
@@ -118,6 +140,31 @@ impl Profiles {
             }
         }
         issues.dedup();
+        issues
+    }
+
+    /// The profile's issues, then the business rules' issues that add something. A rule issue
+    /// at or below an element the profile already faulted (`EpisodeOfCare.patient` has the
+    /// wrong type, so its `identifier.value` is "missing") would only repeat it, and so would
+    /// one above it (the office-hours phone is "missing" from `Organization.telecom` because
+    /// `telecom[0].system` is `email`). So every problem of a resource is reported at once,
+    /// each once.
+    pub fn merge(profile: Vec<Issue>, rules: Vec<Issue>) -> Vec<Issue> {
+        let covered = |rule: &Issue| {
+            profile
+                .iter()
+                .any(|p| match (&p.expression, &rule.expression) {
+                    (Some(p), Some(r)) => within(r, p) || within(p, r),
+                    _ => false,
+                })
+        };
+        let extra: Vec<Issue> = rules.into_iter().filter(|r| !covered(r)).collect();
+        let mut issues = profile;
+        for issue in extra {
+            if !issues.contains(&issue) {
+                issues.push(issue);
+            }
+        }
         issues
     }
 
@@ -129,18 +176,36 @@ impl Profiles {
 }
 
 /// The validator's message, without echoing the whole offending value (it may be large, or
-/// personal data) beyond a short excerpt.
+/// personal data) beyond a short excerpt. A pattern is not repeated: the validator's
+/// compiled form of it is unreadable (`\S` spelt out as a class of Unicode spaces).
 fn describe(error: &jsonschema::ValidationError<'_>) -> String {
-    let message = error.to_string();
-    if message.len() > 200 {
-        let cut = (0..=200)
+    let message = match &error.kind {
+        ValidationErrorKind::Pattern { .. } => format!(
+            "{} is not in the format this element requires",
+            cut(&error.instance.to_string(), 80)
+        ),
+        _ => error.to_string(),
+    };
+    cut(&message, 200)
+}
+
+/// `message` cut to at most `max` bytes (at a character boundary), marked with `…`.
+fn cut(message: &str, max: usize) -> String {
+    if message.len() > max {
+        let at = (0..=max)
             .rev()
             .find(|i| message.is_char_boundary(*i))
             .unwrap_or(0);
-        format!("{}…", message.get(..cut).unwrap_or_default())
+        format!("{}…", message.get(..at).unwrap_or_default())
     } else {
-        message
+        message.to_string()
     }
+}
+
+/// Whether FHIRPath `path` is `ancestor` or lies below it (`A.b[0].c` is within `A.b`).
+fn within(path: &str, ancestor: &str) -> bool {
+    path.strip_prefix(ancestor)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('.') || rest.starts_with('['))
 }
 
 fn child(parent: &str, name: &str) -> String {
@@ -229,6 +294,61 @@ mod tests {
         assert!(
             found.contains(&("ADDITIONAL_PROPERTIES", "EpisodeOfCare.reason".into())),
             "{found:?}"
+        );
+    }
+
+    #[test]
+    fn extra_items_are_each_not_allowed_and_an_empty_list_is_missing() {
+        let mut plan = example("episode-of-care-valid.json");
+        let coding = plan["type"][0]["coding"][0].clone();
+        plan["type"][0]["coding"] = json!([coding.clone(), coding.clone(), coding]);
+        plan["identifier"] = json!([]);
+        let found: Vec<_> = profiles()
+            .validate("EpisodeOfCare", "EpisodeOfCare", &plan)
+            .into_iter()
+            .map(|i| (i.spine.code(), i.expression.unwrap()))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                ("MISSING_VALUE", "EpisodeOfCare.identifier".to_string()),
+                (
+                    "ADDITIONAL_PROPERTIES",
+                    "EpisodeOfCare.type[0].coding[1]".to_string()
+                ),
+                (
+                    "ADDITIONAL_PROPERTIES",
+                    "EpisodeOfCare.type[0].coding[2]".to_string()
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn rule_issues_at_above_or_below_a_faulted_element_are_not_repeated() {
+        let profile = vec![
+            Issue::invalid("EpisodeOfCare.patient", "not an object"),
+            Issue::invalid(
+                "EpisodeOfCare.type[0].coding[0].code",
+                "not in the ValueSet",
+            ),
+        ];
+        let rules = vec![
+            Issue::missing("EpisodeOfCare.patient.identifier.value", "required"),
+            Issue::missing("EpisodeOfCare.type", "a plan type is required"),
+            Issue::missing("EpisodeOfCare.patientX", "unrelated"),
+            Issue::rule("EpisodeOfCare.period.end", "end before start"),
+        ];
+        let merged = Profiles::merge(profile, rules);
+        let expressions: Vec<_> = merged.iter().filter_map(|i| i.expression.clone()).collect();
+        assert_eq!(
+            expressions,
+            [
+                "EpisodeOfCare.patient",
+                "EpisodeOfCare.type[0].coding[0].code",
+                "EpisodeOfCare.patientX",
+                "EpisodeOfCare.period.end"
+            ]
         );
     }
 

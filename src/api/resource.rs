@@ -11,8 +11,11 @@ use super::AppState;
 use crate::audit::{self, AccessContext, Returned};
 use crate::auth::{Action, Caller};
 use crate::db::{self, models::ResourceRow};
-use crate::error::{information_outcome, operation_outcome, FhirError, FhirResult};
+use crate::error::{
+    information_outcome, operation_outcome, FhirError, FhirResult, Issue, SpineCode,
+};
 use crate::fhir::audit_event::{AccessKind, CareSetting};
+use crate::fhir::organization::referenced_ods;
 use crate::fhir::{bundle, ResourceType};
 use crate::search;
 use crate::service::{self, conditional_identifier, now_ms, plan::PlanInput, Written};
@@ -229,7 +232,7 @@ pub async fn create(
             let condition = if_none_exist(&req)?
                 .map(|q| conditional_identifier(ty, &q))
                 .transpose()?;
-            let input = PlanInput::check(&state.profiles, resource)?;
+            let input = check_plan(&state, resource).await?;
             db::run(&state.pool, move |conn| {
                 service::plan::create(conn, &caller, &input, condition.as_ref(), now)
             })
@@ -238,6 +241,64 @@ pub async fn create(
         ResourceType::Flag => return Err(not_allowed(ty, "create")),
     };
     written(&state, &req, w)
+}
+
+/// Whether the profile or the rules found fault with a plan's managing LA reference (then
+/// the LA is not looked up: its fault is reported already).
+fn faults_managing_la(issues: &[Issue]) -> bool {
+    issues.iter().any(|i| {
+        i.expression
+            .as_deref()
+            .is_some_and(|e| e.starts_with("EpisodeOfCare.managingOrganization"))
+    })
+}
+
+/// A plan body checked against the profile and the business rules. When it has problems, the
+/// known-LA rule is checked as well, so an upload learns every problem in one response (a
+/// valid body's LA is looked up by the write itself, in its transaction).
+async fn check_plan(state: &AppState, resource: Value) -> FhirResult<PlanInput> {
+    let managing_la = referenced_ods(resource.get("managingOrganization"));
+    match PlanInput::check(&state.profiles, resource) {
+        Err(FhirError::Invalid(mut issues)) => {
+            if let Some(ods) = managing_la.filter(|_| !faults_managing_la(&issues)) {
+                let unknown = db::run(&state.pool, move |conn| {
+                    service::plan::check_known_la(conn, &ods)
+                })
+                .await?;
+                issues.extend(unknown);
+            }
+            Err(FhirError::Invalid(issues))
+        }
+        other => other,
+    }
+}
+
+/// Every problem `$validate` reports for a plan: the profile, the business rules, the known-LA
+/// rule and, for a social-care caller, that the plan is managed by its own LA (an error issue
+/// here, where a write would answer 403).
+async fn plan_issues(state: &AppState, caller: &Caller, resource: Value) -> FhirResult<Vec<Issue>> {
+    let managing_la = referenced_ods(resource.get("managingOrganization"));
+    let mut issues = match PlanInput::check(&state.profiles, resource) {
+        Ok(_) => vec![],
+        Err(FhirError::Invalid(issues)) => issues,
+        Err(other) => return Err(other),
+    };
+    if let Some(ods) = managing_la.filter(|_| !faults_managing_la(&issues)) {
+        if caller.require_own_la(&ods).is_err() {
+            issues.push(Issue::at(
+                "forbidden",
+                SpineCode::AccessDenied,
+                service::plan::MANAGING_LA,
+                format!("a local authority may only write its own plans, not those of {ods}"),
+            ));
+        }
+        let unknown = db::run(&state.pool, move |conn| {
+            service::plan::check_known_la(conn, &ods)
+        })
+        .await?;
+        issues.extend(unknown);
+    }
+    Ok(issues)
 }
 
 /// FHIR: a PUT body carries the id of the URL.
@@ -278,7 +339,7 @@ pub async fn update(
             .await?
         }
         ResourceType::EpisodeOfCare => {
-            let input = PlanInput::check(&state.profiles, resource)?;
+            let input = check_plan(&state, resource).await?;
             db::run(&state.pool, move |conn| {
                 service::plan::update(conn, &caller, &id, &input, version, now)
             })
@@ -302,7 +363,7 @@ pub async fn conditional_update(
     }
     caller.require(Action::WritePlan)?;
     let identifier = conditional_identifier(ty, req.query_string())?;
-    let input = PlanInput::check(&state.profiles, body.resource(ty.as_str())?)?;
+    let input = check_plan(&state, body.resource(ty.as_str())?).await?;
     let version = if_match(&req)?;
     let now = now_ms();
     let w = db::run(&state.pool, move |conn| {
@@ -381,20 +442,22 @@ pub async fn validate(
         }
     }
     let resource = body.resource(ty.as_str())?;
-    let outcome = match ty {
+    let issues = match ty {
         ResourceType::Organization => {
-            service::organization::check(&state.profiles, &resource).map(|_| ())
+            match service::organization::check(&state.profiles, &resource) {
+                Ok(_) => vec![],
+                Err(FhirError::Invalid(issues)) => issues,
+                Err(other) => return Err(other),
+            }
         }
-        ResourceType::EpisodeOfCare => PlanInput::check(&state.profiles, resource).map(|_| ()),
+        ResourceType::EpisodeOfCare => plan_issues(&state, &caller, resource).await?,
         ResourceType::Flag => return Err(not_allowed(ty, "$validate")),
     };
-    match outcome {
-        Ok(()) => Ok(FhirResponse::ok(information_outcome(
+    if issues.is_empty() {
+        Ok(FhirResponse::ok(information_outcome(
             "the resource is valid",
-        ))),
-        Err(FhirError::Invalid(issues)) => {
-            Ok(FhirResponse::ok(operation_outcome(&issues, "error")))
-        }
-        Err(other) => Err(other),
+        )))
+    } else {
+        Ok(FhirResponse::ok(operation_outcome(&issues, "error")))
     }
 }

@@ -40,37 +40,52 @@ impl LocalAuthority {
         if name.is_none() {
             issues.push(Issue::missing("Organization.name", "name is required"));
         }
-        let phone = |wanted: &str| -> Vec<String> {
+        // (index in telecom, number) of each phone with this use.
+        let phone = |wanted: &str| -> Vec<(usize, String)> {
             org.get("telecom")
                 .and_then(Value::as_array)
                 .into_iter()
                 .flatten()
-                .filter(|t| t.get("system").and_then(Value::as_str) == Some("phone"))
-                .filter(|t| t.get("use").and_then(Value::as_str) == Some(wanted))
-                .filter_map(|t| t.get("value").and_then(Value::as_str).map(str::to_string))
+                .enumerate()
+                .filter(|(_, t)| t.get("system").and_then(Value::as_str) == Some("phone"))
+                .filter(|(_, t)| t.get("use").and_then(Value::as_str) == Some(wanted))
+                .filter_map(|(i, t)| {
+                    t.get("value")
+                        .and_then(Value::as_str)
+                        .map(|v| (i, v.to_string()))
+                })
                 .collect()
         };
         let (work, mobile) = (phone("work"), phone("mobile"));
-        for (found, label, use_) in [
+        let phones = [
             (&work, "office-hours", "work"),
             (&mobile, "emergency duty team", "mobile"),
-        ] {
-            if found.len() != 1 {
+        ];
+        for (found, label, use_) in phones {
+            if found.is_empty() {
                 issues.push(Issue::missing(
                     "Organization.telecom",
-                    format!(
-                        "exactly one {label} phone ({{system: phone, use: {use_}}}) is required"
-                    ),
+                    format!("an {label} phone ({{system: phone, use: {use_}}}) is required"),
+                ));
+            }
+        }
+        for (found, label, use_) in phones {
+            for (index, _) in found.iter().skip(1) {
+                issues.push(Issue::not_allowed(
+                    format!("Organization.telecom[{index}]"),
+                    format!("an LA has exactly one {label} phone (use {use_})"),
                 ));
             }
         }
         match (ods, name, work.first(), mobile.first()) {
-            (Some(ods), Some(name), Some(w), Some(m)) if issues.is_empty() => Ok(LocalAuthority {
-                ods,
-                name,
-                office_hours_phone: w.clone(),
-                emergency_duty_phone: m.clone(),
-            }),
+            (Some(ods), Some(name), Some((_, w)), Some((_, m))) if issues.is_empty() => {
+                Ok(LocalAuthority {
+                    ods,
+                    name,
+                    office_hours_phone: w.clone(),
+                    emergency_duty_phone: m.clone(),
+                })
+            }
             _ => Err(issues),
         }
     }
@@ -117,6 +132,27 @@ mod tests {
         let la = LocalAuthority::from_resource(&la()).unwrap();
         assert_eq!(la.ods, "E09000030");
         assert_eq!(la.emergency_duty_phone, "020 7364 4079");
+    }
+
+    #[test]
+    fn a_second_phone_of_the_same_use_is_not_allowed() {
+        let mut org = la();
+        org["telecom"][1]["use"] = json!("work");
+        let issues = LocalAuthority::from_resource(&org).unwrap_err();
+        let found: Vec<_> = issues
+            .iter()
+            .map(|i| (i.spine.code(), i.expression.clone().unwrap()))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                ("MISSING_VALUE", "Organization.telecom".to_string()),
+                (
+                    "ADDITIONAL_PROPERTIES",
+                    "Organization.telecom[1]".to_string()
+                ),
+            ]
+        );
     }
 
     #[test]

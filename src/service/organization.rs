@@ -8,7 +8,7 @@ use super::{
 };
 use crate::auth::{Action, Caller, Role};
 use crate::db::{store, write_transaction, DbConn};
-use crate::error::{FhirError, Issue};
+use crate::error::FhirError;
 use crate::fhir::organization::LocalAuthority;
 use crate::fhir::types::ODS_SYSTEM;
 use crate::fhir::ResourceType;
@@ -149,11 +149,13 @@ fn duplicate(ods: &str) -> FhirError {
     }
 }
 
-/// Validates an Organization body against its profile, then reads it as an LA.
+/// Validates an Organization body against its profile and reads it as an LA, reporting the
+/// problems of both at once.
 pub fn check(profiles: &Profiles, resource: &Value) -> Result<LocalAuthority, FhirError> {
     let issues = profiles.validate("Organization", "Organization", resource);
-    if !issues.is_empty() {
-        return Err(FhirError::Invalid(issues));
+    match LocalAuthority::from_resource(resource) {
+        Ok(la) if issues.is_empty() => Ok(la),
+        Ok(_) => Err(FhirError::Invalid(issues)),
+        Err(rules) => Err(FhirError::Invalid(Profiles::merge(issues, rules))),
     }
-    LocalAuthority::from_resource(resource).map_err(|issues: Vec<Issue>| FhirError::Invalid(issues))
 }

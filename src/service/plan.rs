@@ -27,17 +27,18 @@ pub struct PlanInput {
 }
 
 impl PlanInput {
-    /// Validates a body against the EpisodeOfCare profile, then the business rules.
+    /// Validates a body against the EpisodeOfCare profile and the business rules, reporting
+    /// every problem of both at once (`Profiles::merge`).
     pub fn check(profiles: &Profiles, resource: Value) -> Result<PlanInput, FhirError> {
         let issues = profiles.validate("EpisodeOfCare", "EpisodeOfCare", &resource);
-        if !issues.is_empty() {
-            return Err(FhirError::Invalid(issues));
+        match Plan::from_resource(&resource) {
+            Ok(plan) if issues.is_empty() => Ok(PlanInput {
+                resource: normalise(resource, &plan),
+                plan,
+            }),
+            Ok(_) => Err(FhirError::Invalid(issues)),
+            Err(rules) => Err(FhirError::Invalid(Profiles::merge(issues, rules))),
         }
-        let plan = Plan::from_resource(&resource).map_err(FhirError::Invalid)?;
-        Ok(PlanInput {
-            resource: normalise(resource, &plan),
-            plan,
-        })
     }
 }
 
@@ -119,11 +120,20 @@ pub fn upsert(
 ) -> Result<Written, FhirError> {
     authorise(caller, &input.plan)?;
     let (system, value) = identifier;
-    if (&input.plan.identifier_system, &input.plan.identifier_value) != (system, value) {
-        return Err(FhirError::Invalid(vec![Issue::invalid(
-            "EpisodeOfCare.identifier[0]",
-            "the identifier in the body must match the identifier in the URL",
-        )]));
+    let mut mismatches = Vec::new();
+    for (element, body, url) in [
+        ("system", &input.plan.identifier_system, system),
+        ("value", &input.plan.identifier_value, value),
+    ] {
+        if body != url {
+            mismatches.push(Issue::invalid(
+                format!("EpisodeOfCare.identifier[0].{element}"),
+                format!("the identifier {element} in the body must match the one in the URL"),
+            ));
+        }
+    }
+    if !mismatches.is_empty() {
+        return Err(FhirError::Invalid(mismatches));
     }
     let attempt = |conn: &mut DbConn| {
         write_transaction(conn, |conn| {
@@ -230,11 +240,24 @@ fn managing_ods(content: &Value) -> Result<String, FhirError> {
         .ok_or_else(|| FhirError::internal("a stored plan has no managing LA"))
 }
 
+/// Where a plan names its managing LA: the known-LA and own-LA rules report here.
+pub const MANAGING_LA: &str = "EpisodeOfCare.managingOrganization.identifier.value";
+
+/// The known-LA rule's issue: a plan's managing LA must be registered.
+pub fn unknown_la_issue(ods: &str) -> Issue {
+    Issue::invalid(
+        MANAGING_LA,
+        format!("{ods} is not a registered local authority"),
+    )
+}
+
+/// The known-LA rule on its own: `None` when `ods` is a registered LA.
+pub fn check_known_la(conn: &mut DbConn, ods: &str) -> Result<Option<Issue>, FhirError> {
+    Ok(find_la(conn, ods)?.is_none().then(|| unknown_la_issue(ods)))
+}
+
 fn unknown_la(plan: &Plan) -> FhirError {
-    FhirError::Invalid(vec![Issue::invalid(
-        "EpisodeOfCare.managingOrganization.identifier.value",
-        format!("{} is not a registered local authority", plan.managing_ods),
-    )])
+    FhirError::Invalid(vec![unknown_la_issue(&plan.managing_ods)])
 }
 
 fn insert(conn: &mut DbConn, input: &PlanInput, now: i64) -> Result<Written, FhirError> {

@@ -21,7 +21,7 @@ async fn assert_401(app: &TestApp, token: Option<&str>) {
         .to_str()
         .unwrap()
         .starts_with("Bearer"));
-    let body: serde_json::Value = res.json().await.unwrap();
+    let body: serde_json::Value = res.fhir().await;
     assert_eq!(body["resourceType"], "OperationOutcome");
     assert_eq!(spine_code(&body), "ACCESS_DENIED");
 }
@@ -217,10 +217,7 @@ async fn an_la_cannot_read_update_or_delete_another_las_plan_or_flag() {
         .get(&format!("/EpisodeOfCare/{id}"), &app.social(LA_A))
         .await;
     assert_eq!(own.status(), 200);
-    assert_eq!(
-        own.json::<serde_json::Value>().await.unwrap()["meta"]["versionId"],
-        "1"
-    );
+    assert_eq!(own.fhir().await["meta"]["versionId"], "1");
 }
 
 #[tokio::test]
@@ -235,16 +232,10 @@ async fn an_las_searches_return_only_its_own_plans() {
         "/Flag",
         "/Flag?patient:identifier=9449306753",
     ] {
-        let bundle: serde_json::Value =
-            app.get(path, &app.social(LA_B)).await.json().await.unwrap();
+        let bundle: serde_json::Value = app.get(path, &app.social(LA_B)).await.fhir().await;
         assert_eq!(bundle["total"], 1, "{path}");
     }
-    let all: serde_json::Value = app
-        .get("/EpisodeOfCare", &app.ops())
-        .await
-        .json()
-        .await
-        .unwrap();
+    let all: serde_json::Value = app.get("/EpisodeOfCare", &app.ops()).await.fhir().await;
     assert_eq!(all["total"], 2);
 }
 

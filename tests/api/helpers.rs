@@ -2,15 +2,16 @@
 //! file in a temporary directory, or, when `CPIS_TEST_DATABASE_URL` is set, a fresh PostgreSQL
 //! schema dropped afterwards. The same tests run on both engines.
 
-use std::sync::Once;
+use std::sync::{Once, OnceLock};
 
 use cpis::auth::jwt::{issue, JwtAlgorithm, KeyConfig, TokenRequest};
 use cpis::auth::Role;
 use cpis::config::Config;
 use cpis::db::DbPool;
 use cpis::startup::Application;
+use cpis::validation::Profiles;
 use diesel::{Connection, PgConnection, RunQueryDsl};
-use reqwest::{Method, Response};
+use reqwest::{Method, Response, ResponseBuilderExt};
 use serde_json::{json, Value};
 
 pub const NHS: &str = "https://fhir.nhs.uk/Id/nhs-number";
@@ -82,7 +83,7 @@ fn fresh_database() -> (String, TestDb) {
 pub struct TestApp {
     pub address: String,
     pub base: String,
-    pub client: reqwest::Client,
+    pub client: Client,
     pub pool: DbPool,
     pub config: Config,
     handle: actix_web::dev::ServerHandle,
@@ -120,7 +121,7 @@ impl TestApp {
         TestApp {
             address,
             base,
-            client: reqwest::Client::new(),
+            client: Client::default(),
             pool,
             config,
             handle,
@@ -168,7 +169,7 @@ impl TestApp {
         token: Option<&str>,
         body: Option<&Value>,
     ) -> Response {
-        let mut req = self.client.request(method, self.url(path));
+        let mut req = self.client.0.request(method, self.url(path));
         if let Some(t) = token {
             req = req.bearer_auth(t);
         }
@@ -177,7 +178,7 @@ impl TestApp {
                 .header("Content-Type", "application/fhir+json")
                 .body(b.to_string());
         }
-        req.send().await.expect("request sent")
+        RequestBuilder(req).send().await.expect("request sent")
     }
 
     /// A FHIR request with extra headers (If-Match, If-None-Exist, Prefer, …); a body is sent
@@ -192,6 +193,7 @@ impl TestApp {
     ) -> Response {
         let mut req = self
             .client
+            .0
             .request(method, self.url(path))
             .bearer_auth(token);
         for (name, value) in headers {
@@ -202,7 +204,7 @@ impl TestApp {
                 .header("Content-Type", "application/fhir+json")
                 .body(b.to_string());
         }
-        req.send().await.expect("request sent")
+        RequestBuilder(req).send().await.expect("request sent")
     }
 
     pub async fn get(&self, path: &str, token: &str) -> Response {
@@ -224,7 +226,7 @@ impl TestApp {
     pub async fn create_la(&self, ods: &str) -> Value {
         let res = self.post("/Organization", &self.ops(), &la_json(ods)).await;
         assert_eq!(res.status(), 201, "create LA {ods}");
-        res.json().await.unwrap()
+        body(res).await
     }
 
     /// Creates a plan (as its LA) and returns it.
@@ -240,7 +242,7 @@ impl TestApp {
             "create plan: {}",
             res.text().await.unwrap_or_default()
         );
-        res.json().await.unwrap()
+        body(res).await
     }
 
     /// Flags of a child, as health-care sees them.
@@ -252,7 +254,7 @@ impl TestApp {
             )
             .await;
         assert_eq!(res.status(), 200);
-        res.json().await.unwrap()
+        body(res).await
     }
 
     /// How many rows a table holds (to show that a rejected request wrote nothing).
@@ -282,6 +284,185 @@ impl TestApp {
         .map(|t| self.count_rows(t))
         .collect()
     }
+
+    /// (type, id, version, deleted) of every resource: a rejected write changes none of them.
+    pub fn versions(&self) -> Vec<(String, String, i64, bool)> {
+        #[derive(diesel::QueryableByName)]
+        struct Version {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            resource_type: String,
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            id: String,
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            version_id: i64,
+            #[diesel(sql_type = diesel::sql_types::Bool)]
+            deleted: bool,
+        }
+        let mut conn = self.pool.get().unwrap();
+        diesel::sql_query(
+            "SELECT resource_type, id, version_id, deleted FROM resources ORDER BY resource_type, id",
+        )
+        .load::<Version>(&mut *conn)
+        .unwrap()
+        .into_iter()
+        .map(|v| (v.resource_type, v.id, v.version_id, v.deleted))
+        .collect()
+    }
+}
+
+/// The JSON body of a response; a FHIR resource is checked against its profile (`conform`).
+pub async fn body(res: Response) -> Value {
+    let url = res.url().to_string();
+    let text = res.text().await.expect("a response body");
+    let value: Value =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{url}: not JSON ({e}): {text}"));
+    conform(&value, &url);
+    value
+}
+
+/// `res.fhir().await`: the body of a response, as `body`.
+pub trait FhirJson {
+    fn fhir(self) -> impl std::future::Future<Output = Value>;
+}
+
+impl FhirJson for Response {
+    fn fhir(self) -> impl std::future::Future<Output = Value> {
+        body(self)
+    }
+}
+
+fn profiles() -> &'static Profiles {
+    static PROFILES: OnceLock<Profiles> = OnceLock::new();
+    PROFILES.get_or_init(|| Profiles::load().expect("the profiles compile"))
+}
+
+/// The profile (file stem) and FHIRPath root a resource the server returns must conform to;
+/// `None` for the CapabilityStatement, which has no profile of ours.
+fn output_profile(resource: &Value) -> Option<(&'static str, &'static str)> {
+    let ty = resource["resourceType"].as_str().unwrap_or_default();
+    match (ty, resource["type"].as_str()) {
+        ("Bundle", Some("searchset")) => Some(("Bundle-searchset", "Bundle")),
+        ("Bundle", Some("history")) => Some(("Bundle-history", "Bundle")),
+        ("Flag", _) => Some(("Flag", "Flag")),
+        ("EpisodeOfCare", _) => Some(("EpisodeOfCare", "EpisodeOfCare")),
+        ("Organization", _) => Some(("Organization", "Organization")),
+        ("OperationOutcome", _) => Some(("OperationOutcome", "OperationOutcome")),
+        ("AuditEvent", _) => Some(("AuditEvent", "AuditEvent")),
+        ("Subscription", _) => Some(("Subscription", "Subscription")),
+        ("CapabilityStatement", _) => None,
+        _ => panic!("the server returned a resource with no profile in fhir-profiles/: {resource}"),
+    }
+}
+
+/// Fails the test unless `resource`, returned by the server for `context`, conforms to its
+/// profile in `fhir-profiles/`, and every stored resource in it (itself, or a Bundle's
+/// entries) carries the `id` and `meta` SPEC §3 promises.
+pub fn conform(resource: &Value, context: &str) {
+    let Some((profile, root)) = output_profile(resource) else {
+        return;
+    };
+    let issues = profiles().validate(profile, root, resource);
+    assert!(
+        issues.is_empty(),
+        "{context}: the server's {profile} breaks its profile:\n{}\n{resource}",
+        issues
+            .iter()
+            .map(|i| format!("  {:?} {}: {}", i.expression, i.spine.code(), i.diagnostics))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    let stored: Vec<&Value> = match profile {
+        "Bundle-searchset" | "Bundle-history" => resource["entry"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.get("resource"))
+            .collect(),
+        "Flag" | "EpisodeOfCare" | "Organization" => vec![resource],
+        _ => vec![],
+    };
+    for r in stored
+        .into_iter()
+        .filter(|r| r["resourceType"] != "OperationOutcome")
+    {
+        let ty = r["resourceType"].as_str().unwrap_or_default();
+        let canonical = Profiles::canonical(ty);
+        assert!(
+            r["id"].is_string()
+                && r["meta"]["versionId"].is_string()
+                && r["meta"]["lastUpdated"].is_string()
+                && r["meta"]["profile"]
+                    .as_array()
+                    .is_some_and(|p| p.contains(&json!(canonical))),
+            "{context}: a stored {ty} without id, meta.versionId, meta.lastUpdated and \
+             meta.profile {canonical}: {r}"
+        );
+    }
+}
+
+/// A reqwest client whose every response is checked on arrival: a body that is a FHIR
+/// resource must conform to its profile (`conform`), whether or not the test reads it, and a
+/// body sent as `application/fhir+json` must be a FHIR resource. The response is then handed
+/// back as it came, so tests read status, headers and body as usual.
+#[derive(Clone, Default)]
+pub struct Client(reqwest::Client);
+
+pub struct RequestBuilder(reqwest::RequestBuilder);
+
+impl Client {
+    pub fn request(&self, method: Method, url: impl reqwest::IntoUrl) -> RequestBuilder {
+        RequestBuilder(self.0.request(method, url))
+    }
+    pub fn get(&self, url: impl reqwest::IntoUrl) -> RequestBuilder {
+        self.request(Method::GET, url)
+    }
+    pub fn post(&self, url: impl reqwest::IntoUrl) -> RequestBuilder {
+        self.request(Method::POST, url)
+    }
+}
+
+impl RequestBuilder {
+    pub fn bearer_auth(self, token: impl std::fmt::Display) -> Self {
+        Self(self.0.bearer_auth(token))
+    }
+    pub fn header(self, name: &str, value: &str) -> Self {
+        Self(self.0.header(name, value))
+    }
+    pub fn body(self, body: impl Into<reqwest::Body>) -> Self {
+        Self(self.0.body(body))
+    }
+    pub async fn send(self) -> reqwest::Result<Response> {
+        checked(self.0.send().await?).await
+    }
+}
+
+async fn checked(res: Response) -> reqwest::Result<Response> {
+    let (status, version, url) = (res.status(), res.version(), res.url().clone());
+    let headers = res.headers().clone();
+    let bytes = res.bytes().await?;
+    let fhir_json = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/fhir+json"));
+    let context = format!("{status} from {url}");
+    match serde_json::from_slice::<Value>(&bytes) {
+        Ok(value) if value.get("resourceType").is_some() => conform(&value, &context),
+        _ if fhir_json && !bytes.is_empty() => panic!(
+            "{context}: an application/fhir+json body that is not a FHIR resource: {}",
+            String::from_utf8_lossy(&bytes)
+        ),
+        _ => {}
+    }
+    let mut rebuilt = http::Response::builder()
+        .status(status)
+        .version(version)
+        .url(url);
+    for (name, value) in &headers {
+        rebuilt = rebuilt.header(name, value);
+    }
+    Ok(Response::from(
+        rebuilt.body(bytes).expect("the response as it came"),
+    ))
 }
 
 pub fn token_request(role: Role, org: &str) -> TokenRequest {
@@ -336,7 +517,7 @@ pub async fn expect_outcome(res: Response, status: u16, spine: &str) -> Value {
         res.url().query().unwrap_or_default()
     );
     assert_eq!(res.status(), status, "{url}");
-    let outcome: Value = res.json().await.expect("an OperationOutcome body");
+    let outcome = body(res).await;
     assert_eq!(outcome["resourceType"], "OperationOutcome", "{url}");
     assert_eq!(spine_code(&outcome), spine, "{url}: {outcome}");
     outcome

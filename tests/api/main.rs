@@ -10,6 +10,7 @@
 
 mod audit;
 mod auth;
+mod fuzz;
 mod helpers;
 mod notifications;
 mod organization;
@@ -19,3 +20,4 @@ mod receiver;
 mod rest;
 mod search;
 mod storage;
+mod validation_table;

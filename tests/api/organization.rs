@@ -23,23 +23,20 @@ async fn operations_registers_an_la_that_everyone_can_read_and_search() {
             &app.health(),
         )
         .await
-        .json()
-        .await
-        .unwrap();
+        .fhir()
+        .await;
     assert_eq!(by_ods["total"], 1);
     let by_name: Value = app
         .get("/Organization?name=local%20AUTH", &app.health())
         .await
-        .json()
-        .await
-        .unwrap();
+        .fhir()
+        .await;
     assert_eq!(by_name["total"], 1);
     let none: Value = app
         .get("/Organization?name=authority", &app.health())
         .await
-        .json()
-        .await
-        .unwrap();
+        .fhir()
+        .await;
     assert_eq!(none["total"], 0, "name matches from the start");
 }
 
@@ -59,7 +56,7 @@ async fn an_la_without_its_emergency_duty_phone_is_422() {
     let res = app.post("/Organization", &app.ops(), &la).await;
     assert_eq!(res.status(), 422);
     assert_eq!(
-        res.json::<Value>().await.unwrap()["issue"][0]["expression"][0],
+        res.fhir().await["issue"][0]["expression"][0],
         "Organization.telecom"
     );
     assert_eq!(app.count_rows("resources"), 0);
@@ -82,7 +79,7 @@ async fn an_la_may_update_its_own_telecom_and_nothing_else() {
         .put(&format!("/Organization/{id}"), &app.social(LA_A), &la)
         .await;
     assert_eq!(res.status(), 200);
-    assert_eq!(res.json::<Value>().await.unwrap()["meta"]["versionId"], "2");
+    assert_eq!(res.fhir().await["meta"]["versionId"], "2");
     la["name"] = json!("Renamed");
     assert_eq!(
         app.put(&format!("/Organization/{id}"), &app.social(LA_A), &la)
@@ -126,9 +123,8 @@ async fn an_las_new_phone_number_reaches_the_clinician() {
             &app.health(),
         )
         .await
-        .json()
-        .await
-        .unwrap();
+        .fhir()
+        .await;
     assert_eq!(
         bundle["entry"][1]["resource"]["telecom"][1]["value"],
         "0800 123 456"

@@ -26,7 +26,7 @@ async fn creating_a_plan_returns_201_with_location_etag_and_writes_its_flag() {
     assert_eq!(res.status(), 201);
     assert_eq!(res.headers()["etag"], "W/\"1\"");
     assert!(res.headers().contains_key("last-modified"));
-    let plan: Value = res.json().await.unwrap();
+    let plan: Value = res.fhir().await;
     let id = plan["id"].as_str().unwrap();
     assert_eq!(plan["meta"]["versionId"], "1");
     assert_eq!(
@@ -36,9 +36,8 @@ async fn creating_a_plan_returns_201_with_location_etag_and_writes_its_flag() {
     let flag: Value = app
         .get(&format!("/Flag/{id}"), &app.health())
         .await
-        .json()
-        .await
-        .unwrap();
+        .fhir()
+        .await;
     assert_eq!(flag["status"], "active");
     assert_eq!(flag["subject"]["identifier"]["value"], "9449306753");
     assert_eq!(flag["author"]["identifier"]["value"], LA_A);
@@ -91,9 +90,8 @@ async fn an_update_with_the_current_if_match_makes_version_2_and_updates_the_fla
     let flag: Value = app
         .get(&format!("/Flag/{id}"), &app.health())
         .await
-        .json()
-        .await
-        .unwrap();
+        .fhir()
+        .await;
     assert_eq!(flag["status"], "inactive");
     assert_eq!(flag["meta"]["versionId"], "2");
     assert_eq!(flag["period"]["end"], "2026-03-01");
@@ -146,16 +144,14 @@ async fn vread_and_history_show_every_version() {
             &app.social(LA_A),
         )
         .await
-        .json()
-        .await
-        .unwrap();
+        .fhir()
+        .await;
     assert!(v1["period"].get("end").is_none());
     let history: Value = app
         .get(&format!("/EpisodeOfCare/{id}/_history"), &app.social(LA_A))
         .await
-        .json()
-        .await
-        .unwrap();
+        .fhir()
+        .await;
     assert_eq!(history["type"], "history");
     assert_eq!(history["total"], 2);
     assert_eq!(history["entry"][0]["resource"]["meta"]["versionId"], "2");
@@ -268,7 +264,7 @@ async fn conditional_create_returns_the_existing_plan() {
         )
         .await;
     assert_eq!(res.status(), 200);
-    assert_eq!(res.json::<Value>().await.unwrap()["id"], plan["id"]);
+    assert_eq!(res.fhir().await["id"], plan["id"]);
 }
 
 #[tokio::test]
@@ -294,21 +290,15 @@ async fn twenty_concurrent_conditional_creates_make_one_plan() {
         let status = res.status().as_u16();
         assert!(status == 200 || status == 201, "status {status}");
         created += usize::from(status == 201);
-        ids.insert(
-            res.json::<Value>().await.unwrap()["id"]
-                .as_str()
-                .unwrap()
-                .to_string(),
-        );
+        ids.insert(res.fhir().await["id"].as_str().unwrap().to_string());
     }
     assert_eq!(created, 1);
     assert_eq!(ids.len(), 1);
     let all: Value = app
         .get("/EpisodeOfCare", &app.social(LA_A))
         .await
-        .json()
-        .await
-        .unwrap();
+        .fhir()
+        .await;
     assert_eq!(all["total"], 1);
     assert_eq!(app.flags_of("9449306753").await["total"], 1);
 }
@@ -320,7 +310,7 @@ async fn conditional_update_creates_then_updates_by_identifier() {
     let mut plan = plan_json("9449306753", LA_A, "P-9");
     let res = app.put(&path, &app.social(LA_A), &plan).await;
     assert_eq!(res.status(), 201);
-    let id = res.json::<Value>().await.unwrap()["id"].clone();
+    let id = res.fhir().await["id"].clone();
     // Re-sending the same plan changes nothing.
     let res = app.put(&path, &app.social(LA_A), &plan).await;
     assert_eq!(res.status(), 200);
@@ -328,7 +318,7 @@ async fn conditional_update_creates_then_updates_by_identifier() {
     plan["status"] = json!("cancelled");
     let res = app.put(&path, &app.social(LA_A), &plan).await;
     assert_eq!(res.status(), 200);
-    let updated: Value = res.json().await.unwrap();
+    let updated: Value = res.fhir().await;
     assert_eq!(updated["id"], id);
     assert_eq!(updated["meta"]["versionId"], "2");
     // Another LA cannot take it over.
@@ -387,9 +377,8 @@ async fn a_withdrawn_plan_is_hidden_from_health_care_at_once_and_cannot_be_react
     let seen: Value = app
         .get(&format!("/Flag/{id}"), &app.social(LA_A))
         .await
-        .json()
-        .await
-        .unwrap();
+        .fhir()
+        .await;
     assert_eq!(seen["status"], "entered-in-error");
     plan["status"] = json!("active");
     let res = app
@@ -427,7 +416,7 @@ async fn an_invalid_plan_is_422_naming_every_element_and_writes_nothing() {
     let before = app.snapshot();
     let res = app.post("/EpisodeOfCare", &app.social(LA_A), &plan).await;
     assert_eq!(res.status(), 422);
-    let outcome: Value = res.json().await.unwrap();
+    let outcome: Value = res.fhir().await;
     let found: Vec<(String, String)> = outcome["issue"]
         .as_array()
         .unwrap()
@@ -462,7 +451,7 @@ async fn an_invalid_plan_is_422_naming_every_element_and_writes_nothing() {
             &plan_json("9449306754", LA_A, "P-1"),
         )
         .await;
-    let outcome: Value = res.json().await.unwrap();
+    let outcome: Value = res.fhir().await;
     assert_eq!(spine_code(&outcome), "INVALID_VALUE");
     assert_eq!(
         outcome["issue"][0]["expression"][0],
@@ -507,9 +496,8 @@ async fn flags_cannot_be_written_through_the_api() {
     let flag: Value = app
         .get(&format!("/Flag/{id}"), &app.social(LA_A))
         .await
-        .json()
-        .await
-        .unwrap();
+        .fhir()
+        .await;
     for (method, path) in [
         (Method::POST, "/Flag".to_string()),
         (Method::PUT, format!("/Flag/{id}")),

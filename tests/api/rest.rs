@@ -15,7 +15,7 @@ async fn metadata_needs_no_token_and_lists_what_works() {
         .to_str()
         .unwrap()
         .starts_with("application/fhir+json"));
-    let cs: Value = res.json().await.unwrap();
+    let cs: Value = res.fhir().await;
     assert_eq!(cs["resourceType"], "CapabilityStatement");
     assert_eq!(cs["fhirVersion"], "4.0.1");
     let types: Vec<&str> = cs["rest"][0]["resource"]
@@ -37,9 +37,8 @@ async fn every_listed_search_parameter_and_include_works() {
         .send()
         .await
         .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .fhir()
+        .await;
     let sample = |ty: &str| match ty {
         "date" => "ge2026-01-01",
         "string" => "local",
@@ -181,10 +180,7 @@ async fn unknown_endpoints_and_types_are_404_operation_outcomes() {
     for path in ["/Patient/1", "/Patient", "/Flag/1/2/3"] {
         let res = app.get(path, &app.ops()).await;
         assert_eq!(res.status(), 404, "{path}");
-        assert_eq!(
-            res.json::<Value>().await.unwrap()["resourceType"],
-            "OperationOutcome"
-        );
+        assert_eq!(res.fhir().await["resourceType"], "OperationOutcome");
     }
     let res = app
         .request(Method::PATCH, "/Organization", Some(&app.ops()), None)
@@ -205,7 +201,7 @@ async fn validate_reports_problems_and_writes_nothing() {
         )
         .await;
     assert_eq!(res.status(), 200);
-    let ok: Value = res.json().await.unwrap();
+    let ok: Value = res.fhir().await;
     assert_eq!(ok["issue"][0]["severity"], "information");
     let mut bad = plan_json("9449306753", LA_A, "P-1");
     bad["diagnosis"] = json!([]);
@@ -213,7 +209,7 @@ async fn validate_reports_problems_and_writes_nothing() {
         .post("/EpisodeOfCare/$validate", &app.social(LA_A), &bad)
         .await;
     assert_eq!(res.status(), 200);
-    let outcome: Value = res.json().await.unwrap();
+    let outcome: Value = res.fhir().await;
     assert_eq!(outcome["issue"][0]["severity"], "error");
     assert_eq!(
         outcome["issue"][0]["expression"][0],
@@ -246,7 +242,7 @@ async fn when_no_database_connection_can_be_had_the_answer_is_503_with_retry_aft
         "answered, not hung"
     );
     assert!(res.headers().contains_key("retry-after"));
-    let outcome: Value = res.json().await.unwrap();
+    let outcome: Value = res.fhir().await;
     assert_eq!(spine_code(&outcome), "UNABLE_TO_CALL_SERVICE");
     assert!(
         !outcome["issue"][0]["diagnostics"]

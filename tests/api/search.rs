@@ -22,7 +22,7 @@ async fn a_clinician_finds_the_flag_and_the_las_phone_numbers_by_nhs_number() {
         )
         .await;
     assert_eq!(res.status(), 200);
-    let bundle: Value = res.json().await.unwrap();
+    let bundle: Value = res.fhir().await;
     assert_eq!(bundle["type"], "searchset");
     assert_eq!(bundle["total"], 1, "total counts matches only");
     let entries = bundle["entry"].as_array().unwrap();
@@ -50,9 +50,8 @@ async fn subject_identifier_is_an_alias_and_a_bare_number_matches_any_system() {
         let bundle: Value = app
             .get(&format!("/Flag?{q}"), &app.health())
             .await
-            .json()
-            .await
-            .unwrap();
+            .fhir()
+            .await;
         assert_eq!(bundle["total"], 1, "{q}");
     }
 }
@@ -66,9 +65,8 @@ async fn episode_of_care_search_includes_the_managing_organization() {
             &app.health(),
         )
         .await
-        .json()
-        .await
-        .unwrap();
+        .fhir()
+        .await;
     assert_eq!(bundle["total"], 1);
     assert_eq!(
         bundle["entry"][1]["resource"]["identifier"][0]["value"],
@@ -83,7 +81,7 @@ async fn an_unknown_child_is_an_empty_searchset() {
         .get("/Flag?patient:identifier=9000000009", &app.health())
         .await;
     assert_eq!(res.status(), 200);
-    let bundle: Value = res.json().await.unwrap();
+    let bundle: Value = res.fhir().await;
     assert_eq!(bundle["total"], 0);
     assert_eq!(bundle["entry"].as_array().unwrap().len(), 0);
 }
@@ -157,9 +155,8 @@ async fn flag_status_search_reflects_today() {
                     &app.health(),
                 )
                 .await
-                .json()
-                .await
-                .unwrap();
+                .fhir()
+                .await;
             b["total"].as_i64().unwrap()
         }
     };
@@ -186,9 +183,8 @@ async fn results_are_paged_with_count_and_next_links() {
     let first: Value = app
         .get("/EpisodeOfCare?_count=2", &app.social(LA_A))
         .await
-        .json()
-        .await
-        .unwrap();
+        .fhir()
+        .await;
     assert_eq!(first["total"], 5);
     assert_eq!(first["entry"].as_array().unwrap().len(), 2);
     let mut seen: Vec<String> = vec![];
@@ -216,9 +212,8 @@ async fn results_are_paged_with_count_and_next_links() {
             .send()
             .await
             .unwrap()
-            .json()
-            .await
-            .unwrap();
+            .fhir()
+            .await;
         assert_eq!(page["total"], 5);
     }
     seen.sort();
@@ -241,9 +236,7 @@ async fn episode_of_care_can_be_searched_by_identifier_type_status_date_and_la()
         async move {
             let res = app.get(&format!("/EpisodeOfCare?{q}"), &ops).await;
             assert_eq!(res.status(), 200, "{q}");
-            res.json::<Value>().await.unwrap()["total"]
-                .as_i64()
-                .unwrap()
+            res.fhir().await["total"].as_i64().unwrap()
         }
     };
     assert_eq!(
@@ -278,16 +271,14 @@ async fn count_zero_returns_only_the_total_and_large_counts_are_clamped() {
     let b: Value = app
         .get("/EpisodeOfCare?_count=0", &app.ops())
         .await
-        .json()
-        .await
-        .unwrap();
+        .fhir()
+        .await;
     assert_eq!(b["total"], 1);
     assert_eq!(b["entry"].as_array().unwrap().len(), 0);
     let b: Value = app
         .get("/EpisodeOfCare?_count=100000", &app.ops())
         .await
-        .json()
-        .await
-        .unwrap();
+        .fhir()
+        .await;
     assert!(b["link"][0]["url"].as_str().unwrap().contains("_count=500"));
 }

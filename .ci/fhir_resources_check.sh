@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# Independent validation of the server's output: starts a throw-away sandbox server, mints
+# tokens with `cpis token`, and validates sample responses with the `fhir.resources` R4B models
+# (.ci/fhir_resources_check.py), installed from PyPI into a venv under the target directory.
+#
+#   bash .ci/fhir_resources_check.sh [path/to/cpis]      (from the repository root)
+#
+# The binary defaults to target/debug/cpis; it is not built here. The server gets a free
+# 127.0.0.1 port and a fresh SQLite file in a temporary directory, and is always stopped.
+# Exits non-zero if any response is not valid FHIR R4B (or the server does not start).
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(cd "$here/.." && pwd)"
+
+cpis="${1:-$root/target/debug/cpis}"
+if [[ ! -x "$cpis" ]]; then
+    echo "fhir_resources_check: no cpis binary at $cpis (build it first, or pass its path)" >&2
+    exit 2
+fi
+cpis="$(cd "$(dirname "$cpis")" && pwd)/$(basename "$cpis")"
+
+# The validator, pinned (fhir.resources 8.x has the R4B models under fhir.resources.R4B).
+venv="${CARGO_TARGET_DIR:-$root/target}/fhir-resources-venv"
+requirements="$here/fhir-resources-requirements.txt"
+if ! "$venv/bin/python" -c 'import fhir.resources.R4B' >/dev/null 2>&1 \
+    || ! cmp -s "$requirements" "$venv/requirements.txt"; then
+    if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+    fi
+    rm -rf "$venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
+    cp "$requirements" "$venv/requirements.txt"
+fi
+echo "fhir_resources_check: $("$venv/bin/python" -c 'import fhir.resources as f; print("fhir.resources", f.__version__)')"
+
+port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+base="http://127.0.0.1:$port"
+tmp="$(mktemp -d "${TMPDIR:-/tmp}/cpis-fhir-check.XXXXXX")"
+server_pid=""
+
+cleanup() {
+    if [[ -n "$server_pid" ]] && kill -0 "$server_pid" 2>/dev/null; then
+        kill "$server_pid" 2>/dev/null || true
+        for _ in $(seq 1 50); do
+            kill -0 "$server_pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -9 "$server_pid" 2>/dev/null || true
+        wait "$server_pid" 2>/dev/null || true
+    fi
+    rm -rf "$tmp"
+}
+trap cleanup EXIT INT TERM
+
+export CPIS_SANDBOX=1
+# The sandbox's fixed development secret: no key from the caller's shell.
+unset CPIS_JWT_SECRET CPIS_JWT_PUBLIC_KEY_FILE CPIS_JWT_ALG CPIS_JWT_ISSUER CPIS_BASE_URL || true
+
+echo "fhir_resources_check: starting $cpis on $base (database $tmp/cpis.db)"
+CPIS_DATABASE_URL="sqlite://$tmp/cpis.db" CPIS_BIND="127.0.0.1:$port" \
+    "$cpis" serve >"$tmp/server.log" 2>&1 &
+server_pid=$!
+
+for i in $(seq 1 120); do
+    if curl -fsS -o /dev/null "$base/_health" 2>/dev/null; then
+        break
+    fi
+    if ! kill -0 "$server_pid" 2>/dev/null || [[ "$i" == 120 ]]; then
+        echo "fhir_resources_check: the server did not become healthy; its log:" >&2
+        cat "$tmp/server.log" >&2
+        exit 2
+    fi
+    sleep 0.5
+done
+
+set +e
+CPIS_BASE="$base/FHIR/R4" \
+    HEALTH_TOKEN="$("$cpis" token --role health-care --org RJ1 --name "Dr Jane Smith" --job-role "Staff Nurse")" \
+    SOCIAL_TOKEN="$("$cpis" token --role social-care --org E09000030)" \
+    OPS_TOKEN="$("$cpis" token --role operations --org X26)" \
+    "$venv/bin/python" "$here/fhir_resources_check.py"
+status=$?
+set -e
+if [[ "$status" != 0 ]]; then
+    echo "fhir_resources_check: failed ($status); the server log ends:" >&2
+    tail -n 30 "$tmp/server.log" >&2
+fi
+exit "$status"

@@ -3,7 +3,9 @@
 
 use serde_json::{json, Value};
 
+use super::types::PROFILE_BASE;
 use super::ResourceType;
+use crate::search::audit::AUDIT_EVENT_PARAMS;
 use crate::search::params::{includes_for, params_for, LAST_UPDATED};
 
 /// The interactions each type supports.
@@ -62,6 +64,45 @@ fn resource(ty: ResourceType) -> Value {
     r
 }
 
+/// AuditEvent: written by the server alone; searched as the access history.
+fn audit_event() -> Value {
+    let mut params: Vec<Value> = AUDIT_EVENT_PARAMS
+        .iter()
+        .map(|(name, ty, doc)| json!({"name": name, "type": ty, "documentation": doc}))
+        .collect();
+    params.push(json!({"name": LAST_UPDATED.name, "type": "date", "documentation": "When the access was recorded, with prefixes (an LA pulls its children's accesses with gt)"}));
+    json!({
+        "type": "AuditEvent",
+        "profile": format!("{PROFILE_BASE}CPIS-AuditEvent"),
+        "documentation": "The access history: health-care sees the 25 most recent unscheduled accesses of one child (and the search is itself recorded); an LA its own children's; operations every access. Immutable: writes are 405.",
+        "interaction": [{"code": "read"}, {"code": "search-type"}],
+        "versioning": "no-version",
+        "readHistory": false,
+        "updateCreate": false,
+        "searchInclude": [],
+        "searchParam": params,
+    })
+}
+
+/// Subscription: an LA's rest-hook for notifications of unscheduled accesses.
+fn subscription() -> Value {
+    let interactions: Vec<Value> = ["read", "search-type", "create", "update", "delete"]
+        .iter()
+        .map(|i| json!({"code": i}))
+        .collect();
+    json!({
+        "type": "Subscription",
+        "profile": format!("{PROFILE_BASE}CPIS-Subscription"),
+        "documentation": "criteria AuditEvent? only; channel rest-hook with payload application/fhir+json. Each notification carries X-CPIS-Notification-Id.",
+        "interaction": interactions,
+        "versioning": "versioned-update",
+        "readHistory": false,
+        "updateCreate": false,
+        "searchInclude": [],
+        "searchParam": [{"name": "status", "type": "token", "documentation": "requested | active | error | off"}],
+    })
+}
+
 pub fn capability_statement(base_url: &str) -> Value {
     let types = [
         ResourceType::Organization,
@@ -86,7 +127,11 @@ pub fn capability_statement(base_url: &str) -> Value {
                 "service": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/restful-security-service", "code": "OAuth"}]}],
                 "description": "Bearer JWT with role (social-care | health-care | operations) and org claims"
             },
-            "resource": types.iter().map(|t| resource(*t)).collect::<Vec<_>>(),
+            "resource": types
+                .iter()
+                .map(|t| resource(*t))
+                .chain([audit_event(), subscription()])
+                .collect::<Vec<_>>(),
         }]
     })
 }

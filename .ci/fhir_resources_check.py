@@ -138,6 +138,26 @@ def main():
     check("OperationOutcome: 404 unknown id", "GET", "/Organization/does-not-exist", "ops",
           status=404, resource_type="OperationOutcome")
 
+    # The lookups above were recorded: the access history, as a clinician and as operations.
+    history = check("AuditEvent search (access history)", "GET",
+                    f"/AuditEvent?patient:identifier={NHS}|{CHILD}", "health",
+                    resource_type="Bundle")
+    check("AuditEvent search (operations)", "GET", "/AuditEvent", "ops", resource_type="Bundle")
+    if history and history.get("entry"):
+        check("AuditEvent read", "GET", f"/AuditEvent/{history['entry'][0]['resource']['id']}",
+              "ops", resource_type="AuditEvent")
+    subscription = {
+        "resourceType": "Subscription", "status": "requested", "criteria": "AuditEvent?",
+        "reason": "fhir.resources check",
+        "channel": {"type": "rest-hook", "endpoint": "https://notify.example.org/cpis",
+                    "payload": "application/fhir+json"},
+    }
+    created = check("Subscription create", "POST", "/Subscription", "social", subscription,
+                    status=201, resource_type="Subscription")
+    if created:
+        check("Subscription search", "GET", "/Subscription?status=active", "social",
+              resource_type="Bundle")
+
     print(f"\nfhir.resources R4B: {checked - len(failures)} of {checked} responses valid")
     if failures:
         print("invalid: " + "; ".join(failures))

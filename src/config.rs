@@ -32,6 +32,8 @@ pub struct Config {
     pub audit_retention_months: u32,
     /// `CPIS_MAX_BODY_BYTES`, default 10 MiB.
     pub max_body_bytes: usize,
+    /// `CPIS_MAX_BUNDLE_ENTRIES`: entries per upload Bundle, default 5000.
+    pub max_bundle_entries: usize,
     /// `CPIS_DB_POOL_SIZE`, default 16.
     pub db_pool_size: u32,
     /// `CPIS_DB_TIMEOUT_MS`: how long a request waits for a connection before 503, default 3000.
@@ -142,6 +144,7 @@ impl Config {
             retention_months: parsed("CPIS_RETENTION_MONTHS", 12)?,
             audit_retention_months: parsed("CPIS_AUDIT_RETENTION_MONTHS", 96)?,
             max_body_bytes: parsed("CPIS_MAX_BODY_BYTES", 10 * 1024 * 1024)?,
+            max_bundle_entries: parsed("CPIS_MAX_BUNDLE_ENTRIES", 5000)?,
             db_pool_size: parsed("CPIS_DB_POOL_SIZE", 16)?,
             db_timeout: Duration::from_millis(parsed("CPIS_DB_TIMEOUT_MS", 3000)?),
             workers: match var("CPIS_WORKERS") {
@@ -185,6 +188,7 @@ impl Config {
             retention_months: 12,
             audit_retention_months: 96,
             max_body_bytes: 1024 * 1024,
+            max_bundle_entries: 100,
             db_pool_size: 8,
             db_timeout: Duration::from_millis(2000),
             workers: Some(2),

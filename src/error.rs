@@ -191,6 +191,9 @@ pub enum FhirError {
     TooLarge { limit: usize },
     #[error("service unavailable: {0}")]
     Unavailable(String),
+    /// An entry of a transaction Bundle failed: its own status, its issues named by entry.
+    #[error("Bundle entry failed ({status})")]
+    InEntry { status: u16, issues: Vec<Issue> },
     #[error("internal error: {0:#}")]
     Internal(#[from] anyhow::Error),
 }
@@ -203,7 +206,7 @@ impl FhirError {
     }
 
     /// The issues this error renders as, in order.
-    fn issues(&self) -> Vec<Issue> {
+    pub fn issues(&self) -> Vec<Issue> {
         use SpineCode as S;
         let one = |code: &'static str, spine: S, diagnostics: String, expr: Option<String>| {
             vec![Issue {
@@ -214,7 +217,7 @@ impl FhirError {
             }]
         };
         match self {
-            FhirError::Invalid(issues) => issues.clone(),
+            FhirError::Invalid(issues) | FhirError::InEntry { issues, .. } => issues.clone(),
             FhirError::Unauthenticated(_) => one("login", S::AccessDenied, self.to_string(), None),
             FhirError::Forbidden(_) => one("forbidden", S::AccessDenied, self.to_string(), None),
             FhirError::InvalidSearch { param, .. } => one(
@@ -377,6 +380,9 @@ impl ResponseError for FhirError {
             FhirError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             FhirError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             FhirError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            FhirError::InEntry { status, .. } => {
+                StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_REQUEST)
+            }
         }
     }
 

@@ -101,6 +101,7 @@ impl Application {
             endpoints: EndpointPolicy {
                 allowed_hosts: config.notify_allowed_hosts.clone(),
             },
+            max_bundle_entries: config.max_bundle_entries,
         });
         let verifier = web::Data::new(verifier);
         let max_body = config.max_body_bytes;

@@ -26,6 +26,10 @@ const PROFILE_FILES: &[(&str, &str)] = &[
         include_str!("../fhir-profiles/Subscription.schema.json"),
     ),
     (
+        "Bundle-response",
+        include_str!("../fhir-profiles/Bundle-response.schema.json"),
+    ),
+    (
         "Bundle-transaction",
         include_str!("../fhir-profiles/Bundle-transaction.schema.json"),
     ),

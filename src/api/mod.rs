@@ -14,6 +14,8 @@
 //! | `/AuditEvent`                              | GET search (writes are 405)   | health-care one child; LA own children; operations all |
 //! | `/AuditEvent/{id}`                         | GET read (writes are 405)     | LA own children; operations        |
 //! | `/Subscription`, `/Subscription/{id}`      | GET, POST / GET, PUT, DELETE  | social-care own LA; operations reads |
+//! | `` (the base)                              | POST transaction/batch Bundle | social-care, own plans             |
+//! | `/Bundle`, `/Bundle/{id}`                  | GET upload reports            | social-care own LA; operations     |
 //! | `/_health` (server root)                   | GET                           | anyone (no token)                  |
 
 pub mod access;
@@ -24,6 +26,7 @@ pub mod negotiate;
 pub mod resource;
 pub mod respond;
 pub mod subscription;
+pub mod upload;
 
 use std::sync::Arc;
 
@@ -46,6 +49,8 @@ pub struct AppState {
     pub auditor: Auditor,
     /// Where Subscription endpoints may point.
     pub endpoints: EndpointPolicy,
+    /// The most entries an upload Bundle may hold.
+    pub max_bundle_entries: usize,
 }
 
 /// Resource types with a REST endpoint; anything else under the base is 404.
@@ -57,6 +62,21 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             web::scope("/FHIR/R4")
                 .wrap(actix_web::middleware::from_fn(negotiate::negotiate))
                 .route("/metadata", web::get().to(metadata::capabilities))
+                .service(
+                    web::resource(["", "/"])
+                        .route(web::post().to(upload::upload))
+                        .default_service(web::to(method_not_allowed)),
+                )
+                .service(
+                    web::resource("/Bundle")
+                        .route(web::get().to(upload::search_reports))
+                        .default_service(web::to(method_not_allowed)),
+                )
+                .service(
+                    web::resource("/Bundle/{id}")
+                        .route(web::get().to(upload::read_report))
+                        .default_service(web::to(method_not_allowed)),
+                )
                 .service(
                     web::resource("/AuditEvent")
                         .route(web::get().to(access::search))

@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod models;
 pub mod outbox;
+pub mod reports;
 pub mod schema;
 pub mod store;
 pub mod subscriptions;
@@ -176,13 +177,21 @@ pub fn migration_names() -> (Vec<String>, Vec<String>) {
 
 /// A write transaction. On SQLite it is `BEGIN IMMEDIATE`, so the write lock is taken up front
 /// and concurrent writers wait (busy_timeout) instead of failing on a read→write upgrade.
+/// Inside another transaction it is a savepoint: a failure undoes this part only (how each
+/// entry of a batch upload stands on its own inside the batch's one transaction).
 pub fn write_transaction<T, E, F>(conn: &mut DbConn, f: F) -> Result<T, E>
 where
     F: FnOnce(&mut DbConn) -> Result<T, E>,
     E: From<diesel::result::Error>,
 {
     match conn {
-        DbConn::Sqlite(c) => AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?,
+        DbConn::Sqlite(c) => {
+            if in_transaction(c)? {
+                AnsiTransactionManager::begin_transaction(c)?
+            } else {
+                AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?
+            }
+        }
         DbConn::Postgres(c) => AnsiTransactionManager::begin_transaction(c)?,
     }
     match f(conn) {
@@ -197,6 +206,12 @@ where
             }
         }
     }
+}
+
+fn in_transaction(c: &mut SqliteConnection) -> QueryResult<bool> {
+    Ok(AnsiTransactionManager::transaction_manager_status_mut(c)
+        .transaction_depth()?
+        .is_some())
 }
 
 /// Runs blocking database work off the async workers: takes a connection from the pool inside

@@ -118,3 +118,14 @@ diesel::allow_tables_to_appear_in_same_query!(
     subscriptions,
     notification_outbox,
 );
+
+diesel::table! {
+    upload_reports (id) {
+        id -> Text,
+        la_ods -> Text,
+        created_ms -> BigInt,
+        accepted -> BigInt,
+        rejected -> BigInt,
+        content -> Text,
+    }
+}

@@ -8,6 +8,7 @@ pub mod plan;
 pub mod read;
 pub mod search;
 pub mod subscription;
+pub mod upload;
 
 use serde_json::Value;
 

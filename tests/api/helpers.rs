@@ -343,6 +343,9 @@ fn output_profile(resource: &Value) -> Option<(&'static str, &'static str)> {
     match (ty, resource["type"].as_str()) {
         ("Bundle", Some("searchset")) => Some(("Bundle-searchset", "Bundle")),
         ("Bundle", Some("history")) => Some(("Bundle-history", "Bundle")),
+        ("Bundle", Some("batch-response" | "transaction-response")) => {
+            Some(("Bundle-response", "Bundle"))
+        }
         ("Flag", _) => Some(("Flag", "Flag")),
         ("EpisodeOfCare", _) => Some(("EpisodeOfCare", "EpisodeOfCare")),
         ("Organization", _) => Some(("Organization", "Organization")),
@@ -386,7 +389,7 @@ pub fn conform(resource: &Value, context: &str) {
         .filter(|r| r["resourceType"] != "OperationOutcome")
     {
         let ty = r["resourceType"].as_str().unwrap_or_default();
-        let canonical = Profiles::canonical(ty);
+        let canonical = Profiles::canonical(output_profile(r).map_or(ty, |(name, _)| name));
         assert!(
             r["id"].is_string()
                 && r["meta"]["versionId"].is_string()

@@ -20,4 +20,5 @@ mod receiver;
 mod rest;
 mod search;
 mod storage;
+mod uploads;
 mod validation_table;

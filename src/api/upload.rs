@@ -1,0 +1,170 @@
+//! `POST /FHIR/R4`: LA uploads as transaction or batch Bundles (social-care, own plans only);
+//! `GET /Bundle?type=batch-response`: the LA's data-quality reports (one per batch upload).
+
+use actix_web::{web, HttpRequest};
+
+use super::extract::FhirBody;
+use super::respond::FhirResponse;
+use super::AppState;
+use crate::auth::{Action, Caller, Role};
+use crate::db::reports::{self, ReportRow};
+use crate::db::{self, write_transaction};
+use crate::error::{FhirError, FhirResult};
+use crate::fhir::bundle::{self, SearchEntry};
+use crate::search::params::{DEFAULT_COUNT, MAX_COUNT, RESULT_PARAMS};
+use crate::search::parse::{parse_date, DatePrefix};
+use crate::service::now_ms;
+use crate::service::upload::{self, Kind};
+
+/// `POST /FHIR/R4` with a transaction or batch Bundle.
+#[tracing::instrument(skip_all, fields(fhir.interaction = "batch-transaction", caller.role))]
+pub async fn upload(
+    state: web::Data<AppState>,
+    caller: Caller,
+    body: FhirBody,
+) -> FhirResult<FhirResponse> {
+    // Who may upload at all is decided before the body is looked at.
+    caller.require(Action::WritePlan)?;
+    let parsed = upload::parse(
+        &state.profiles,
+        body.resource("Bundle")?,
+        state.max_bundle_entries,
+    )?;
+    let base = state.base_url.clone();
+    let response = db::run(&state.pool, move |conn| {
+        let now = now_ms();
+        write_transaction(conn, |conn| {
+            let outcomes = upload::execute(conn, &caller, &parsed, now)?;
+            let response = upload::response_bundle(&base, parsed.kind, &outcomes);
+            match parsed.kind {
+                Kind::Batch => upload::keep_report(conn, &caller, response, &outcomes, now),
+                Kind::Transaction => Ok(response),
+            }
+        })
+    })
+    .await?;
+    Ok(FhirResponse::ok(response))
+}
+
+fn report_visible(caller: &Caller, row: &ReportRow) -> FhirResult<()> {
+    match caller.role() {
+        Role::Operations => Ok(()),
+        _ => caller.require_own_la(&row.la_ods),
+    }
+}
+
+/// `GET /Bundle/{id}`: one report.
+#[tracing::instrument(skip_all, fields(fhir.interaction = "read", fhir.type = "Bundle"))]
+pub async fn read_report(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+) -> FhirResult<FhirResponse> {
+    let id = path.into_inner();
+    let row = db::run(&state.pool, move |conn| {
+        caller.require(Action::ReadPlan)?;
+        let row = reports::find(conn, &id)?.ok_or_else(|| FhirError::NotFound {
+            ty: "Bundle".into(),
+            id: id.clone(),
+        })?;
+        report_visible(&caller, &row)?;
+        Ok(row)
+    })
+    .await?;
+    let content = serde_json::from_str(&row.content).map_err(FhirError::internal)?;
+    Ok(FhirResponse::ok(content))
+}
+
+/// `GET /Bundle?type=batch-response[&_lastUpdated=…]`: the caller's LA's reports, newest
+/// first (operations: every LA's).
+#[tracing::instrument(skip_all, fields(fhir.interaction = "search-type", fhir.type = "Bundle"))]
+pub async fn search_reports(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    caller: Caller,
+) -> FhirResult<FhirResponse> {
+    let (mut count, mut offset) = (DEFAULT_COUNT, 0usize);
+    let (mut from, mut to) = (i64::MIN, i64::MAX);
+    let mut canonical = Vec::new();
+    for (name, value) in url::form_urlencoded::parse(req.query_string().as_bytes()) {
+        let invalid = |reason: &str| FhirError::InvalidSearch {
+            param: name.to_string(),
+            reason: reason.into(),
+        };
+        match name.as_ref() {
+            _ if value.is_empty() => {}
+            "type" if value == "batch-response" => {
+                canonical.push((name.to_string(), value.to_string()))
+            }
+            "type" => return Err(invalid("the stored Bundles are batch-response reports")),
+            "_lastUpdated" => {
+                let (prefix, lo, hi) = parse_date(&name, &value)?;
+                let (f, t) = match prefix {
+                    DatePrefix::Eq => (lo, hi),
+                    DatePrefix::Gt | DatePrefix::Sa => (hi, i64::MAX),
+                    DatePrefix::Ge => (lo, i64::MAX),
+                    DatePrefix::Lt | DatePrefix::Eb => (i64::MIN, lo),
+                    DatePrefix::Le => (i64::MIN, hi),
+                    DatePrefix::Ne => return Err(invalid("the ne prefix is not supported here")),
+                };
+                from = from.max(f);
+                to = to.min(t);
+                canonical.push((name.to_string(), value.to_string()));
+            }
+            "_count" => {
+                count = value
+                    .parse::<usize>()
+                    .map_err(|_| invalid("must be a non-negative whole number"))?
+                    .min(MAX_COUNT);
+            }
+            "_offset" => {
+                offset = value
+                    .parse()
+                    .map_err(|_| invalid("must be a non-negative whole number"))?;
+            }
+            other if RESULT_PARAMS.contains(&other) => {}
+            _ => {
+                return Err(FhirError::UnknownParameter {
+                    param: name.into_owned(),
+                })
+            }
+        }
+    }
+    let (rows, total) = db::run(&state.pool, move |conn| {
+        caller.require(Action::ReadPlan)?;
+        let la = match caller.role() {
+            Role::Operations => None,
+            Role::SocialCare => caller.org().map(str::to_string),
+            Role::HealthCare => {
+                return Err(FhirError::Forbidden(
+                    "upload reports are for the uploading LA".into(),
+                ))
+            }
+        };
+        Ok(reports::search(
+            conn,
+            la.as_deref(),
+            (from, to),
+            i64::try_from(count).unwrap_or(i64::MAX),
+            i64::try_from(offset).unwrap_or(i64::MAX),
+        )?)
+    })
+    .await?;
+    let entries = rows
+        .iter()
+        .map(|row| {
+            Ok(SearchEntry {
+                resource: serde_json::from_str(&row.content).map_err(FhirError::internal)?,
+                mode: "match",
+            })
+        })
+        .collect::<FhirResult<Vec<_>>>()?;
+    Ok(FhirResponse::ok(bundle::searchset_page(
+        &state.base_url,
+        "Bundle",
+        &canonical,
+        (count, offset),
+        total,
+        entries,
+    )))
+}

@@ -1,0 +1,60 @@
+//! Upload reports: each batch upload's batch-response, kept for its LA.
+
+use diesel::prelude::*;
+
+use super::schema::upload_reports;
+use super::{DbBackend, DbConn};
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = upload_reports)]
+pub struct ReportRow {
+    pub id: String,
+    pub la_ods: String,
+    pub created_ms: i64,
+    pub accepted: i64,
+    pub rejected: i64,
+    pub content: String,
+}
+
+pub fn insert(conn: &mut DbConn, row: &ReportRow) -> QueryResult<()> {
+    diesel::insert_into(upload_reports::table)
+        .values(row)
+        .execute(conn)
+        .map(|_| ())
+}
+
+pub fn find(conn: &mut DbConn, id: &str) -> QueryResult<Option<ReportRow>> {
+    upload_reports::table
+        .find(id)
+        .select(ReportRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// An LA's reports (all LAs' when `None`) created in `[from_ms, to_ms)`, newest first.
+pub fn search(
+    conn: &mut DbConn,
+    la: Option<&str>,
+    (from_ms, to_ms): (i64, i64),
+    limit: i64,
+    offset: i64,
+) -> QueryResult<(Vec<ReportRow>, i64)> {
+    let filtered = || {
+        let mut q = upload_reports::table
+            .into_boxed::<DbBackend>()
+            .filter(upload_reports::created_ms.ge(from_ms))
+            .filter(upload_reports::created_ms.lt(to_ms));
+        if let Some(la) = la {
+            q = q.filter(upload_reports::la_ods.eq(la.to_string()));
+        }
+        q
+    };
+    let rows = filtered()
+        .order((upload_reports::created_ms.desc(), upload_reports::id.desc()))
+        .limit(limit)
+        .offset(offset)
+        .select(ReportRow::as_select())
+        .load(conn)?;
+    let total = filtered().count().get_result(conn)?;
+    Ok((rows, total))
+}

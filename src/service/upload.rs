@@ -1,0 +1,453 @@
+//! LA uploads (SPEC §3 Bundle): `transaction` (all or nothing) and `batch` (each entry on its
+//! own) Bundles of EpisodeOfCare entries — `POST EpisodeOfCare`, conditional
+//! `PUT EpisodeOfCare?identifier=system|value` (the idempotent daily upsert) and conditional
+//! `DELETE EpisodeOfCare?identifier=…`.
+//!
+//! Every entry is checked before anything is written; then all entries run inside one database
+//! transaction, each in its own savepoint. A transaction stops at the first failure and rolls
+//! everything back; a batch keeps the entries that succeeded. Errors name their entry
+//! (`Bundle.entry[3].resource.period.start`).
+
+use serde_json::{json, Value};
+
+use super::plan::{self, PlanInput};
+use super::{conditional_identifier, Written};
+use crate::auth::{Action, Caller};
+use crate::db::reports::{self, ReportRow};
+use crate::db::{write_transaction, DbConn};
+use crate::error::{operation_outcome, FhirError, Issue, SpineCode};
+use crate::fhir::types::{instant, PROFILE_BASE};
+use crate::fhir::ResourceType;
+use crate::validation::Profiles;
+
+const PLAN_TYPE: &str = "EpisodeOfCare";
+pub const ACCEPTED_URL: &str = "https://fhir.cpis.example.org/StructureDefinition/upload-accepted";
+pub const REJECTED_URL: &str = "https://fhir.cpis.example.org/StructureDefinition/upload-rejected";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Transaction,
+    Batch,
+}
+
+/// What one entry asks for.
+#[derive(Debug, Clone)]
+pub enum Operation {
+    Create {
+        input: PlanInput,
+        if_none_exist: Option<(String, String)>,
+    },
+    Upsert {
+        identifier: (String, String),
+        input: PlanInput,
+        if_match: Option<i64>,
+    },
+    Delete {
+        identifier: (String, String),
+    },
+}
+
+/// A parsed upload: each entry is ready to run, or already failed its checks.
+pub struct Upload {
+    pub kind: Kind,
+    pub entries: Vec<Result<Operation, FhirError>>,
+}
+
+/// What happened to one entry.
+pub enum Outcome {
+    Written(Written),
+    Deleted,
+    NothingToDelete,
+    Failed(FhirError),
+}
+
+/// The prefix an entry's issues are named under.
+fn entry_path(index: usize) -> String {
+    format!("Bundle.entry[{index}]")
+}
+
+/// The same error (and status) with every issue at `expression`.
+fn at(expression: &str, error: FhirError) -> FhirError {
+    use actix_web::ResponseError;
+    FhirError::InEntry {
+        status: error.status_code().as_u16(),
+        issues: error
+            .issues()
+            .into_iter()
+            .map(|mut i| {
+                i.expression = Some(expression.into());
+                i
+            })
+            .collect(),
+    }
+}
+
+/// Re-roots an error's issues at entry `index`: `EpisodeOfCare.period.start` becomes
+/// `Bundle.entry[3].resource.period.start`; an issue without an element names the entry.
+pub fn in_entry(index: usize, error: FhirError) -> FhirError {
+    use actix_web::ResponseError;
+    let status = error.status_code().as_u16();
+    let entry = entry_path(index);
+    let issues = error
+        .issues()
+        .into_iter()
+        .map(|mut issue| {
+            issue.expression = Some(match issue.expression.as_deref() {
+                Some(e) if e.starts_with("Bundle.entry[") => e.to_string(),
+                None | Some("") => entry.clone(),
+                Some(e) => match e.strip_prefix(PLAN_TYPE) {
+                    Some(rest) => format!("{entry}.resource{rest}"),
+                    None => format!("{entry}.{e}"),
+                },
+            });
+            issue
+        })
+        .collect();
+    FhirError::InEntry { status, issues }
+}
+
+/// Checks the envelope and every entry. Too many entries is 413; a Bundle that is not a
+/// transaction or batch is 422.
+pub fn parse(profiles: &Profiles, bundle: Value, max_entries: usize) -> Result<Upload, FhirError> {
+    let kind = match bundle.get("type").and_then(Value::as_str) {
+        Some("transaction") => Kind::Transaction,
+        Some("batch") => Kind::Batch,
+        _ => {
+            return Err(FhirError::Invalid(vec![Issue::invalid(
+                "Bundle.type",
+                "an upload is a transaction or batch Bundle",
+            )]))
+        }
+    };
+    if let Some(obj) = bundle.as_object() {
+        let unknown: Vec<Issue> = obj
+            .keys()
+            .filter(|k| !["resourceType", "id", "meta", "type", "entry"].contains(&k.as_str()))
+            .map(|k| {
+                Issue::not_allowed(
+                    format!("Bundle.{k}"),
+                    format!("{k} is not allowed in an upload"),
+                )
+            })
+            .collect();
+        if !unknown.is_empty() {
+            return Err(FhirError::Invalid(unknown));
+        }
+    }
+    let entries = match bundle.get("entry") {
+        None => Vec::new(),
+        Some(Value::Array(entries)) => entries.clone(),
+        Some(_) => {
+            return Err(FhirError::Invalid(vec![Issue::invalid(
+                "Bundle.entry",
+                "entry must be a list",
+            )]))
+        }
+    };
+    if entries.len() > max_entries {
+        return Err(FhirError::InEntry {
+            status: 413,
+            issues: vec![Issue::at(
+                "too-costly",
+                SpineCode::FailureToProcessMessage,
+                "Bundle.entry",
+                format!(
+                    "{} entries: an upload may hold at most {max_entries}; send it in parts",
+                    entries.len()
+                ),
+            )],
+        });
+    }
+    let entries = entries
+        .into_iter()
+        .enumerate()
+        .map(|(i, entry)| parse_entry(profiles, entry).map_err(|e| in_entry(i, e)))
+        .collect();
+    Ok(Upload { kind, entries })
+}
+
+fn parse_entry(profiles: &Profiles, entry: Value) -> Result<Operation, FhirError> {
+    let Value::Object(mut entry) = entry else {
+        return Err(FhirError::Invalid(vec![Issue::invalid(
+            "",
+            "an entry must be an object",
+        )]));
+    };
+    let mut issues: Vec<Issue> = entry
+        .keys()
+        .filter(|k| !["fullUrl", "resource", "request"].contains(&k.as_str()))
+        .map(|k| Issue::not_allowed(k.clone(), format!("{k} is not allowed in an upload entry")))
+        .collect();
+    if let Some(full_url) = entry.get("fullUrl") {
+        let ok = full_url.as_str().is_some_and(|u| {
+            u.strip_prefix("urn:uuid:").map_or_else(
+                || url::Url::parse(u).is_ok(),
+                |id| uuid::Uuid::parse_str(id).is_ok(),
+            )
+        });
+        if !ok {
+            issues.push(Issue::invalid(
+                "fullUrl",
+                "fullUrl must be an absolute URL or urn:uuid:<uuid>",
+            ));
+        }
+    }
+    let request = entry.remove("request").unwrap_or(Value::Null);
+    let method = request.get("method").and_then(Value::as_str);
+    let url = request
+        .get("url")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    if method.is_none() {
+        issues.push(Issue::missing(
+            "request.method",
+            "request.method is required (POST, PUT or DELETE)",
+        ));
+    }
+    if !issues.is_empty() {
+        return Err(FhirError::Invalid(issues));
+    }
+    let resource = entry.remove("resource");
+    let identifier_in_url = || -> Result<(String, String), FhirError> {
+        let query = url.strip_prefix("EpisodeOfCare?").ok_or_else(|| {
+            FhirError::Invalid(vec![Issue::invalid(
+                "request.url",
+                "the url must be EpisodeOfCare?identifier=system|value",
+            )])
+        })?;
+        conditional_identifier(ResourceType::EpisodeOfCare, query).map_err(|e| at("request.url", e))
+    };
+    let plan = |resource: Option<Value>| -> Result<PlanInput, FhirError> {
+        let resource = resource.ok_or_else(|| {
+            FhirError::Invalid(vec![Issue::missing(
+                "resource",
+                "POST and PUT entries carry the plan",
+            )])
+        })?;
+        if resource.get("resourceType").and_then(Value::as_str) != Some(PLAN_TYPE) {
+            return Err(FhirError::Invalid(vec![Issue::invalid(
+                "resource.resourceType",
+                "an upload holds EpisodeOfCare resources only",
+            )]));
+        }
+        PlanInput::check(profiles, resource)
+    };
+    match method {
+        Some("POST") if url == PLAN_TYPE => {
+            let if_none_exist = match request.get("ifNoneExist").and_then(Value::as_str) {
+                None => None,
+                Some(q) => Some(
+                    conditional_identifier(ResourceType::EpisodeOfCare, q.trim_start_matches('?'))
+                        .map_err(|e| at("request.ifNoneExist", e))?,
+                ),
+            };
+            Ok(Operation::Create {
+                input: plan(resource)?,
+                if_none_exist,
+            })
+        }
+        Some("PUT") => {
+            let identifier = identifier_in_url()?;
+            let if_match = match request.get("ifMatch").and_then(Value::as_str) {
+                None => None,
+                Some(v) => Some(
+                    v.trim_start_matches("W/")
+                        .trim_matches('"')
+                        .parse()
+                        .map_err(|_| {
+                            FhirError::Invalid(vec![Issue::invalid(
+                                "request.ifMatch",
+                                "ifMatch must be a version ETag such as W/\"1\"",
+                            )])
+                        })?,
+                ),
+            };
+            Ok(Operation::Upsert {
+                identifier,
+                input: plan(resource)?,
+                if_match,
+            })
+        }
+        Some("DELETE") => {
+            if resource.is_some() {
+                return Err(FhirError::Invalid(vec![Issue::not_allowed(
+                    "resource",
+                    "a DELETE entry carries no resource",
+                )]));
+            }
+            Ok(Operation::Delete {
+                identifier: identifier_in_url()?,
+            })
+        }
+        Some("POST") => Err(FhirError::Invalid(vec![Issue::invalid(
+            "request.url",
+            "POST entries create plans: the url must be EpisodeOfCare",
+        )])),
+        _ => Err(FhirError::Invalid(vec![Issue::invalid(
+            "request.method",
+            "request.method must be POST, PUT or DELETE",
+        )])),
+    }
+}
+
+/// Runs an upload in one database transaction (each entry in a savepoint). A transaction that
+/// meets a failing entry writes nothing and returns that entry's error.
+pub fn execute(
+    conn: &mut DbConn,
+    caller: &Caller,
+    upload: &Upload,
+    now: i64,
+) -> Result<Vec<Outcome>, FhirError> {
+    caller.require(Action::WritePlan)?;
+    if upload.kind == Kind::Transaction {
+        if let Some((i, Err(_))) = upload.entries.iter().enumerate().find(|(_, e)| e.is_err()) {
+            return Err(transaction_failure(upload, i));
+        }
+    }
+    write_transaction(conn, |conn| {
+        let mut outcomes = Vec::with_capacity(upload.entries.len());
+        for (i, entry) in upload.entries.iter().enumerate() {
+            let outcome = match entry {
+                Err(e) => Outcome::Failed(copy(e)),
+                Ok(op) => match run(conn, caller, op, now) {
+                    Ok(done) => done,
+                    Err(e) => Outcome::Failed(in_entry(i, e)),
+                },
+            };
+            if let (Kind::Transaction, Outcome::Failed(e)) = (upload.kind, &outcome) {
+                return Err(copy(e));
+            }
+            outcomes.push(outcome);
+        }
+        Ok(outcomes)
+    })
+}
+
+/// Every checked-out failure of a transaction in one OperationOutcome (status of the first).
+fn transaction_failure(upload: &Upload, first: usize) -> FhirError {
+    use actix_web::ResponseError;
+    let status = upload
+        .entries
+        .get(first)
+        .and_then(|e| e.as_ref().err())
+        .map_or(400, |e| e.status_code().as_u16());
+    let issues = upload
+        .entries
+        .iter()
+        .filter_map(|e| e.as_ref().err())
+        .flat_map(FhirError::issues)
+        .collect();
+    FhirError::InEntry { status, issues }
+}
+
+fn copy(e: &FhirError) -> FhirError {
+    use actix_web::ResponseError;
+    FhirError::InEntry {
+        status: e.status_code().as_u16(),
+        issues: e.issues(),
+    }
+}
+
+fn run(conn: &mut DbConn, caller: &Caller, op: &Operation, now: i64) -> Result<Outcome, FhirError> {
+    match op {
+        Operation::Create {
+            input,
+            if_none_exist,
+        } => plan::create(conn, caller, input, if_none_exist.as_ref(), now).map(Outcome::Written),
+        Operation::Upsert {
+            identifier,
+            input,
+            if_match,
+        } => plan::upsert(conn, caller, identifier, input, *if_match, now).map(Outcome::Written),
+        Operation::Delete { identifier } => {
+            plan::delete_by_identifier(conn, caller, identifier, now).map(|deleted| {
+                if deleted {
+                    Outcome::Deleted
+                } else {
+                    Outcome::NothingToDelete
+                }
+            })
+        }
+    }
+}
+
+/// The batch-response / transaction-response Bundle: one entry per request entry, in order.
+pub fn response_bundle(base: &str, kind: Kind, outcomes: &[Outcome]) -> Value {
+    let entries: Vec<Value> = outcomes
+        .iter()
+        .map(|outcome| match outcome {
+            Outcome::Written(w) => {
+                let status = if w.created { "201 Created" } else { "200 OK" };
+                json!({
+                    "fullUrl": format!("{base}/{PLAN_TYPE}/{}", w.row.id),
+                    "response": {
+                        "status": status,
+                        "location": format!("{PLAN_TYPE}/{}/_history/{}", w.row.id, w.row.version_id),
+                        "etag": format!("W/\"{}\"", w.row.version_id),
+                        "lastModified": instant(w.row.last_updated),
+                    }
+                })
+            }
+            Outcome::Deleted => json!({"response": {"status": "204 No Content"}}),
+            Outcome::NothingToDelete => json!({"response": {"status": "404 Not Found"}}),
+            Outcome::Failed(e) => {
+                use actix_web::ResponseError;
+                let code = e.status_code();
+                json!({"response": {
+                    "status": format!("{} {}", code.as_u16(), code.canonical_reason().unwrap_or_default()),
+                    "outcome": operation_outcome(&e.issues(), "error"),
+                }})
+            }
+        })
+        .collect();
+    let ty = match kind {
+        Kind::Transaction => "transaction-response",
+        Kind::Batch => "batch-response",
+    };
+    json!({"resourceType": "Bundle", "type": ty, "entry": entries})
+}
+
+/// Keeps a batch's response as the caller's LA's data-quality report; returns it with its id,
+/// meta and the counts of accepted and rejected entries.
+pub fn keep_report(
+    conn: &mut DbConn,
+    caller: &Caller,
+    mut response: Value,
+    outcomes: &[Outcome],
+    now: i64,
+) -> Result<Value, FhirError> {
+    let rejected = outcomes
+        .iter()
+        .filter(|o| matches!(o, Outcome::Failed(_)))
+        .count() as i64;
+    let accepted = outcomes.len() as i64 - rejected;
+    let id = uuid::Uuid::now_v7().to_string();
+    if let Some(obj) = response.as_object_mut() {
+        obj.insert("id".into(), json!(id));
+        obj.insert(
+            "meta".into(),
+            json!({
+                "versionId": "1",
+                "lastUpdated": instant(now),
+                "profile": [format!("{PROFILE_BASE}CPIS-Bundle-response")],
+                "extension": [
+                    {"url": ACCEPTED_URL, "valueUnsignedInt": accepted},
+                    {"url": REJECTED_URL, "valueUnsignedInt": rejected},
+                ],
+            }),
+        );
+        obj.insert("timestamp".into(), json!(instant(now)));
+    }
+    reports::insert(
+        conn,
+        &ReportRow {
+            id,
+            la_ods: caller.org().unwrap_or_default().to_string(),
+            created_ms: now,
+            accepted,
+            rejected,
+            content: response.to_string(),
+        },
+    )?;
+    Ok(response)
+}

@@ -27,6 +27,12 @@ enum Command {
     Serve,
     /// Run the database migrations and exit.
     Migrate,
+    /// Purge plans, flags and AuditEvents past their retention (SPEC §7) and print the counts.
+    Purge {
+        /// The clock to purge at (RFC 3339), instead of now.
+        #[arg(long)]
+        now: Option<String>,
+    },
     /// Print a signed JWT (and nothing else) for the configured key: for the sandbox and Postman.
     Token {
         /// social-care | health-care | operations
@@ -73,6 +79,7 @@ pub fn main() -> ExitCode {
                 .map(|_| ())
                 .map_err(|e| e.to_string())
         }
+        Command::Purge { now } => purge(&config, now.as_deref()),
         Command::Token {
             role,
             org,
@@ -142,4 +149,23 @@ fn token(
         &config.jwt_audience,
     )
     .map_err(|e| format!("cannot sign: {e}"))
+}
+
+fn purge(config: &Config, now: Option<&str>) -> Result<(), String> {
+    crate::telemetry::init(config.log_json);
+    let now = match now {
+        None => crate::service::now_ms(),
+        Some(t) => chrono::DateTime::parse_from_rfc3339(t)
+            .map_err(|e| format!("--now {t:?}: {e}"))?
+            .timestamp_millis(),
+    };
+    let pool = prepare_database(config).map_err(|e| e.to_string())?;
+    let mut conn = pool.get().map_err(|e| e.to_string())?;
+    let purged = crate::retention::purge(&mut conn, config.retention(), now)
+        .map_err(|e| format!("purge failed: {e}"))?;
+    println!(
+        "purged plans={} audit_events={}",
+        purged.plans, purged.audit_events
+    );
+    Ok(())
 }

@@ -213,6 +213,14 @@ impl Config {
             .unwrap_or_else(|| KeyConfig::Secret(SANDBOX_SECRET.into()))
     }
 
+    /// How long plans and AuditEvents are kept.
+    pub fn retention(&self) -> crate::retention::RetentionPolicy {
+        crate::retention::RetentionPolicy {
+            plan_months: self.retention_months,
+            audit_months: self.audit_retention_months,
+        }
+    }
+
     pub fn uses_sandbox_secret(&self) -> bool {
         self.key.is_none()
     }

@@ -9,6 +9,7 @@ pub mod db;
 pub mod error;
 pub mod fhir;
 pub mod notify;
+pub mod retention;
 pub mod sandbox;
 pub mod search;
 pub mod service;

@@ -92,6 +92,12 @@ impl Application {
             notify::start(pool.clone(), &wake_dispatcher, config.delivery.clone())
                 .map_err(|e| StartupError::Database(format!("notification dispatcher: {e}")))?;
         }
+        crate::retention::start_daily(
+            pool.clone(),
+            config.retention(),
+            Arc::downgrade(&wake_dispatcher),
+        )
+        .map_err(|e| StartupError::Database(format!("retention task: {e}")))?;
         let state = web::Data::new(AppState {
             pool: pool.clone(),
             base_url: base_url.clone(),

@@ -18,6 +18,7 @@ mod plans;
 mod process;
 mod receiver;
 mod rest;
+mod retention;
 mod search;
 mod storage;
 mod uploads;

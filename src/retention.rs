@@ -1,0 +1,176 @@
+//! Retention (SPEC §7): plans and their Flags leave the register `retention_months` after the
+//! plan ended (its `period.end`, or, without one, when it was last changed once finished,
+//! cancelled or withdrawn; a deleted plan's tombstone likewise); AuditEvents after
+//! `audit_retention_months`. Purged records are gone (404), history and index rows included.
+//! Runs daily inside the server and on demand with `cpis purge`; the clock is a parameter.
+
+use std::sync::Weak;
+use std::time::Duration;
+
+use chrono::Months;
+use diesel::prelude::*;
+
+use crate::db::schema::{
+    audit_events, resource_versions, resources, search_dates, search_tokens, unique_identifiers,
+};
+use crate::db::{write_transaction, DbConn, DbPool};
+use crate::fhir::types::to_datetime;
+
+/// How long records are kept.
+#[derive(Debug, Clone, Copy)]
+pub struct RetentionPolicy {
+    pub plan_months: u32,
+    pub audit_months: u32,
+}
+
+/// What one purge removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Purged {
+    pub plans: usize,
+    pub audit_events: usize,
+}
+
+const PLAN: &str = "EpisodeOfCare";
+const FLAG: &str = "Flag";
+/// Plans are removed in chunks, each in its own transaction.
+const CHUNK: i64 = 500;
+
+fn months_before(now_ms: i64, months: u32) -> i64 {
+    to_datetime(now_ms)
+        .checked_sub_months(Months::new(months))
+        .map_or(i64::MIN, |t| t.timestamp_millis())
+}
+
+/// Purges everything past retention at `now_ms`.
+pub fn purge(conn: &mut DbConn, policy: RetentionPolicy, now_ms: i64) -> QueryResult<Purged> {
+    let plan_cutoff = months_before(now_ms, policy.plan_months);
+    let mut purged = Purged::default();
+    loop {
+        let ids = expired_plans(conn, plan_cutoff)?;
+        if ids.is_empty() {
+            break;
+        }
+        write_transaction(conn, |conn| remove(conn, &ids))?;
+        purged.plans += ids.len();
+    }
+    let audit_cutoff = months_before(now_ms, policy.audit_months);
+    purged.audit_events = write_transaction(conn, |conn| {
+        diesel::delete(audit_events::table.filter(audit_events::recorded_ms.lt(audit_cutoff)))
+            .execute(conn)
+    })?;
+    Ok(purged)
+}
+
+/// Up to `CHUNK` plans past retention: ended before the cutoff; or with no end, finished,
+/// cancelled or withdrawn and unchanged since before it; or deleted before it.
+fn expired_plans(conn: &mut DbConn, cutoff: i64) -> QueryResult<Vec<String>> {
+    let ended = search_dates::table
+        .filter(search_dates::resource_type.eq(PLAN))
+        .filter(search_dates::param.eq("date"))
+        .filter(search_dates::end_ms.le(cutoff))
+        .select(search_dates::resource_id);
+    let closed = search_tokens::table
+        .filter(search_tokens::resource_type.eq(PLAN))
+        .filter(search_tokens::param.eq("status"))
+        .filter(search_tokens::value.eq_any(["finished", "cancelled", "entered-in-error"]))
+        .select(search_tokens::resource_id);
+    resources::table
+        .filter(resources::resource_type.eq(PLAN))
+        .filter(
+            resources::id.eq_any(ended).or(resources::last_updated
+                .lt(cutoff)
+                .and(resources::deleted.eq(true).or(resources::id.eq_any(closed)))),
+        )
+        .select(resources::id)
+        .limit(CHUNK)
+        .load(conn)
+}
+
+/// Removes plans and their Flags: every version and index row.
+fn remove(conn: &mut DbConn, ids: &[String]) -> QueryResult<()> {
+    for ty in [PLAN, FLAG] {
+        diesel::delete(
+            search_tokens::table
+                .filter(search_tokens::resource_type.eq(ty))
+                .filter(search_tokens::resource_id.eq_any(ids)),
+        )
+        .execute(conn)?;
+        diesel::delete(
+            search_dates::table
+                .filter(search_dates::resource_type.eq(ty))
+                .filter(search_dates::resource_id.eq_any(ids)),
+        )
+        .execute(conn)?;
+        diesel::delete(
+            unique_identifiers::table
+                .filter(unique_identifiers::resource_type.eq(ty))
+                .filter(unique_identifiers::resource_id.eq_any(ids)),
+        )
+        .execute(conn)?;
+        diesel::delete(
+            resource_versions::table
+                .filter(resource_versions::resource_type.eq(ty))
+                .filter(resource_versions::id.eq_any(ids)),
+        )
+        .execute(conn)?;
+        diesel::delete(
+            resources::table
+                .filter(resources::resource_type.eq(ty))
+                .filter(resources::id.eq_any(ids)),
+        )
+        .execute(conn)?;
+    }
+    Ok(())
+}
+
+/// Runs `purge` once a day (the first a minute after start) until `alive` is gone.
+pub fn start_daily(
+    pool: DbPool,
+    policy: RetentionPolicy,
+    alive: Weak<tokio::sync::Notify>,
+) -> std::io::Result<()> {
+    std::thread::Builder::new()
+        .name("cpis-retention".into())
+        .spawn(move || {
+            let mut wait = Duration::from_secs(60);
+            loop {
+                // Sleep in short steps so the thread ends soon after its application.
+                let mut slept = Duration::ZERO;
+                while slept < wait {
+                    if alive.upgrade().is_none() {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_secs(1));
+                    slept += Duration::from_secs(1);
+                }
+                run_logged(&pool, policy);
+                wait = Duration::from_secs(24 * 60 * 60);
+            }
+        })
+        .map(|_| ())
+}
+
+/// One purge, with its counts logged (never which records).
+pub fn run_logged(pool: &DbPool, policy: RetentionPolicy) -> Option<Purged> {
+    let now = crate::service::now_ms();
+    let result = pool
+        .get()
+        .map_err(|e| e.to_string())
+        .and_then(|mut conn| purge(&mut conn, policy, now).map_err(|e| e.to_string()));
+    match result {
+        Ok(purged) => {
+            tracing::info!(
+                purged.plans = purged.plans,
+                purged.audit_events = purged.audit_events,
+                retention.plan_months = policy.plan_months,
+                retention.audit_months = policy.audit_months,
+                "retention purge"
+            );
+            Some(purged)
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "retention purge failed");
+            None
+        }
+    }
+}

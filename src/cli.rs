@@ -33,6 +33,29 @@ enum Command {
         #[arg(long)]
         now: Option<String>,
     },
+    /// Import an LA's plans from a CSV file as batch uploads (layout: see `src/import.rs` and
+    /// README). Exit status 0: every row accepted; 4: some rows rejected (listed); 1: failure.
+    Import {
+        /// The CSV file.
+        #[arg(long)]
+        file: String,
+        /// The LA's ODS code: the managing organisation of every plan.
+        #[arg(long)]
+        org: String,
+        /// A server's FHIR base URL (e.g. http://127.0.0.1:8080/FHIR/R4); without it the plans go
+        /// straight into CPIS_DATABASE_URL.
+        #[arg(long)]
+        url: Option<String>,
+        /// A social-care token of that LA, for --url.
+        #[arg(long, env = "CPIS_TOKEN")]
+        token: Option<String>,
+        /// The plan-reference identifier system (default https://fhir.{org}.gov.uk/Id/plan).
+        #[arg(long)]
+        system: Option<String>,
+        /// Plans per batch.
+        #[arg(long, default_value_t = 1000)]
+        chunk: usize,
+    },
     /// Print a signed JWT (and nothing else) for the configured key: for the sandbox and Postman.
     Token {
         /// social-care | health-care | operations
@@ -80,6 +103,16 @@ pub fn main() -> ExitCode {
                 .map_err(|e| e.to_string())
         }
         Command::Purge { now } => purge(&config, now.as_deref()),
+        Command::Import {
+            file,
+            org,
+            url,
+            token,
+            system,
+            chunk,
+        } => {
+            return import(&config, &file, &org, url.zip(token), system, chunk);
+        }
         Command::Token {
             role,
             org,
@@ -168,4 +201,66 @@ fn purge(config: &Config, now: Option<&str>) -> Result<(), String> {
         purged.plans, purged.audit_events
     );
     Ok(())
+}
+
+fn import(
+    config: &Config,
+    file: &str,
+    org: &str,
+    server: Option<(String, String)>,
+    system: Option<String>,
+    chunk: usize,
+) -> ExitCode {
+    use crate::import::{self, DirectSink, HttpSink, Sink};
+    let run = || -> Result<import::Summary, String> {
+        let input = std::fs::File::open(file).map_err(|e| format!("cannot open {file}: {e}"))?;
+        let org = org.to_ascii_uppercase();
+        let system = system.unwrap_or_else(|| import::default_plan_system(&org));
+        let (entries, rejected) = import::read_csv(std::io::BufReader::new(input), &org, &system)?;
+        let mut sink: Box<dyn Sink> = match server {
+            Some((url, token)) => Box::new(HttpSink::new(&url, &token)?),
+            None => {
+                crate::telemetry::init(config.log_json);
+                let pool = prepare_database(config).map_err(|e| e.to_string())?;
+                Box::new(DirectSink {
+                    pool,
+                    profiles: crate::validation::Profiles::load()?,
+                    caller: crate::auth::Caller(crate::auth::jwt::Identity {
+                        sub: "cpis-import".into(),
+                        role: Role::SocialCare,
+                        name: Some("cpis import".into()),
+                        org: Some(org.clone()),
+                        org_name: None,
+                        job_role: None,
+                        job_role_code: None,
+                    }),
+                    max_entries: config.max_bundle_entries,
+                })
+            }
+        };
+        let show_progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
+        import::run(sink.as_mut(), entries, rejected, chunk, show_progress)
+    };
+    match run() {
+        Ok(summary) => {
+            println!(
+                "rows={} accepted={} rejected={}",
+                summary.rows,
+                summary.accepted,
+                summary.rejected.len()
+            );
+            for r in &summary.rejected {
+                println!("line {}: {}", r.line, r.reason);
+            }
+            if summary.rejected.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(4)
+            }
+        }
+        Err(e) => {
+            eprintln!("cpis import: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -8,6 +8,7 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod fhir;
+pub mod import;
 pub mod notify;
 pub mod retention;
 pub mod sandbox;

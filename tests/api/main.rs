@@ -12,6 +12,7 @@ mod audit;
 mod auth;
 mod fuzz;
 mod helpers;
+mod import;
 mod notifications;
 mod organization;
 mod plans;

@@ -153,7 +153,10 @@ pub fn accesses(ctx: &AccessContext<'_>, returned: &[Returned<'_>]) -> Vec<NewAc
             continue;
         };
         let (refs, las) = children.entry(nhs).or_default();
-        refs.push(format!("{}/{id}", r.ty.as_str()));
+        let reference = format!("{}/{id}", r.ty.as_str());
+        if !refs.contains(&reference) {
+            refs.push(reference);
+        }
         if let Some(la) = owner_of(r) {
             if !las.contains(&la) {
                 las.push(la);

@@ -285,10 +285,9 @@ impl Sink for DirectSink {
             .map_err(|e| e.to_string())?;
         let mut conn = self.pool.get().map_err(|e| e.to_string())?;
         let now = crate::service::now_ms();
-        crate::db::write_transaction(&mut conn, |conn| {
-            let outcomes = upload::execute(conn, &self.caller, &parsed, now)?;
-            let response = upload::response_bundle("", parsed.kind, &outcomes);
-            upload::keep_report(conn, &self.caller, response, &outcomes, now)
+        upload::execute(&mut conn, &self.caller, &parsed, now, |conn, outcomes| {
+            let response = upload::response_bundle("", parsed.kind, outcomes);
+            upload::keep_report(conn, &self.caller, response, outcomes, now)
         })
         .map_err(|e| e.to_string())
     }

@@ -137,7 +137,7 @@ pub async fn vread(
         ty,
         content: &content,
     }];
-    record_access(&state, &caller, AccessKind::Read, setting, &returned).await?;
+    record_access(&state, &caller, AccessKind::VRead, setting, &returned).await?;
     Ok(FhirResponse::resource(StatusCode::OK, &row, content))
 }
 
@@ -162,7 +162,7 @@ pub async fn history_instance(
         .iter()
         .filter_map(|(_, content)| content.as_ref().map(|content| Returned { ty, content }))
         .collect();
-    record_access(&state, &caller, AccessKind::Read, setting, &returned).await?;
+    record_access(&state, &caller, AccessKind::History, setting, &returned).await?;
     Ok(FhirResponse::ok(bundle::history(
         &state.base_url,
         ty.as_str(),

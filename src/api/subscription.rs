@@ -25,10 +25,8 @@ fn respond(
 ) -> FhirResult<FhirResponse> {
     let row = as_resource_row(row);
     let body = parse_content(&row)?;
-    let location = format!(
-        "{}/{TYPE}/{}/_history/{}",
-        state.base_url, row.id, row.version_id
-    );
+    // Subscriptions keep no version history: the Location is the resource itself.
+    let location = format!("{}/{TYPE}/{}", state.base_url, row.id);
     Ok(FhirResponse::resource(status, &row, body)
         .with_location(location)
         .prefer(prefer(req)))

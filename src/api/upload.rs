@@ -7,8 +7,8 @@ use super::extract::FhirBody;
 use super::respond::FhirResponse;
 use super::AppState;
 use crate::auth::{Action, Caller, Role};
+use crate::db;
 use crate::db::reports::{self, ReportRow};
-use crate::db::{self, write_transaction};
 use crate::error::{FhirError, FhirResult};
 use crate::fhir::bundle::{self, SearchEntry};
 use crate::search::params::{DEFAULT_COUNT, MAX_COUNT, RESULT_PARAMS};
@@ -33,11 +33,10 @@ pub async fn upload(
     let base = state.base_url.clone();
     let response = db::run(&state.pool, move |conn| {
         let now = now_ms();
-        write_transaction(conn, |conn| {
-            let outcomes = upload::execute(conn, &caller, &parsed, now)?;
-            let response = upload::response_bundle(&base, parsed.kind, &outcomes);
+        upload::execute(conn, &caller, &parsed, now, |conn, outcomes| {
+            let response = upload::response_bundle(&base, parsed.kind, outcomes);
             match parsed.kind {
-                Kind::Batch => upload::keep_report(conn, &caller, response, &outcomes, now),
+                Kind::Batch => upload::keep_report(conn, &caller, response, outcomes, now),
                 Kind::Transaction => Ok(response),
             }
         })

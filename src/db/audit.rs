@@ -197,8 +197,8 @@ pub fn history(
     Ok(EventPage { contents, total })
 }
 
-/// One AuditEvent's JSON and the LAs it concerns.
-pub fn find(conn: &mut DbConn, id: &str) -> QueryResult<Option<(String, Vec<String>)>> {
+/// One AuditEvent's JSON, and the LAs it concerns with whether it is in their history.
+pub fn find(conn: &mut DbConn, id: &str) -> QueryResult<Option<(String, Vec<(String, bool)>)>> {
     let content: Option<String> = audit_events::table
         .filter(audit_events::id.eq(id))
         .select(audit_events::content)
@@ -209,7 +209,7 @@ pub fn find(conn: &mut DbConn, id: &str) -> QueryResult<Option<(String, Vec<Stri
     };
     let las = audit_event_las::table
         .filter(audit_event_las::audit_event_id.eq(id))
-        .select(audit_event_las::la_ods)
+        .select((audit_event_las::la_ods, audit_event_las::shown))
         .load(conn)?;
     Ok(Some((content, las)))
 }

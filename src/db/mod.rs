@@ -9,6 +9,7 @@ pub mod schema;
 pub mod store;
 pub mod subscriptions;
 
+use std::cell::Cell;
 use std::time::Duration;
 
 use diesel::connection::{AnsiTransactionManager, TransactionManager};
@@ -184,6 +185,15 @@ where
     F: FnOnce(&mut DbConn) -> Result<T, E>,
     E: From<diesel::result::Error>,
 {
+    let nested = match conn {
+        DbConn::Sqlite(c) => in_transaction(c)?,
+        DbConn::Postgres(c) => AnsiTransactionManager::transaction_manager_status_mut(c)
+            .transaction_depth()?
+            .is_some(),
+    };
+    if nested && FLATTENED.with(Cell::get) {
+        return f(conn);
+    }
     match conn {
         DbConn::Sqlite(c) => {
             if in_transaction(c)? {
@@ -206,6 +216,20 @@ where
             }
         }
     }
+}
+
+thread_local! {
+    static FLATTENED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `f` with nested write transactions folded into the enclosing one: no savepoints. For
+/// bulk work (an upload) that rolls back the whole enclosing transaction on any failure and
+/// so has no use for partial undo; savepoints cost far more than the writes they wrap.
+pub fn flattened<T>(f: impl FnOnce() -> T) -> T {
+    let before = FLATTENED.with(|flag| flag.replace(true));
+    let result = f();
+    FLATTENED.with(|flag| flag.set(before));
+    result
 }
 
 fn in_transaction(c: &mut SqliteConnection) -> QueryResult<bool> {

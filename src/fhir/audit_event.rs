@@ -43,6 +43,8 @@ impl CareSetting {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AccessKind {
     Read,
+    VRead,
+    History,
     Search,
 }
 
@@ -81,6 +83,8 @@ fn document<'a>(access: &'a Access<'a>) -> AuditEventDoc<'a> {
     let who = access.who;
     let (subtype, action) = match access.kind {
         AccessKind::Read => ("read", "R"),
+        AccessKind::VRead => ("vread", "R"),
+        AccessKind::History => ("history-instance", "R"),
         AccessKind::Search => ("search-type", "E"),
     };
     let display = who.name.as_deref().unwrap_or(&who.sub);

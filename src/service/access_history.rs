@@ -70,12 +70,19 @@ pub fn prepare(
             cap: Some(HISTORY_CAP),
             audited_child: None,
         }),
+        // A child with no plan the clinician may see has no history to show either: the
+        // history is shown only with (and recorded like) the plan itself.
+        Role::HealthCare if las.is_empty() => Ok(Plan {
+            scope: HistoryScope::Child { nhs_number: nhs },
+            cap: Some(0),
+            audited_child: None,
+        }),
         Role::HealthCare => Ok(Plan {
             scope: HistoryScope::Child {
                 nhs_number: nhs.clone(),
             },
             cap: Some(HISTORY_CAP),
-            audited_child: (!las.is_empty()).then_some((nhs, las)),
+            audited_child: Some((nhs, las)),
         }),
         // Operations' governance view of the history is not itself an access to the plan.
         Role::Operations => Ok(Plan {
@@ -133,7 +140,8 @@ pub fn page(
     Ok((events, total.min(total_cap)))
 }
 
-/// One AuditEvent: operations see any; an LA only those of its own children.
+/// One AuditEvent: operations see any; an LA only those its history shows (unscheduled
+/// health-care accesses to its own children), never scheduled or governance ones.
 pub fn read(conn: &mut DbConn, caller: &Caller, id: &str) -> Result<Value, FhirError> {
     caller.require(Action::ReadAuditEvent)?;
     let not_found = || FhirError::NotFound {
@@ -141,9 +149,10 @@ pub fn read(conn: &mut DbConn, caller: &Caller, id: &str) -> Result<Value, FhirE
         id: id.to_string(),
     };
     let (content, las) = audit::find(conn, id)?.ok_or_else(not_found)?;
-    if caller.role() == Role::SocialCare && !las.iter().any(|la| caller.owns(la)) {
+    if caller.role() == Role::SocialCare && !las.iter().any(|(la, shown)| *shown && caller.owns(la))
+    {
         return Err(FhirError::Forbidden(
-            "this access concerns no child of the caller's LA".into(),
+            "this access is not in the history of any child of the caller's LA".into(),
         ));
     }
     serde_json::from_str(&content).map_err(FhirError::internal)

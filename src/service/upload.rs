@@ -290,37 +290,116 @@ fn parse_entry(profiles: &Profiles, entry: Value) -> Result<Operation, FhirError
     }
 }
 
-/// Runs an upload in one database transaction (each entry in a savepoint). A transaction that
-/// meets a failing entry writes nothing and returns that entry's error.
-pub fn execute(
+/// Why an attempt at an upload stopped.
+enum Stop {
+    /// Entry `0` failed: the attempt was rolled back.
+    Entry(usize, FhirError),
+    Database(diesel::result::Error),
+    /// `finish` failed.
+    Finish(FhirError),
+}
+
+impl From<diesel::result::Error> for Stop {
+    fn from(e: diesel::result::Error) -> Self {
+        Stop::Database(e)
+    }
+}
+
+/// After this many entries failing while being written, a batch stops re-running and gives
+/// each remaining entry a savepoint of its own.
+const RETRIES_BEFORE_SAVEPOINTS: usize = 3;
+
+/// Runs an upload in one database transaction. A transaction that meets a failing entry writes
+/// nothing and returns that entry's error. A batch runs its entries without savepoints (they
+/// cost more than the writes); when one fails while being written, the attempt is rolled back
+/// and run again without it. After a few such failures the rest run one savepoint each.
+///
+/// `finish` runs in the same database transaction once the outcomes are known (to keep the
+/// report with the plans it reports on), and its result is returned.
+pub fn execute<R>(
     conn: &mut DbConn,
     caller: &Caller,
     upload: &Upload,
     now: i64,
-) -> Result<Vec<Outcome>, FhirError> {
+    finish: impl Fn(&mut DbConn, &[Outcome]) -> Result<R, FhirError>,
+) -> Result<R, FhirError> {
     caller.require(Action::WritePlan)?;
     if upload.kind == Kind::Transaction {
         if let Some((i, Err(_))) = upload.entries.iter().enumerate().find(|(_, e)| e.is_err()) {
             return Err(transaction_failure(upload, i));
         }
     }
-    write_transaction(conn, |conn| {
-        let mut outcomes = Vec::with_capacity(upload.entries.len());
-        for (i, entry) in upload.entries.iter().enumerate() {
-            let outcome = match entry {
-                Err(e) => Outcome::Failed(copy(e)),
-                Ok(op) => match run(conn, caller, op, now) {
-                    Ok(done) => done,
-                    Err(e) => Outcome::Failed(in_entry(i, e)),
-                },
-            };
-            if let (Kind::Transaction, Outcome::Failed(e)) = (upload.kind, &outcome) {
-                return Err(copy(e));
+    let mut failed: Vec<Option<FhirError>> = upload
+        .entries
+        .iter()
+        .map(|e| e.as_ref().err().map(copy))
+        .collect();
+    let mut retries = 0;
+    while retries < RETRIES_BEFORE_SAVEPOINTS {
+        let attempt = write_transaction(conn, |conn| {
+            crate::db::flattened(|| {
+                let mut written = Vec::with_capacity(upload.entries.len());
+                for (i, entry) in upload.entries.iter().enumerate() {
+                    match (entry, failed.get(i).and_then(Option::as_ref)) {
+                        (Ok(op), None) => written.push(Some(
+                            run(conn, caller, op, now)
+                                .map_err(|e| Stop::Entry(i, in_entry(i, e)))?,
+                        )),
+                        _ => written.push(None),
+                    }
+                }
+                let outcomes = merge(
+                    written,
+                    failed.iter().map(|f| f.as_ref().map(copy)).collect(),
+                );
+                finish(conn, &outcomes).map_err(Stop::Finish)
+            })
+        });
+        match attempt {
+            Ok(result) => return Ok(result),
+            Err(Stop::Finish(e)) => return Err(e),
+            Err(Stop::Entry(_, e)) if upload.kind == Kind::Transaction => return Err(e),
+            Err(Stop::Entry(i, e)) => {
+                if let Some(slot) = failed.get_mut(i) {
+                    *slot = Some(e);
+                }
+                retries += 1;
             }
-            outcomes.push(outcome);
+            Err(Stop::Database(e)) => return Err(e.into()),
         }
-        Ok(outcomes)
+    }
+    write_transaction(conn, |conn| {
+        let mut written = Vec::with_capacity(upload.entries.len());
+        for (i, entry) in upload.entries.iter().enumerate() {
+            match (entry, failed.get(i).and_then(Option::as_ref)) {
+                (Ok(op), None) => match run(conn, caller, op, now) {
+                    Ok(done) => written.push(Some(done)),
+                    Err(e) => {
+                        if let Some(slot) = failed.get_mut(i) {
+                            *slot = Some(in_entry(i, e));
+                        }
+                        written.push(None);
+                    }
+                },
+                _ => written.push(None),
+            }
+        }
+        let outcomes = merge(written, std::mem::take(&mut failed));
+        finish(conn, &outcomes)
     })
+}
+
+/// Each entry's outcome: what it wrote, else why it failed.
+fn merge(written: Vec<Option<Outcome>>, failed: Vec<Option<FhirError>>) -> Vec<Outcome> {
+    written
+        .into_iter()
+        .zip(failed)
+        .map(|(done, failure)| match (done, failure) {
+            (Some(done), _) => done,
+            (None, Some(e)) => Outcome::Failed(e),
+            (None, None) => Outcome::Failed(FhirError::internal("an entry was not run")),
+        })
+        .collect()
 }
 
 /// Every checked-out failure of a transaction in one OperationOutcome (status of the first).

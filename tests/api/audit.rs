@@ -348,3 +348,50 @@ async fn concurrent_lookups_each_commit_their_own_audit_event() {
     assert!(statuses.iter().all(|s| *s == 200));
     assert_eq!(app.count_rows("audit_events"), 40);
 }
+
+#[tokio::test]
+async fn an_la_cannot_read_accesses_its_history_does_not_show() {
+    let app = app_with_children().await;
+    look_up(
+        &app,
+        &app.health(),
+        CHILD,
+        &[("IsUnscheduledAccessEvent", "false")],
+    )
+    .await;
+    let id = events(&history(&app, &app.ops(), "").await)[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let res = app
+        .get(&format!("/AuditEvent/{id}"), &app.social(LA_A))
+        .await;
+    expect_outcome(res, 403, "ACCESS_DENIED").await;
+}
+
+#[tokio::test]
+async fn a_child_without_a_visible_plan_shows_no_history_and_records_nothing() {
+    let app = app_with_children().await;
+    look_up(&app, &app.health(), CHILD, &[]).await;
+    // The LA withdraws the plan: health-care no longer sees it, nor its past accesses.
+    let plans: Value = app
+        .get("/EpisodeOfCare", &app.social(LA_A))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let mut plan = plans["entry"][0]["resource"].clone();
+    plan["status"] = serde_json::json!("entered-in-error");
+    let id = plan["id"].as_str().unwrap().to_string();
+    let res = app
+        .put(&format!("/EpisodeOfCare/{id}"), &app.social(LA_A), &plan)
+        .await;
+    assert_eq!(res.status(), 200);
+    let bundle = history(&app, &app.health(), &format!("patient:identifier={CHILD}")).await;
+    assert_eq!(bundle["total"], 0);
+    assert_eq!(
+        app.count_rows("audit_events"),
+        1,
+        "the search was not an access"
+    );
+}

@@ -197,8 +197,14 @@ pub fn history(
     Ok(EventPage { contents, total })
 }
 
-/// One AuditEvent's JSON, and the LAs it concerns with whether it is in their history.
-pub fn find(conn: &mut DbConn, id: &str) -> QueryResult<Option<(String, Vec<(String, bool)>)>> {
+/// A stored AuditEvent: its JSON, and each LA it concerns with whether their history shows it.
+pub struct StoredEvent {
+    pub content: String,
+    pub las: Vec<(String, bool)>,
+}
+
+/// One AuditEvent by id.
+pub fn find(conn: &mut DbConn, id: &str) -> QueryResult<Option<StoredEvent>> {
     let content: Option<String> = audit_events::table
         .filter(audit_events::id.eq(id))
         .select(audit_events::content)
@@ -211,7 +217,7 @@ pub fn find(conn: &mut DbConn, id: &str) -> QueryResult<Option<(String, Vec<(Str
         .filter(audit_event_las::audit_event_id.eq(id))
         .select((audit_event_las::la_ods, audit_event_las::shown))
         .load(conn)?;
-    Ok(Some((content, las)))
+    Ok(Some(StoredEvent { content, las }))
 }
 
 /// How many AuditEvents are stored (for `/_health`-style checks and benchmarks).

@@ -148,7 +148,7 @@ pub fn read(conn: &mut DbConn, caller: &Caller, id: &str) -> Result<Value, FhirE
         ty: "AuditEvent".into(),
         id: id.to_string(),
     };
-    let (content, las) = audit::find(conn, id)?.ok_or_else(not_found)?;
+    let audit::StoredEvent { content, las } = audit::find(conn, id)?.ok_or_else(not_found)?;
     if caller.role() == Role::SocialCare && !las.iter().any(|(la, shown)| *shown && caller.owns(la))
     {
         return Err(FhirError::Forbidden(

@@ -338,3 +338,68 @@ async fn a_bundle_that_is_not_an_upload_is_refused() {
         "Bundle.entry[0].request.url"
     );
 }
+
+#[tokio::test]
+async fn a_server_killed_during_a_large_transaction_keeps_all_or_none_of_it() {
+    use crate::process::ServerProcess;
+    use std::time::Instant;
+    let app = TestApp::spawn_with(|c| c.dispatcher = false).await;
+    app.create_la(LA_A).await;
+    const PLANS: usize = 4000;
+    let env = [
+        ("CPIS_MAX_BUNDLE_ENTRIES", "10000"),
+        ("CPIS_MAX_BODY_BYTES", "67108864"),
+    ];
+    let transaction = |prefix: &str, n: usize| {
+        bundle(
+            "transaction",
+            (0..n)
+                .map(|i| upsert(&plan_json("9449306753", LA_A, &format!("{prefix}-{i}"))))
+                .collect(),
+        )
+    };
+    // Kill the server while the upload is in flight: timed from a tenth of it, about half way;
+    // sooner on each try if the server was quicker than that.
+    let mut fraction = 5;
+    for attempt in 0..4 {
+        let mut server = ServerProcess::start(&app.config, &env).await;
+        let send = |upload: Value| {
+            let (client, url, token) = (app.client.clone(), server.base.clone(), app.social(LA_A));
+            async move {
+                client
+                    .post(url)
+                    .bearer_auth(token)
+                    .header("Content-Type", "application/fhir+json")
+                    .body(upload.to_string())
+                    .send()
+                    .await
+            }
+        };
+        let started = Instant::now();
+        let warm = send(transaction(&format!("WARM{attempt}"), PLANS / 10)).await;
+        assert_eq!(warm.unwrap().status(), 200);
+        let kill_after = started.elapsed() * fraction;
+        let before = app.count_rows("resources");
+        let sending = tokio::spawn(send(transaction(&format!("CRASH{attempt}"), PLANS)));
+        tokio::time::sleep(kill_after).await;
+        server.kill9();
+        if sending.await.unwrap().is_ok() {
+            fraction = (fraction / 2).max(1);
+            continue;
+        }
+        let _restarted = ServerProcess::start(&app.config, &env).await;
+        let written = app.count_rows("resources") - before;
+        assert!(
+            written == 0 || written == 2 * PLANS as i64,
+            "all or none of the transaction: {written} rows of plans and flags"
+        );
+        let plans = (app.count_rows("resources") - 1) / 2;
+        assert_eq!(
+            app.count_rows("unique_identifiers") - 1,
+            plans,
+            "no stray identifiers"
+        );
+        return;
+    }
+    panic!("the server answered every upload before it could be killed");
+}

@@ -134,6 +134,30 @@ pub fn read_csv(
 pub trait Sink {
     /// Sends one batch Bundle; returns the batch-response.
     fn send(&mut self, bundle: &Value) -> Result<Value, String>;
+
+    /// Sends every batch; returns their batch-responses in order. One at a time unless a sink
+    /// can do better.
+    fn send_all(
+        &mut self,
+        bundles: &[Value],
+        progress: &ProgressBar,
+    ) -> Result<Vec<Value>, String> {
+        bundles
+            .iter()
+            .map(|bundle| {
+                let answer = self.send(bundle);
+                progress.inc(bundle_size(bundle));
+                answer
+            })
+            .collect()
+    }
+}
+
+fn bundle_size(bundle: &Value) -> u64 {
+    bundle
+        .get("entry")
+        .and_then(Value::as_array)
+        .map_or(0, |e| e.len() as u64)
 }
 
 /// Sends `entries` as batch Bundles of `chunk` entries and gathers the results.
@@ -154,14 +178,20 @@ pub fn run(
         ProgressStyle::with_template("{bar:40} {pos}/{len} plans  {per_sec}  eta {eta}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
+    let parts: Vec<&[(usize, Value)]> = entries.chunks(chunk.max(1)).collect();
+    let bundles: Vec<Value> = parts
+        .iter()
+        .map(|part| {
+            json!({
+                "resourceType": "Bundle",
+                "type": "batch",
+                "entry": part.iter().map(|(_, e)| e.clone()).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    let responses = sink.send_all(&bundles, &progress)?;
     let mut accepted = 0;
-    for part in entries.chunks(chunk.max(1)) {
-        let bundle = json!({
-            "resourceType": "Bundle",
-            "type": "batch",
-            "entry": part.iter().map(|(_, e)| e.clone()).collect::<Vec<_>>(),
-        });
-        let response = sink.send(&bundle)?;
+    for (part, response) in parts.iter().zip(&responses) {
         let answers = response
             .get("entry")
             .and_then(Value::as_array)
@@ -180,7 +210,6 @@ pub fn run(
                 });
             }
         }
-        progress.inc(part.len() as u64);
     }
     progress.finish_and_clear();
     rejected.sort_by_key(|r| r.line);
@@ -241,32 +270,57 @@ impl HttpSink {
     }
 }
 
+/// Batches in flight at once: the server checks one while it writes the other.
+const IN_FLIGHT: usize = 2;
+
+impl HttpSink {
+    async fn post(&self, bundle: String) -> Result<Value, String> {
+        let response = self
+            .client
+            .post(&self.base)
+            .bearer_auth(&self.token)
+            .header("Content-Type", "application/fhir+json")
+            .body(bundle)
+            .send()
+            .await
+            .map_err(|e| format!("cannot reach {}: {e}", self.base))?;
+        let status = response.status();
+        let body: Value = response
+            .json()
+            .await
+            .map_err(|e| format!("the server's answer is not JSON: {e}"))?;
+        if status.is_success() {
+            Ok(body)
+        } else {
+            Err(format!(
+                "the server refused the upload ({status}): {}",
+                reason(status.as_str(), Some(&body))
+            ))
+        }
+    }
+}
+
 impl Sink for HttpSink {
     fn send(&mut self, bundle: &Value) -> Result<Value, String> {
-        self.runtime.block_on(async {
-            let response = self
-                .client
-                .post(&self.base)
-                .bearer_auth(&self.token)
-                .header("Content-Type", "application/fhir+json")
-                .body(bundle.to_string())
-                .send()
-                .await
-                .map_err(|e| format!("cannot reach {}: {e}", self.base))?;
-            let status = response.status();
-            let body: Value = response
-                .json()
-                .await
-                .map_err(|e| format!("the server's answer is not JSON: {e}"))?;
-            if status.is_success() {
-                Ok(body)
-            } else {
-                Err(format!(
-                    "the server refused the upload ({status}): {}",
-                    reason(status.as_str(), Some(&body))
-                ))
-            }
-        })
+        self.runtime.block_on(self.post(bundle.to_string()))
+    }
+
+    fn send_all(
+        &mut self,
+        bundles: &[Value],
+        progress: &ProgressBar,
+    ) -> Result<Vec<Value>, String> {
+        use futures_util::stream::{self, StreamExt, TryStreamExt};
+        let this = &*self;
+        self.runtime.block_on(
+            stream::iter(bundles.iter().map(|bundle| async move {
+                let answer = this.post(bundle.to_string()).await;
+                progress.inc(bundle_size(bundle));
+                answer
+            }))
+            .buffered(IN_FLIGHT)
+            .try_collect(),
+        )
     }
 }
 

@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod models;
 pub mod outbox;
+pub mod raw;
 pub mod reports;
 pub mod schema;
 pub mod store;

@@ -2,9 +2,7 @@
 
 use diesel::prelude::*;
 
-use super::schema::{
-    resource_versions, resources, search_dates, search_tokens, unique_identifiers,
-};
+use super::schema::{resource_versions, resources, search_dates, unique_identifiers};
 
 /// One version of a resource: the current row (`resources`) or a history row
 /// (`resource_versions`) have the same shape.
@@ -53,16 +51,6 @@ pub struct VersionRow<'a> {
     pub last_updated: i64,
     pub deleted: bool,
     pub content: &'a str,
-}
-
-#[derive(Debug, Clone, Insertable)]
-#[diesel(table_name = search_tokens)]
-pub struct TokenRow<'a> {
-    pub resource_type: &'a str,
-    pub resource_id: &'a str,
-    pub param: &'a str,
-    pub system: &'a str,
-    pub value: &'a str,
 }
 
 #[derive(Debug, Clone, Insertable)]

@@ -4,7 +4,8 @@
 
 use diesel::prelude::*;
 
-use super::models::{DateRow, IdentifierRow, ResourceRow, StoredVersion, TokenRow, VersionRow};
+use super::models::{DateRow, IdentifierRow, ResourceRow, StoredVersion, VersionRow};
+use super::raw::RawStatement;
 use super::schema::{
     resource_versions, resources, search_dates, search_tokens, unique_identifiers,
 };
@@ -138,8 +139,22 @@ pub fn replace(conn: &mut DbConn, row: &ResourceRow) -> QueryResult<bool> {
     Ok(updated == 1)
 }
 
-/// Replaces the index rows of a resource with `entries` (none for a deleted resource).
-pub fn reindex(conn: &mut DbConn, ty: &str, id: &str, entries: &IndexEntries) -> QueryResult<()> {
+/// Replaces the index rows of a resource with `entries` (none for a deleted resource). A
+/// `fresh` resource has none to remove yet.
+pub fn reindex(
+    conn: &mut DbConn,
+    ty: &str,
+    id: &str,
+    entries: &IndexEntries,
+    fresh: bool,
+) -> QueryResult<()> {
+    if !fresh {
+        remove_index(conn, ty, id)?;
+    }
+    insert_index(conn, ty, id, entries)
+}
+
+fn remove_index(conn: &mut DbConn, ty: &str, id: &str) -> QueryResult<()> {
     diesel::delete(
         search_tokens::table
             .filter(search_tokens::resource_type.eq(ty))
@@ -152,22 +167,31 @@ pub fn reindex(conn: &mut DbConn, ty: &str, id: &str, entries: &IndexEntries) ->
             .filter(search_dates::resource_id.eq(id)),
     )
     .execute(conn)?;
-    let tokens: Vec<TokenRow> = entries
-        .tokens
-        .iter()
-        .map(|t| TokenRow {
-            resource_type: ty,
-            resource_id: id,
-            param: t.param,
-            system: &t.system,
-            value: &t.value,
-        })
-        .collect();
-    // One row per statement: MultiBackend has no multi-row INSERT.
-    for token in &tokens {
-        diesel::insert_into(search_tokens::table)
-            .values(token)
-            .execute(conn)?;
+    Ok(())
+}
+
+fn insert_index(conn: &mut DbConn, ty: &str, id: &str, entries: &IndexEntries) -> QueryResult<()> {
+    // One multi-row INSERT for the tokens.
+    if !entries.tokens.is_empty() {
+        let mut insert = RawStatement::default();
+        insert.sql(
+            "INSERT INTO search_tokens (resource_type, resource_id, param, system, value) VALUES ",
+        );
+        for (i, t) in entries.tokens.iter().enumerate() {
+            insert
+                .sql(if i == 0 { "(" } else { ", (" })
+                .text(ty)
+                .sql(", ")
+                .text(id)
+                .sql(", ")
+                .text(t.param)
+                .sql(", ")
+                .text(&t.system)
+                .sql(", ")
+                .text(&t.value)
+                .sql(")");
+        }
+        insert.execute(conn)?;
     }
     let dates: Vec<DateRow> = entries
         .dates

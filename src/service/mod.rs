@@ -157,6 +157,7 @@ pub fn write_version(
         ty.as_str(),
         id,
         if deleted { &empty } else { entries },
+        previous.is_none(),
     )?;
     Ok(row)
 }

@@ -79,7 +79,7 @@ pub fn create(
                     });
                 }
             }
-            insert(conn, input, now)
+            insert(conn, input, now, Lookup::NotYet)
         })
     };
     match attempt(conn) {
@@ -143,7 +143,7 @@ pub fn upsert(
                         require_live(store::current(conn, PLAN.as_str(), &id)?, PLAN, &id)?;
                     replace(conn, caller, current, input, if_match, now)
                 }
-                None => insert(conn, input, now),
+                None => insert(conn, input, now, Lookup::Absent),
             }
         })
     };
@@ -260,16 +260,30 @@ fn unknown_la(plan: &Plan) -> FhirError {
     FhirError::Invalid(vec![unknown_la_issue(&plan.managing_ods)])
 }
 
-fn insert(conn: &mut DbConn, input: &PlanInput, now: i64) -> Result<Written, FhirError> {
+/// Whether the plan's identifier was already looked up in this transaction.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Lookup {
+    NotYet,
+    /// Looked up, and no plan holds it.
+    Absent,
+}
+
+fn insert(
+    conn: &mut DbConn,
+    input: &PlanInput,
+    now: i64,
+    lookup: Lookup,
+) -> Result<Written, FhirError> {
     let plan = &input.plan;
     let (org_id, la) = find_la(conn, &plan.managing_ods)?.ok_or_else(|| unknown_la(plan))?;
-    if store::find_by_identifier(
-        conn,
-        PLAN.as_str(),
-        &plan.identifier_system,
-        &plan.identifier_value,
-    )?
-    .is_some()
+    if lookup == Lookup::NotYet
+        && store::find_by_identifier(
+            conn,
+            PLAN.as_str(),
+            &plan.identifier_system,
+            &plan.identifier_value,
+        )?
+        .is_some()
     {
         return Err(duplicate(plan));
     }

@@ -108,7 +108,11 @@ pub fn in_entry(index: usize, error: FhirError) -> FhirError {
 
 /// Checks the envelope and every entry. Too many entries is 413; a Bundle that is not a
 /// transaction or batch is 422.
-pub fn parse(profiles: &Profiles, bundle: Value, max_entries: usize) -> Result<Upload, FhirError> {
+pub fn parse(
+    profiles: &Profiles,
+    mut bundle: Value,
+    max_entries: usize,
+) -> Result<Upload, FhirError> {
     let kind = match bundle.get("type").and_then(Value::as_str) {
         Some("transaction") => Kind::Transaction,
         Some("batch") => Kind::Batch,
@@ -134,9 +138,9 @@ pub fn parse(profiles: &Profiles, bundle: Value, max_entries: usize) -> Result<U
             return Err(FhirError::Invalid(unknown));
         }
     }
-    let entries = match bundle.get("entry") {
+    let entries = match bundle.as_object_mut().and_then(|b| b.remove("entry")) {
         None => Vec::new(),
-        Some(Value::Array(entries)) => entries.clone(),
+        Some(Value::Array(entries)) => entries,
         Some(_) => {
             return Err(FhirError::Invalid(vec![Issue::invalid(
                 "Bundle.entry",
@@ -329,6 +333,16 @@ pub fn execute<R>(
             return Err(transaction_failure(upload, i));
         }
     }
+    super::organization::with_la_cache(|| run_all(conn, caller, upload, now, finish))
+}
+
+fn run_all<R>(
+    conn: &mut DbConn,
+    caller: &Caller,
+    upload: &Upload,
+    now: i64,
+    finish: impl Fn(&mut DbConn, &[Outcome]) -> Result<R, FhirError>,
+) -> Result<R, FhirError> {
     let mut failed: Vec<Option<FhirError>> = upload
         .entries
         .iter()

@@ -1,0 +1,62 @@
+//! `RawStatement`: a statement built from fixed SQL text and typed bind values, for what the
+//! diesel DSL cannot say through `MultiBackend` (a multi-row INSERT). The text comes only from
+//! this crate's literals; every value is a bind parameter, so each placeholder is right for its
+//! engine (`?` on SQLite, `$n` on PostgreSQL).
+
+use diesel::backend::Backend;
+use diesel::query_builder::{AstPass, QueryFragment, QueryId};
+use diesel::serialize::ToSql;
+use diesel::sql_types::{BigInt, HasSqlType, Text};
+use diesel::QueryResult;
+
+#[derive(Debug, Clone)]
+enum Part {
+    Sql(&'static str),
+    Text(String),
+    BigInt(i64),
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct RawStatement {
+    parts: Vec<Part>,
+}
+
+impl RawStatement {
+    pub fn sql(&mut self, s: &'static str) -> &mut Self {
+        self.parts.push(Part::Sql(s));
+        self
+    }
+    pub fn text(&mut self, v: &str) -> &mut Self {
+        self.parts.push(Part::Text(v.to_string()));
+        self
+    }
+    pub fn big_int(&mut self, v: i64) -> &mut Self {
+        self.parts.push(Part::BigInt(v));
+        self
+    }
+}
+
+impl QueryId for RawStatement {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl<DB> QueryFragment<DB> for RawStatement
+where
+    DB: Backend + HasSqlType<Text> + HasSqlType<BigInt>,
+    String: ToSql<Text, DB>,
+    i64: ToSql<BigInt, DB>,
+{
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
+        for part in &self.parts {
+            match part {
+                Part::Sql(s) => out.push_sql(s),
+                Part::Text(t) => out.push_bind_param::<Text, String>(t)?,
+                Part::BigInt(i) => out.push_bind_param::<BigInt, i64>(i)?,
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<Conn> diesel::RunQueryDsl<Conn> for RawStatement {}

@@ -87,7 +87,9 @@ enum Command {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let config = match Config::from_env() {
+    // Only serving and signing tokens need the JWT key.
+    let needs_key = matches!(cli.command, Command::Serve | Command::Token { .. });
+    let config = match Config::from_env_with(needs_key) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("cpis: configuration error: {e}");
@@ -111,7 +113,19 @@ pub fn main() -> ExitCode {
             system,
             chunk,
         } => {
-            return import(&config, &file, &org, url.zip(token), system, chunk);
+            let server = match (url, token) {
+                (Some(url), Some(token)) => Some((url, token)),
+                (None, None) => None,
+                (Some(_), None) => {
+                    eprintln!("cpis import: --url needs --token (or CPIS_TOKEN)");
+                    return ExitCode::from(2);
+                }
+                (None, Some(_)) => {
+                    eprintln!("cpis import: --token is for --url; without --url the plans go straight into CPIS_DATABASE_URL");
+                    return ExitCode::from(2);
+                }
+            };
+            return import(&config, &file, &org, server, system, chunk);
         }
         Command::Token {
             role,
@@ -197,8 +211,8 @@ fn purge(config: &Config, now: Option<&str>) -> Result<(), String> {
     let purged = crate::retention::purge(&mut conn, config.retention(), now)
         .map_err(|e| format!("purge failed: {e}"))?;
     println!(
-        "purged plans={} audit_events={}",
-        purged.plans, purged.audit_events
+        "purged plans={} audit_events={} reports={}",
+        purged.plans, purged.audit_events, purged.reports
     );
     Ok(())
 }

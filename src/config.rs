@@ -86,6 +86,12 @@ fn millis(name: &'static str, default: u64) -> Result<Duration, ConfigError> {
 
 impl Config {
     pub fn from_env() -> Result<Config, ConfigError> {
+        Self::from_env_with(true)
+    }
+
+    /// The configuration; without a key when `needs_key` is false (commands that neither
+    /// serve nor sign, such as `cpis purge`).
+    pub fn from_env_with(needs_key: bool) -> Result<Config, ConfigError> {
         let sandbox = matches!(var("CPIS_SANDBOX").as_deref(), Some("1" | "true" | "yes"));
         let alg = match var("CPIS_JWT_ALG") {
             None => None,
@@ -131,7 +137,8 @@ impl Config {
                 Some(KeyConfig::PublicKey { alg, pem })
             }
             (None, None) if sandbox => None,
-            (None, None) => return Err(ConfigError::NoKey),
+            (None, None) if needs_key => return Err(ConfigError::NoKey),
+            (None, None) => None,
         };
         Ok(Config {
             database_url: var("CPIS_DATABASE_URL").unwrap_or_else(|| "sqlite://cpis.db".into()),

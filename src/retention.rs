@@ -12,6 +12,7 @@ use diesel::prelude::*;
 
 use crate::db::schema::{
     audit_events, resource_versions, resources, search_dates, search_tokens, unique_identifiers,
+    upload_reports,
 };
 use crate::db::{write_transaction, DbConn, DbPool};
 use crate::fhir::types::to_datetime;
@@ -28,6 +29,8 @@ pub struct RetentionPolicy {
 pub struct Purged {
     pub plans: usize,
     pub audit_events: usize,
+    /// Upload reports, kept as long as the plans they speak of.
+    pub reports: usize,
 }
 
 const PLAN: &str = "EpisodeOfCare";
@@ -53,6 +56,10 @@ pub fn purge(conn: &mut DbConn, policy: RetentionPolicy, now_ms: i64) -> QueryRe
         write_transaction(conn, |conn| remove(conn, &ids))?;
         purged.plans += ids.len();
     }
+    purged.reports = write_transaction(conn, |conn| {
+        diesel::delete(upload_reports::table.filter(upload_reports::created_ms.lt(plan_cutoff)))
+            .execute(conn)
+    })?;
     let audit_cutoff = months_before(now_ms, policy.audit_months);
     purged.audit_events = write_transaction(conn, |conn| {
         diesel::delete(audit_events::table.filter(audit_events::recorded_ms.lt(audit_cutoff)))
@@ -162,6 +169,7 @@ pub fn run_logged(pool: &DbPool, policy: RetentionPolicy) -> Option<Purged> {
             tracing::info!(
                 purged.plans = purged.plans,
                 purged.audit_events = purged.audit_events,
+                purged.reports = purged.reports,
                 retention.plan_months = policy.plan_months,
                 retention.audit_months = policy.audit_months,
                 "retention purge"

@@ -45,10 +45,14 @@ pub async fn upload(
     Ok(FhirResponse::ok(response))
 }
 
+/// Reports are the uploading LA's (and operations'); health-care has no business with them.
 fn report_visible(caller: &Caller, row: &ReportRow) -> FhirResult<()> {
     match caller.role() {
         Role::Operations => Ok(()),
-        _ => caller.require_own_la(&row.la_ods),
+        Role::SocialCare => caller.require_own_la(&row.la_ods),
+        Role::HealthCare => Err(FhirError::Forbidden(
+            "upload reports are for the uploading LA".into(),
+        )),
     }
 }
 

@@ -103,6 +103,24 @@ fn subscription() -> Value {
     })
 }
 
+/// Bundle: the LAs' upload reports (each batch's batch-response), searched by type.
+fn upload_report() -> Value {
+    json!({
+        "type": "Bundle",
+        "profile": format!("{PROFILE_BASE}CPIS-Bundle-response"),
+        "documentation": "Upload reports: each batch upload's batch-response, with meta extensions counting accepted and rejected entries. An LA sees its own; operations all.",
+        "interaction": [{"code": "read"}, {"code": "search-type"}],
+        "versioning": "no-version",
+        "readHistory": false,
+        "updateCreate": false,
+        "searchInclude": [],
+        "searchParam": [
+            {"name": "type", "type": "token", "documentation": "batch-response"},
+            {"name": "_lastUpdated", "type": "date", "documentation": "When the upload was made, with prefixes"},
+        ],
+    })
+}
+
 pub fn capability_statement(base_url: &str) -> Value {
     let types = [
         ResourceType::Organization,
@@ -127,10 +145,14 @@ pub fn capability_statement(base_url: &str) -> Value {
                 "service": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/restful-security-service", "code": "OAuth"}]}],
                 "description": "Bearer JWT with role (social-care | health-care | operations) and org claims"
             },
+            "interaction": [
+                {"code": "transaction", "documentation": "POST [base] a transaction Bundle of EpisodeOfCare entries (POST, conditional PUT, conditional DELETE): all or nothing"},
+                {"code": "batch", "documentation": "POST [base] a batch Bundle of the same entries: each on its own; the batch-response is kept as the LA's upload report"},
+            ],
             "resource": types
                 .iter()
                 .map(|t| resource(*t))
-                .chain([audit_event(), subscription()])
+                .chain([audit_event(), subscription(), upload_report()])
                 .collect::<Vec<_>>(),
         }]
     })

@@ -143,6 +143,11 @@ pub fn upsert(
                         require_live(store::current(conn, PLAN.as_str(), &id)?, PLAN, &id)?;
                     replace(conn, caller, current, input, if_match, now)
                 }
+                // If-Match names a version of an existing plan: there is none.
+                None if if_match.is_some() => Err(FhirError::VersionMismatch {
+                    expected: if_match.unwrap_or_default().to_string(),
+                    actual: 0,
+                }),
                 None => insert(conn, input, now, Lookup::Absent),
             }
         })

@@ -482,7 +482,8 @@ pub fn response_bundle(base: &str, kind: Kind, outcomes: &[Outcome]) -> Value {
                 })
             }
             Outcome::Deleted => json!({"response": {"status": "204 No Content"}}),
-            Outcome::NothingToDelete => json!({"response": {"status": "404 Not Found"}}),
+            // As `DELETE EpisodeOfCare?identifier=` answers: nothing matched, nothing to do.
+            Outcome::NothingToDelete => json!({"response": {"status": "204 No Content"}}),
             Outcome::Failed(e) => {
                 use actix_web::ResponseError;
                 let code = e.status_code();

@@ -31,7 +31,8 @@ async fn metadata_needs_no_token_and_lists_what_works() {
             "EpisodeOfCare",
             "Flag",
             "AuditEvent",
-            "Subscription"
+            "Subscription",
+            "Bundle"
         ]
     );
 }
@@ -59,6 +60,8 @@ async fn every_listed_search_parameter_and_include_works() {
             let name = p["name"].as_str().unwrap();
             let value = if name == "status" {
                 "active"
+            } else if (ty, name) == ("Bundle", "type") {
+                "batch-response"
             } else {
                 sample(p["type"].as_str().unwrap())
             };
@@ -80,7 +83,7 @@ async fn every_listed_search_parameter_and_include_works() {
             .iter()
             .map(|i| i["code"].as_str().unwrap())
             .collect();
-        let server_written = ["Flag", "AuditEvent"].contains(&ty);
+        let server_written = ["Flag", "AuditEvent", "Bundle"].contains(&ty);
         assert_eq!(interactions.contains(&"create"), !server_written, "{ty}");
     }
 }

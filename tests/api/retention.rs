@@ -142,14 +142,13 @@ async fn cpis_purge_purges_on_demand_and_prints_the_counts() {
         .args(["purge", "--now", "2026-02-10T12:00:00Z"])
         .env_clear()
         .env("CPIS_DATABASE_URL", &app.config.database_url)
-        .env("CPIS_JWT_SECRET", "unused-by-purge")
         .env("RUST_LOG", "warn")
         .output()
         .unwrap();
     assert!(output.status.success(), "{output:?}");
     assert_eq!(
         String::from_utf8_lossy(&output.stdout).trim(),
-        "purged plans=1 audit_events=0"
+        "purged plans=1 audit_events=0 reports=0"
     );
     assert_eq!(app.count_rows("resources"), 1, "only the LA is left");
 }

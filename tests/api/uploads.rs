@@ -185,7 +185,7 @@ async fn a_conditional_delete_in_an_upload_removes_the_plan() {
         .json()
         .await
         .unwrap();
-    assert_eq!(statuses(&answer), ["204 No Content", "404 Not Found"]);
+    assert_eq!(statuses(&answer), ["204 No Content", "204 No Content"]);
     let id = plan["id"].as_str().unwrap();
     let res = app
         .get(&format!("/EpisodeOfCare/{id}"), &app.social(LA_A))
@@ -283,6 +283,12 @@ async fn each_batch_is_kept_as_its_las_data_quality_report() {
     .await;
     expect_outcome(
         app.get("/Bundle?type=batch-response", &app.health()).await,
+        403,
+        "ACCESS_DENIED",
+    )
+    .await;
+    expect_outcome(
+        app.get(&format!("/Bundle/{id}"), &app.health()).await,
         403,
         "ACCESS_DENIED",
     )

@@ -15,7 +15,7 @@ use tokio::sync::{oneshot, Notify};
 
 use crate::auth::{Caller, Role};
 use crate::db::audit::{self, NewAccess};
-use crate::db::{write_transaction, DbConn, DbPool};
+use crate::db::{write_transaction, DbConn};
 use crate::error::FhirError;
 use crate::fhir::audit_event::{self, Access, AccessKind, CareSetting};
 use crate::fhir::organization::referenced_ods;
@@ -37,11 +37,12 @@ pub struct Auditor {
 
 impl Auditor {
     /// Starts the writer thread. `delivery` is woken whenever notifications were queued.
-    pub fn start(pool: DbPool, delivery: Arc<Notify>) -> std::io::Result<Auditor> {
+    /// The writer keeps a connection of its own to `database_url`, outside the pool.
+    pub fn start(database_url: String, delivery: Arc<Notify>) -> std::io::Result<Auditor> {
         let (queue, jobs) = mpsc::sync_channel(QUEUE_CAPACITY);
         std::thread::Builder::new()
             .name("cpis-audit-writer".into())
-            .spawn(move || write_loop(&pool, &jobs, &delivery))?;
+            .spawn(move || write_loop(&database_url, &jobs, &delivery))?;
         Ok(Auditor { queue })
     }
 
@@ -74,7 +75,7 @@ impl Auditor {
     }
 }
 
-fn write_loop(pool: &DbPool, jobs: &Receiver<Job>, delivery: &Notify) {
+fn write_loop(database_url: &str, jobs: &Receiver<Job>, delivery: &Notify) {
     // One connection kept for the writer's life: as the only writer, its page cache stays
     // valid between batches (a connection that sees another's commit must drop its cache).
     let mut held = None;
@@ -90,8 +91,11 @@ fn write_loop(pool: &DbPool, jobs: &Receiver<Job>, delivery: &Notify) {
                 Err(_) => break,
             }
         }
-        let outcome = match held.take().map_or_else(|| pool.get(), Ok) {
-            Err(e) => Err(e.to_string()),
+        let outcome = match held
+            .take()
+            .map_or_else(|| fresh_connection(database_url), Ok)
+        {
+            Err(e) => Err(e),
             Ok(mut conn) => {
                 let written = write_batch(&mut conn, &batch);
                 if written.is_ok() {
@@ -109,6 +113,12 @@ fn write_loop(pool: &DbPool, jobs: &Receiver<Job>, delivery: &Notify) {
             let _ = reply.send(outcome.as_ref().map(|_| ()).map_err(Clone::clone));
         }
     }
+}
+
+fn fresh_connection(database_url: &str) -> Result<DbConn, String> {
+    let mut conn = crate::db::connect(database_url)?;
+    crate::db::defer_checkpoints(&mut conn).map_err(|e| e.to_string())?;
+    Ok(conn)
 }
 
 /// Writes a batch in one transaction; returns how many notifications it queued.

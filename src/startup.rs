@@ -86,12 +86,14 @@ impl Application {
             .clone()
             .unwrap_or_else(|| format!("http://{address}/FHIR/R4"));
         let wake_dispatcher = Arc::new(Notify::new());
-        let auditor = Auditor::start(pool.clone(), wake_dispatcher.clone())
+        let auditor = Auditor::start(config.database_url.clone(), wake_dispatcher.clone())
             .map_err(|e| StartupError::Database(format!("audit writer: {e}")))?;
         if config.dispatcher {
             notify::start(pool.clone(), &wake_dispatcher, config.delivery.clone())
                 .map_err(|e| StartupError::Database(format!("notification dispatcher: {e}")))?;
         }
+        db::start_checkpointer(pool.clone(), Arc::downgrade(&wake_dispatcher))
+            .map_err(|e| StartupError::Database(format!("checkpoint task: {e}")))?;
         crate::retention::start_daily(
             pool.clone(),
             config.retention(),

@@ -136,6 +136,13 @@ pub fn pool(url: &str, size: u32, timeout: Duration) -> Result<DbPool, String> {
         .build_unchecked(ConnectionManager { backend }))
 }
 
+/// A connection of its own, outside the pool (for the audit writer, which keeps one).
+pub fn connect(url: &str) -> Result<DbConn, String> {
+    Backend::from_url(url)?
+        .establish()
+        .map_err(|e| format!("cannot connect: {e}"))
+}
+
 /// Runs the embedded migrations for the connection's engine. On SQLite, also switches the
 /// database to WAL (a persistent setting).
 pub fn migrate(conn: &mut DbConn) -> Result<usize, String> {
@@ -256,6 +263,48 @@ where
     })
     .await
     .map_err(|e| FhirError::Unavailable(format!("blocking pool: {e}")))?
+}
+
+/// For a connection that writes continuously (the audit writer): on SQLite, it no longer
+/// checkpoints at its own commits — `start_checkpointer` does that beside it, so no commit
+/// waits for a checkpoint.
+pub fn defer_checkpoints(conn: &mut DbConn) -> QueryResult<()> {
+    match conn {
+        DbConn::Sqlite(c) => {
+            diesel::connection::SimpleConnection::batch_execute(c, "PRAGMA wal_autocheckpoint = 0")
+        }
+        DbConn::Postgres(_) => Ok(()),
+    }
+}
+
+/// On SQLite, checkpoints the WAL (PASSIVE: never blocking the writer or readers) every
+/// half second on its own thread, until `alive` is gone. Nothing to do on PostgreSQL.
+pub fn start_checkpointer(
+    pool: DbPool,
+    alive: std::sync::Weak<tokio::sync::Notify>,
+) -> std::io::Result<()> {
+    std::thread::Builder::new()
+        .name("cpis-checkpoint".into())
+        .spawn(move || {
+            while alive.upgrade().is_some() {
+                std::thread::sleep(Duration::from_millis(500));
+                // Only a spare connection: a checkpoint never makes a request wait.
+                let Some(mut conn) = pool.try_get() else {
+                    continue;
+                };
+                let done = match &mut *conn {
+                    DbConn::Sqlite(c) => diesel::connection::SimpleConnection::batch_execute(
+                        c,
+                        "PRAGMA wal_checkpoint(PASSIVE)",
+                    ),
+                    DbConn::Postgres(_) => return,
+                };
+                if let Err(e) = done {
+                    tracing::warn!(error = %e, "WAL checkpoint failed");
+                }
+            }
+        })
+        .map(|_| ())
 }
 
 /// Whether the database answers (for `/_health`).

@@ -292,7 +292,9 @@ fn insert(
     {
         return Err(duplicate(plan));
     }
-    let id = uuid::Uuid::new_v4().to_string();
+    // Time-ordered ids: the plan, its Flag and their index rows are appended to the tables'
+    // keys instead of landing on random pages (what keeps a large upload fast).
+    let id = uuid::Uuid::now_v7().to_string();
     store::claim_identifier(
         conn,
         PLAN.as_str(),

@@ -10,7 +10,8 @@ use crate::auth::{Action, Caller};
 use crate::db::{self, subscriptions::SubscriptionRow};
 use crate::error::{FhirError, FhirResult};
 use crate::fhir::bundle::{self, SearchEntry};
-use crate::search::params::{DEFAULT_COUNT, MAX_COUNT, RESULT_PARAMS};
+use crate::search::params::DEFAULT_COUNT;
+use crate::search::parse::result_param;
 use crate::service::subscription::{self as service, as_resource_row, SubscriptionInput};
 use crate::service::{now_ms, parse_content};
 
@@ -127,18 +128,7 @@ pub async fn search(
                 canonical.push((name.to_string(), value.to_string()));
             }
             "status" => return Err(invalid("requested | active | error | off")),
-            "_count" => {
-                count = value
-                    .parse::<usize>()
-                    .map_err(|_| invalid("must be a non-negative whole number"))?
-                    .min(MAX_COUNT);
-            }
-            "_offset" => {
-                offset = value
-                    .parse()
-                    .map_err(|_| invalid("must be a non-negative whole number"))?;
-            }
-            other if RESULT_PARAMS.contains(&other) => {}
+            _ if result_param(&name, &value, &mut count, &mut offset)? => {}
             _ => {
                 return Err(FhirError::UnknownParameter {
                     param: name.into_owned(),

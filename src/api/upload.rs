@@ -11,8 +11,8 @@ use crate::db;
 use crate::db::reports::{self, ReportRow};
 use crate::error::{FhirError, FhirResult};
 use crate::fhir::bundle::{self, SearchEntry};
-use crate::search::params::{DEFAULT_COUNT, MAX_COUNT, RESULT_PARAMS};
-use crate::search::parse::{parse_date, DatePrefix};
+use crate::search::params::DEFAULT_COUNT;
+use crate::search::parse::{instant_bounds, result_param};
 use crate::service::now_ms;
 use crate::service::upload::{self, Kind};
 
@@ -101,31 +101,12 @@ pub async fn search_reports(
             }
             "type" => return Err(invalid("the stored Bundles are batch-response reports")),
             "_lastUpdated" => {
-                let (prefix, lo, hi) = parse_date(&name, &value)?;
-                let (f, t) = match prefix {
-                    DatePrefix::Eq => (lo, hi),
-                    DatePrefix::Gt | DatePrefix::Sa => (hi, i64::MAX),
-                    DatePrefix::Ge => (lo, i64::MAX),
-                    DatePrefix::Lt | DatePrefix::Eb => (i64::MIN, lo),
-                    DatePrefix::Le => (i64::MIN, hi),
-                    DatePrefix::Ne => return Err(invalid("the ne prefix is not supported here")),
-                };
+                let (f, t) = instant_bounds(&name, &value)?;
                 from = from.max(f);
                 to = to.min(t);
                 canonical.push((name.to_string(), value.to_string()));
             }
-            "_count" => {
-                count = value
-                    .parse::<usize>()
-                    .map_err(|_| invalid("must be a non-negative whole number"))?
-                    .min(MAX_COUNT);
-            }
-            "_offset" => {
-                offset = value
-                    .parse()
-                    .map_err(|_| invalid("must be a non-negative whole number"))?;
-            }
-            other if RESULT_PARAMS.contains(&other) => {}
+            _ if result_param(&name, &value, &mut count, &mut offset)? => {}
             _ => {
                 return Err(FhirError::UnknownParameter {
                     param: name.into_owned(),

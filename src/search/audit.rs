@@ -1,8 +1,8 @@
 //! `AuditEvent?` search parameters (SPEC §4): `patient:identifier`, `_lastUpdated` and `date`
 //! (both the access's `recorded` instant), with `_count`/`_offset` paging.
 
-use super::params::{DEFAULT_COUNT, MAX_COUNT, RESULT_PARAMS};
-use super::parse::{parse_date, DatePrefix};
+use super::params::DEFAULT_COUNT;
+use super::parse::{instant_bounds, result_param};
 use crate::error::FhirError;
 use crate::fhir::nhs_number::NhsNumber;
 use crate::fhir::types::NHS_NUMBER_SYSTEM;
@@ -77,34 +77,12 @@ pub fn parse(query: &str) -> Result<AuditQuery, FhirError> {
                 q.canonical.push((name, value));
             }
             "_lastUpdated" | "date" => {
-                let (prefix, lo, hi) = parse_date(&name, &value)?;
-                // `recorded` is an instant: the range [t, t + 1).
-                let (from, to) = match prefix {
-                    DatePrefix::Eq => (lo, hi),
-                    DatePrefix::Gt | DatePrefix::Sa => (hi, i64::MAX),
-                    DatePrefix::Ge => (lo, i64::MAX),
-                    DatePrefix::Lt | DatePrefix::Eb => (i64::MIN, lo),
-                    DatePrefix::Le => (i64::MIN, hi),
-                    DatePrefix::Ne => {
-                        return Err(invalid(&name, "the ne prefix is not supported here"))
-                    }
-                };
+                let (from, to) = instant_bounds(&name, &value)?;
                 q.from_ms = q.from_ms.max(from);
                 q.to_ms = q.to_ms.min(to);
                 q.canonical.push((name, value));
             }
-            "_count" => {
-                let n: usize = value
-                    .parse()
-                    .map_err(|_| invalid("_count", "must be a non-negative whole number"))?;
-                q.count = n.min(MAX_COUNT);
-            }
-            "_offset" => {
-                q.offset = value
-                    .parse()
-                    .map_err(|_| invalid("_offset", "must be a non-negative whole number"))?;
-            }
-            other if RESULT_PARAMS.contains(&other) => {}
+            _ if result_param(&name, &value, &mut q.count, &mut q.offset)? => {}
             _ => return Err(FhirError::UnknownParameter { param: name }),
         }
     }

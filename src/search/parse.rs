@@ -139,18 +139,7 @@ pub fn parse(ty: ResourceType, query: &str) -> Result<SearchRequest, FhirError> 
                 }
                 req.canonical.push((name, value));
             }
-            "_count" => {
-                let n: usize = value
-                    .parse()
-                    .map_err(|_| invalid("_count", "must be a non-negative whole number"))?;
-                req.count = n.min(MAX_COUNT);
-            }
-            "_offset" => {
-                req.offset = value
-                    .parse()
-                    .map_err(|_| invalid("_offset", "must be a non-negative whole number"))?;
-            }
-            other if RESULT_PARAMS.contains(&other) => {}
+            _ if result_param(&name, &value, &mut req.count, &mut req.offset)? => {}
             _ => return Err(FhirError::UnknownParameter { param: name }),
         }
     }
@@ -258,6 +247,46 @@ fn parse_tokens(name: &str, value: &str) -> Result<Vec<TokenValue>, FhirError> {
             })
         })
         .collect()
+}
+
+/// `_count` (clamped to the maximum), `_offset` and the other result parameters every search
+/// takes. `Ok(false)` when `name` is none of them.
+pub fn result_param(
+    name: &str,
+    value: &str,
+    count: &mut usize,
+    offset: &mut usize,
+) -> Result<bool, FhirError> {
+    match name {
+        "_count" => {
+            let n: usize = value
+                .parse()
+                .map_err(|_| invalid("_count", "must be a non-negative whole number"))?;
+            *count = n.min(MAX_COUNT);
+        }
+        "_offset" => {
+            *offset = value
+                .parse()
+                .map_err(|_| invalid("_offset", "must be a non-negative whole number"))?;
+        }
+        other if RESULT_PARAMS.contains(&other) => {}
+        _ => return Ok(false),
+    }
+    Ok(true)
+}
+
+/// The instants `[from, to)` a date parameter selects when its target is an instant (when an
+/// access was recorded, when an upload was made): the instant `t` is the range `[t, t + 1)`.
+pub fn instant_bounds(name: &str, raw: &str) -> Result<(i64, i64), FhirError> {
+    let (prefix, lo, hi) = parse_date(name, raw)?;
+    Ok(match prefix {
+        DatePrefix::Eq => (lo, hi),
+        DatePrefix::Gt | DatePrefix::Sa => (hi, i64::MAX),
+        DatePrefix::Ge => (lo, i64::MAX),
+        DatePrefix::Lt | DatePrefix::Eb => (i64::MIN, lo),
+        DatePrefix::Le => (i64::MIN, hi),
+        DatePrefix::Ne => return Err(invalid(name, "the ne prefix is not supported here")),
+    })
 }
 
 /// Parses `[prefix]date` into the prefix and the half-open range `[lo, hi)` the value denotes

@@ -16,6 +16,7 @@ use diesel::sql_types::{BigInt, Bool, HasSqlType, Text};
 
 use super::parse::{DatePrefix, Filter, FlagStatus, SearchRequest, TokenValue};
 use crate::db::models::ResourceRow;
+use crate::db::raw::RawStatement;
 use crate::db::schema::resources;
 use crate::db::{DbBackend, DbConn};
 
@@ -285,31 +286,23 @@ fn escape_like(s: &str) -> String {
         .replace('_', "\\_")
 }
 
-#[derive(Debug, Clone)]
-enum Part {
-    Sql(&'static str),
-    Text(String),
-    BigInt(i64),
-}
-
-/// A boolean SQL expression built from fixed SQL text and bound values. The text comes only
-/// from this module's literals; every value from a request is a bind parameter.
+/// A boolean SQL expression built from fixed SQL text and bound values (a `RawStatement`
+/// used as a WHERE condition). The text comes only from this module's literals; every value
+/// from a request is a bind parameter.
 #[derive(Debug, Clone, Default)]
-pub struct SqlPredicate {
-    parts: Vec<Part>,
-}
+pub struct SqlPredicate(RawStatement);
 
 impl SqlPredicate {
     fn sql(&mut self, s: &'static str) -> &mut Self {
-        self.parts.push(Part::Sql(s));
+        self.0.sql(s);
         self
     }
     fn text(&mut self, v: &str) -> &mut Self {
-        self.parts.push(Part::Text(v.to_string()));
+        self.0.text(v);
         self
     }
     fn big_int(&mut self, v: i64) -> &mut Self {
-        self.parts.push(Part::BigInt(v));
+        self.0.big_int(v);
         self
     }
 }
@@ -335,13 +328,7 @@ where
 {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
         out.push_sql("(");
-        for part in &self.parts {
-            match part {
-                Part::Sql(s) => out.push_sql(s),
-                Part::Text(t) => out.push_bind_param::<Text, String>(t)?,
-                Part::BigInt(i) => out.push_bind_param::<BigInt, i64>(i)?,
-            }
-        }
+        self.0.walk_ast(out.reborrow())?;
         out.push_sql(")");
         Ok(())
     }

@@ -174,7 +174,33 @@ pub fn create(
 
 pub fn read(conn: &mut DbConn, caller: &Caller, id: &str) -> Result<SubscriptionRow, FhirError> {
     caller.require(Action::ReadSubscription)?;
-    visible(conn, caller, id)
+    Ok(shown_to(caller, visible(conn, caller, id)?))
+}
+
+/// What a caller sees of a Subscription: operations oversee every LA's, but not the
+/// credentials an LA put in `channel.header` (`Name: value` becomes `Name: [redacted]`).
+fn shown_to(caller: &Caller, mut row: SubscriptionRow) -> SubscriptionRow {
+    if caller.role() != Role::Operations {
+        return row;
+    }
+    if let Ok(mut body) = serde_json::from_str::<Value>(&row.content) {
+        if let Some(headers) = body
+            .pointer_mut("/channel/header")
+            .and_then(Value::as_array_mut)
+        {
+            for header in headers.iter_mut() {
+                let name = header
+                    .as_str()
+                    .and_then(|h| h.split_once(':'))
+                    .map(|(name, _)| name.trim().to_string());
+                if let Some(name) = name {
+                    *header = json!(format!("{name}: [redacted]"));
+                }
+            }
+        }
+        row.content = body.to_string();
+    }
+    row
 }
 
 /// PUT: a new version. Re-activating (or any update that leaves it on) clears past failures.
@@ -232,7 +258,11 @@ pub fn search(
         Role::Operations => None,
         _ => Some(caller.org().unwrap_or_default()),
     };
-    Ok(subscriptions::search(conn, la, status, count, offset)?)
+    let (rows, total) = subscriptions::search(conn, la, status, count, offset)?;
+    Ok((
+        rows.into_iter().map(|r| shown_to(caller, r)).collect(),
+        total,
+    ))
 }
 
 /// The dispatcher's report of one delivery: a success clears the failures (and an `error`

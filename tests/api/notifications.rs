@@ -89,7 +89,21 @@ async fn a_requested_subscription_becomes_active_and_belongs_to_its_la() {
     let id = created["id"].as_str().unwrap();
     let path = format!("/Subscription/{id}");
     assert_eq!(app.get(&path, &app.social(LA_A)).await.status(), 200);
-    assert_eq!(app.get(&path, &app.ops()).await.status(), 200);
+    let overseen: Value = app.get(&path, &app.ops()).await.json().await.unwrap();
+    assert_eq!(
+        overseen["channel"]["header"][0], "Authorization: [redacted]",
+        "operations never see an LA's endpoint credentials"
+    );
+    let own: Value = app
+        .get(&path, &app.social(LA_A))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        own["channel"]["header"][0],
+        "Authorization: Bearer la-shared-secret"
+    );
     expect_outcome(
         app.get(&path, &app.social(LA_B)).await,
         403,

@@ -332,8 +332,8 @@ pub struct DirectSink {
     pub max_entries: usize,
 }
 
-impl Sink for DirectSink {
-    fn send(&mut self, bundle: &Value) -> Result<Value, String> {
+impl DirectSink {
+    fn write(&self, bundle: &Value) -> Result<Value, String> {
         use crate::service::upload;
         let parsed = upload::parse(&self.profiles, bundle.clone(), self.max_entries)
             .map_err(|e| e.to_string())?;
@@ -344,6 +344,57 @@ impl Sink for DirectSink {
             upload::keep_report(conn, &self.caller, response, outcomes, now)
         })
         .map_err(|e| e.to_string())
+    }
+
+    /// PostgreSQL runs several write transactions at once; SQLite has one writer.
+    fn writers(&self) -> usize {
+        match self.pool.get().as_deref() {
+            Ok(crate::db::DbConn::Postgres(_)) => IN_FLIGHT,
+            _ => 1,
+        }
+    }
+}
+
+impl Sink for DirectSink {
+    fn send(&mut self, bundle: &Value) -> Result<Value, String> {
+        self.write(bundle)
+    }
+
+    /// On PostgreSQL, batches are written by `IN_FLIGHT` threads at once (each its own
+    /// transaction on its own connection); the answers come back in order.
+    fn send_all(
+        &mut self,
+        bundles: &[Value],
+        progress: &ProgressBar,
+    ) -> Result<Vec<Value>, String> {
+        let writers = self.writers();
+        let this = &*self;
+        let mut answers: Vec<(usize, Result<Value, String>)> = std::thread::scope(|scope| {
+            let threads: Vec<_> = (0..writers)
+                .map(|w| {
+                    scope.spawn(move || {
+                        (w..bundles.len())
+                            .step_by(writers)
+                            .filter_map(|i| bundles.get(i).map(|b| (i, b)))
+                            .map(|(i, bundle)| {
+                                let answer = this.write(bundle);
+                                progress.inc(bundle_size(bundle));
+                                (i, answer)
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            threads
+                .into_iter()
+                .flat_map(|t| t.join().unwrap_or_default())
+                .collect()
+        });
+        if answers.len() != bundles.len() {
+            return Err("an import thread failed".into());
+        }
+        answers.sort_by_key(|(i, _)| *i);
+        answers.into_iter().map(|(_, answer)| answer).collect()
     }
 }
 

@@ -203,7 +203,8 @@ fn shown_to(caller: &Caller, mut row: SubscriptionRow) -> SubscriptionRow {
     row
 }
 
-/// PUT: a new version. Re-activating (or any update that leaves it on) clears past failures.
+/// PUT: a new version, unless nothing changed. Re-activating (or any update that leaves it on)
+/// clears past failures.
 pub fn update(
     conn: &mut DbConn,
     caller: &Caller,
@@ -217,6 +218,18 @@ pub fn update(
         let current = visible(conn, caller, id)?;
         check_if_match(if_match, &as_resource_row(&current))?;
         let status = input.requested_status();
+        // An unchanged Subscription gets no new version (as for plans).
+        let unchanged = render(
+            &input.0,
+            id,
+            current.version_id,
+            current.last_updated,
+            status,
+            None,
+        );
+        if unchanged == current.content {
+            return Ok(current);
+        }
         let version = current.version_id + 1;
         let row = SubscriptionRow {
             content: render(&input.0, id, version, now, status, None),

@@ -280,6 +280,18 @@ async fn five_failures_in_a_row_put_the_subscription_in_error_with_the_reason() 
 }
 
 #[tokio::test]
+async fn an_unchanged_subscription_put_makes_no_new_version() {
+    let app = app_with_children().await;
+    let created = subscribe(&app, LA_A, "https://la-a.example.org/notify").await;
+    let id = created["id"].as_str().unwrap();
+    let res = app
+        .put(&format!("/Subscription/{id}"), &app.social(LA_A), &created)
+        .await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["etag"], "W/\"1\"");
+}
+
+#[tokio::test]
 async fn a_subscription_turned_off_gets_nothing() {
     let app = app_with_children().await;
     let receiver = Receiver::start();

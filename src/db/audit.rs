@@ -47,7 +47,6 @@ struct EventLaRow<'a> {
     la_ods: &'a str,
     recorded_ms: i64,
     audit_event_id: &'a str,
-    shown: bool,
 }
 
 #[derive(Insertable)]
@@ -86,7 +85,6 @@ pub fn record(conn: &mut DbConn, access: &NewAccess) -> QueryResult<usize> {
                 la_ods: la,
                 recorded_ms: access.recorded_ms,
                 audit_event_id: &access.id,
-                shown,
             })
             .execute(conn)?;
         if !shown {
@@ -168,11 +166,10 @@ pub fn history(
                 q = q.filter(audit_events::nhs_number.eq(nhs_number.clone()));
             }
             HistoryScope::La { ods } => {
-                q = q.filter(
+                q = q.filter(audit_events::shown.eq(true)).filter(
                     audit_events::id.eq_any(
                         audit_event_las::table
                             .filter(audit_event_las::la_ods.eq(ods.clone()))
-                            .filter(audit_event_las::shown.eq(true))
                             .filter(audit_event_las::recorded_ms.ge(from_ms))
                             .filter(audit_event_las::recorded_ms.lt(to_ms))
                             .select(audit_event_las::audit_event_id),
@@ -197,30 +194,31 @@ pub fn history(
     Ok(EventPage { contents, total })
 }
 
-/// A stored AuditEvent: its JSON, and each LA it concerns with whether their history shows it.
+/// A stored AuditEvent: its JSON, whether the access histories show it, and the LAs it
+/// concerns.
 pub struct StoredEvent {
     pub content: String,
-    pub las: Vec<(String, bool)>,
+    pub shown: bool,
+    pub las: Vec<String>,
 }
 
 /// One AuditEvent by id.
 pub fn find(conn: &mut DbConn, id: &str) -> QueryResult<Option<StoredEvent>> {
-    let content: Option<String> = audit_events::table
+    let event: Option<(String, bool)> = audit_events::table
         .filter(audit_events::id.eq(id))
-        .select(audit_events::content)
+        .select((audit_events::content, audit_events::shown))
         .first(conn)
         .optional()?;
-    let Some(content) = content else {
+    let Some((content, shown)) = event else {
         return Ok(None);
     };
     let las = audit_event_las::table
         .filter(audit_event_las::audit_event_id.eq(id))
-        .select((audit_event_las::la_ods, audit_event_las::shown))
+        .select(audit_event_las::la_ods)
         .load(conn)?;
-    Ok(Some(StoredEvent { content, las }))
-}
-
-/// How many AuditEvents are stored (for `/_health`-style checks and benchmarks).
-pub fn count(conn: &mut DbConn) -> QueryResult<i64> {
-    audit_events::table.count().get_result(conn)
+    Ok(Some(StoredEvent {
+        content,
+        shown,
+        las,
+    }))
 }

@@ -95,11 +95,3 @@ pub fn abandoned(conn: &mut DbConn, id: &str, now: i64, reason: &str) -> QueryRe
         .execute(conn)
         .map(|_| ())
 }
-
-/// Notifications not yet delivered (for tests and operations).
-pub fn pending(conn: &mut DbConn) -> QueryResult<i64> {
-    outbox::table
-        .filter(outbox::delivered_ms.is_null())
-        .count()
-        .get_result(conn)
-}

@@ -80,7 +80,6 @@ diesel::table! {
         la_ods -> Text,
         recorded_ms -> BigInt,
         audit_event_id -> Text,
-        shown -> Bool,
     }
 }
 

@@ -2,7 +2,6 @@
 //! made from (`IsUnscheduledAccessEvent`).
 
 use serde::Serialize;
-use serde_json::Value;
 
 use super::types::{instant, NHS_NUMBER_SYSTEM, ODS_SYSTEM, PROFILE_BASE};
 use crate::auth::jwt::Identity;
@@ -67,16 +66,11 @@ pub fn profile() -> String {
     format!("{PROFILE_BASE}CPIS-AuditEvent")
 }
 
-/// The AuditEvent as JSON text, serialised straight from borrowed fields: it is built on every
-/// audited lookup.
+/// The AuditEvent as JSON text, serialised straight from borrowed fields (it is built on
+/// every audited lookup). Only who, when, their role and organisation, and which child: no
+/// clinical detail (SPEC §1).
 pub fn to_json(access: &Access<'_>) -> String {
     serde_json::to_string(&document(access)).unwrap_or_default()
-}
-
-/// The AuditEvent as a JSON value. Only who, when, their role and organisation, and which
-/// child: no clinical detail (SPEC §1).
-pub fn build(access: &Access<'_>) -> Value {
-    serde_json::to_value(document(access)).unwrap_or_default()
 }
 
 fn document<'a>(access: &'a Access<'a>) -> AuditEventDoc<'a> {
@@ -280,6 +274,7 @@ mod tests {
     use super::*;
     use crate::auth::Role;
     use crate::validation::Profiles;
+    use serde_json::Value;
 
     fn nurse() -> Identity {
         Identity {
@@ -312,7 +307,7 @@ mod tests {
     fn an_access_builds_an_audit_event_that_meets_its_profile() {
         let who = nurse();
         let entities = vec!["Flag/abc".to_string()];
-        let event = build(&Access {
+        let event: Value = serde_json::from_str(&to_json(&Access {
             id: "3f1c0a5e-0000-4000-8000-000000000001",
             recorded_ms: 1_790_000_000_000,
             nhs_number: "9449306753",
@@ -321,7 +316,8 @@ mod tests {
             who: &who,
             entities: &entities,
             observer: "http://127.0.0.1/FHIR/R4",
-        });
+        }))
+        .unwrap();
         let profiles = Profiles::load().unwrap();
         assert_eq!(
             profiles.validate("AuditEvent", "AuditEvent", &event),

@@ -60,37 +60,50 @@ pub fn prepare(
             }),
         };
     };
-    let las = plan_las(conn, caller, &nhs, now)?;
-    match caller.role() {
-        Role::SocialCare if las.is_empty() => Err(FhirError::Forbidden(
-            "the access history is shown only for children with a plan of the caller's LA".into(),
-        )),
-        Role::SocialCare => Ok(Plan {
-            scope: HistoryScope::Child { nhs_number: nhs },
-            cap: Some(HISTORY_CAP),
-            audited_child: None,
-        }),
-        // A child with no plan the clinician may see has no history to show either: the
-        // history is shown only with (and recorded like) the plan itself.
-        Role::HealthCare if las.is_empty() => Ok(Plan {
-            scope: HistoryScope::Child { nhs_number: nhs },
+    // Whose plans matter: an LA's own (else 403), those health-care may see (else no
+    // history). Operations' governance view needs no plan, and is not itself an access.
+    let las = match caller.role() {
+        Role::Operations => {
+            return Ok(Plan {
+                scope: HistoryScope::ChildAll { nhs_number: nhs },
+                cap: None,
+                audited_child: None,
+            })
+        }
+        Role::SocialCare | Role::HealthCare => plan_las(conn, caller, &nhs, now)?,
+    };
+    let scope = HistoryScope::Child {
+        nhs_number: nhs.clone(),
+    };
+    if caller.role() == Role::SocialCare {
+        return if las.is_empty() {
+            Err(FhirError::Forbidden(
+                "the access history is shown only for children with a plan of the caller's LA"
+                    .into(),
+            ))
+        } else {
+            Ok(Plan {
+                scope,
+                cap: Some(HISTORY_CAP),
+                audited_child: None,
+            })
+        };
+    }
+    // A child with no plan the clinician may see has no history to show either: the history
+    // is shown only with (and recorded like) the plan itself.
+    Ok(if las.is_empty() {
+        Plan {
+            scope,
             cap: Some(0),
             audited_child: None,
-        }),
-        Role::HealthCare => Ok(Plan {
-            scope: HistoryScope::Child {
-                nhs_number: nhs.clone(),
-            },
+        }
+    } else {
+        Plan {
+            scope,
             cap: Some(HISTORY_CAP),
             audited_child: Some((nhs, las)),
-        }),
-        // Operations' governance view of the history is not itself an access to the plan.
-        Role::Operations => Ok(Plan {
-            scope: HistoryScope::ChildAll { nhs_number: nhs },
-            cap: None,
-            audited_child: None,
-        }),
-    }
+        }
+    })
 }
 
 /// The LAs of the child's plans that `caller` may see (with the caller's own search rules).
@@ -148,9 +161,12 @@ pub fn read(conn: &mut DbConn, caller: &Caller, id: &str) -> Result<Value, FhirE
         ty: "AuditEvent".into(),
         id: id.to_string(),
     };
-    let audit::StoredEvent { content, las } = audit::find(conn, id)?.ok_or_else(not_found)?;
-    if caller.role() == Role::SocialCare && !las.iter().any(|(la, shown)| *shown && caller.owns(la))
-    {
+    let audit::StoredEvent {
+        content,
+        shown,
+        las,
+    } = audit::find(conn, id)?.ok_or_else(not_found)?;
+    if caller.role() == Role::SocialCare && !(shown && las.iter().any(|la| caller.owns(la))) {
         return Err(FhirError::Forbidden(
             "this access is not in the history of any child of the caller's LA".into(),
         ));

@@ -23,7 +23,6 @@ CREATE TABLE audit_event_las (
     la_ods TEXT NOT NULL,
     recorded_ms BIGINT NOT NULL,
     audit_event_id TEXT NOT NULL REFERENCES audit_events (id) ON DELETE CASCADE,
-    shown BOOLEAN NOT NULL,
     PRIMARY KEY (la_ods, recorded_ms, audit_event_id)
 );
 CREATE INDEX audit_event_las_event ON audit_event_las (audit_event_id);

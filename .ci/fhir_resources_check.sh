@@ -37,44 +37,9 @@ fi
 echo "fhir_resources_check: $("$venv/bin/python" -c 'import fhir.resources as f; print("fhir.resources", f.__version__)')"
 
 port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-base="http://127.0.0.1:$port"
-tmp="$(mktemp -d "${TMPDIR:-/tmp}/cpis-fhir-check.XXXXXX")"
-server_pid=""
-
-cleanup() {
-    if [[ -n "$server_pid" ]] && kill -0 "$server_pid" 2>/dev/null; then
-        kill "$server_pid" 2>/dev/null || true
-        for _ in $(seq 1 50); do
-            kill -0 "$server_pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -9 "$server_pid" 2>/dev/null || true
-        wait "$server_pid" 2>/dev/null || true
-    fi
-    rm -rf "$tmp"
-}
-trap cleanup EXIT INT TERM
-
-export CPIS_SANDBOX=1
-# The sandbox's fixed development secret: no key from the caller's shell.
-unset CPIS_JWT_SECRET CPIS_JWT_PUBLIC_KEY_FILE CPIS_JWT_ALG CPIS_JWT_ISSUER CPIS_BASE_URL || true
-
-echo "fhir_resources_check: starting $cpis on $base (database $tmp/cpis.db)"
-CPIS_DATABASE_URL="sqlite://$tmp/cpis.db" CPIS_BIND="127.0.0.1:$port" \
-    "$cpis" serve >"$tmp/server.log" 2>&1 &
-server_pid=$!
-
-for i in $(seq 1 120); do
-    if curl -fsS -o /dev/null "$base/_health" 2>/dev/null; then
-        break
-    fi
-    if ! kill -0 "$server_pid" 2>/dev/null || [[ "$i" == 120 ]]; then
-        echo "fhir_resources_check: the server did not become healthy; its log:" >&2
-        cat "$tmp/server.log" >&2
-        exit 2
-    fi
-    sleep 0.5
-done
+# shellcheck source=sandbox_server.sh
+source "$here/sandbox_server.sh"
+start_sandbox_server "$cpis" "$port" fhir_resources_check
 
 set +e
 CPIS_BASE="$base/FHIR/R4" \

@@ -29,53 +29,14 @@ cpis="$(cd "$(dirname "$cpis")" && pwd)/$(basename "$cpis")"
 
 port="${PORT:-18080}"
 base="http://127.0.0.1:$port"
-tmp="$(mktemp -d "${TMPDIR:-/tmp}/cpis-postman.XXXXXX")"
-server_pid=""
-
-cleanup() {
-    if [[ -n "$server_pid" ]] && kill -0 "$server_pid" 2>/dev/null; then
-        kill "$server_pid" 2>/dev/null || true
-        for _ in $(seq 1 50); do
-            kill -0 "$server_pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -9 "$server_pid" 2>/dev/null || true
-        wait "$server_pid" 2>/dev/null || true
-    fi
-    rm -rf "$tmp"
-}
-trap cleanup EXIT INT TERM
-
 if curl -fsS -o /dev/null "$base/_health" 2>/dev/null; then
     echo "run.sh: something already answers on $base; set PORT to a free port" >&2
     exit 2
 fi
 
-export CPIS_SANDBOX=1
-# A sandbox with the fixed development secret: make sure no key from the caller's shell is used.
-unset CPIS_JWT_SECRET CPIS_JWT_PUBLIC_KEY_FILE CPIS_JWT_ALG CPIS_JWT_ISSUER CPIS_BASE_URL || true
-
-echo "run.sh: starting $cpis on $base (database $tmp/cpis.db)"
-CPIS_DATABASE_URL="sqlite://$tmp/cpis.db" CPIS_BIND="127.0.0.1:$port" \
-    "$cpis" serve >"$tmp/server.log" 2>&1 &
-server_pid=$!
-
-for i in $(seq 1 120); do
-    if curl -fsS -o /dev/null "$base/_health" 2>/dev/null; then
-        break
-    fi
-    if ! kill -0 "$server_pid" 2>/dev/null; then
-        echo "run.sh: the server exited; its log:" >&2
-        cat "$tmp/server.log" >&2
-        exit 2
-    fi
-    if [[ "$i" == 120 ]]; then
-        echo "run.sh: the server did not become healthy within 60 s; its log:" >&2
-        cat "$tmp/server.log" >&2
-        exit 2
-    fi
-    sleep 0.5
-done
+# shellcheck source=../.ci/sandbox_server.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../.ci/sandbox_server.sh"
+start_sandbox_server "$cpis" "$port" postman
 
 health_token="$("$cpis" token --role health-care --org RJ1 --name "Dr Jane Smith" --job-role "Staff Nurse")"
 social_token="$("$cpis" token --role social-care --org E09000030)"

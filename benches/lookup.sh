@@ -25,7 +25,7 @@ cargo build --release --bin cpis
 if [ ! -s "$WORK/nhs.txt" ]; then
     cargo bench --bench seed_plans -- "$DB" "$PLANS" "$WORK/nhs.txt"
 fi
-export CPIS_JWT_SECRET=bench-secret CPIS_DATABASE_URL="$DB" CPIS_BIND="127.0.0.1:$PORT" RUST_LOG=warn
+export CPIS_JWT_SECRET=bench-secret-of-at-least-thirty-two-bytes CPIS_DATABASE_URL="$DB" CPIS_BIND="127.0.0.1:$PORT" RUST_LOG=warn
 target/release/cpis serve & SERVER=$!
 trap 'kill $SERVER 2>/dev/null || true' EXIT
 for _ in $(seq 1 50); do curl -sf "http://127.0.0.1:$PORT/_health" >/dev/null && break; sleep 0.2; done

@@ -35,7 +35,7 @@ while n:
 PY
 echo "csv: $(($(wc -l < "$WORK/plans.csv") - 1)) plans"
 
-export CPIS_JWT_SECRET=bench-secret CPIS_DATABASE_URL="$DB" CPIS_BIND="127.0.0.1:$PORT" RUST_LOG=warn
+export CPIS_JWT_SECRET=bench-secret-of-at-least-thirty-two-bytes CPIS_DATABASE_URL="$DB" CPIS_BIND="127.0.0.1:$PORT" RUST_LOG=warn
 export CPIS_MAX_BODY_BYTES=$((64 * 1024 * 1024))
 target/release/cpis serve & SERVER=$!
 trap 'kill $SERVER 2>/dev/null || true' EXIT

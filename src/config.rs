@@ -7,6 +7,9 @@ use std::time::Duration;
 use crate::auth::jwt::{JwtAlgorithm, KeyConfig};
 use crate::notify::DeliveryConfig;
 
+/// RFC 7518 §3.2: an HS256 key at least as long as the hash (256 bits).
+pub const MIN_SECRET_BYTES: usize = 32;
+
 /// The fixed development secret used only with `CPIS_SANDBOX=1` and no key configured.
 pub const SANDBOX_SECRET: &str = "cpis-sandbox-development-secret-do-not-use-in-production";
 
@@ -50,6 +53,8 @@ pub struct Config {
     pub delivery: DeliveryConfig,
     /// `CPIS_NOTIFY_DISPATCHER=0` runs this process without delivering notifications.
     pub dispatcher: bool,
+    /// The system clock; tests fix it.
+    pub clock: crate::clock::Clock,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -118,6 +123,15 @@ impl Config {
                         reason: "a shared secret is used with HS256 only".into(),
                     });
                 }
+                if secret.len() < MIN_SECRET_BYTES {
+                    return Err(ConfigError::Invalid {
+                        var: "CPIS_JWT_SECRET",
+                        reason: format!(
+                            "an HS256 secret must be at least {MIN_SECRET_BYTES} bytes (this one has {}): generate one with `openssl rand -base64 48`",
+                            secret.len()
+                        ),
+                    });
+                }
                 Some(KeyConfig::Secret(secret))
             }
             (None, Some(path)) => {
@@ -177,6 +191,7 @@ impl Config {
                 var("CPIS_NOTIFY_DISPATCHER").as_deref(),
                 Some("0" | "false" | "no")
             ),
+            clock: crate::clock::Clock::system(),
         })
     }
 
@@ -209,6 +224,7 @@ impl Config {
                 ..DeliveryConfig::default()
             },
             dispatcher: true,
+            clock: crate::clock::Clock::system(),
         }
     }
 

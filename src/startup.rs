@@ -51,6 +51,7 @@ pub fn prepare_database(config: &Config) -> Result<DbPool, StartupError> {
     if applied > 0 {
         tracing::info!(migrations.applied = applied, "database migrated");
     }
+    db::refresh_statistics(&mut conn);
     Ok(pool)
 }
 
@@ -110,6 +111,7 @@ impl Application {
                 allowed_hosts: config.notify_allowed_hosts.clone(),
             },
             max_bundle_entries: config.max_bundle_entries,
+            clock: config.clock.clone(),
         });
         let verifier = web::Data::new(verifier);
         let max_body = config.max_body_bytes;

@@ -13,7 +13,7 @@ use crate::error::FhirResult;
 use crate::fhir::audit_event::AccessKind;
 use crate::fhir::bundle::{self, SearchEntry};
 use crate::search::audit::parse;
-use crate::service::{access_history, now_ms};
+use crate::service::access_history;
 
 const TYPE: &str = "AuditEvent";
 
@@ -28,8 +28,9 @@ pub async fn search(
     let setting = care_setting(&req)?;
     let query = parse(req.query_string())?;
     let (who, q) = (caller.clone(), query.clone());
+    let now = state.clock.now_ms();
     let plan = db::run(&state.pool, move |conn| {
-        access_history::prepare(conn, &who, &q, now_ms())
+        access_history::prepare(conn, &who, &q, now)
     })
     .await?;
     if let Some((nhs, las)) = &plan.audited_child {
@@ -37,7 +38,7 @@ pub async fn search(
             caller: &caller,
             kind: AccessKind::Search,
             care_setting: setting,
-            now_ms: now_ms(),
+            now_ms: now,
             observer: &state.base_url,
         };
         state

@@ -51,6 +51,8 @@ pub struct AppState {
     pub endpoints: EndpointPolicy,
     /// The most entries an upload Bundle may hold.
     pub max_bundle_entries: usize,
+    /// Now, for every date rule and timestamp (a test sets it).
+    pub clock: crate::clock::Clock,
 }
 
 /// Resource types with a REST endpoint; anything else under the base is 404.

@@ -18,7 +18,7 @@ use crate::fhir::audit_event::{AccessKind, CareSetting};
 use crate::fhir::organization::referenced_ods;
 use crate::fhir::{bundle, ResourceType};
 use crate::search;
-use crate::service::{self, conditional_identifier, now_ms, plan::PlanInput, Written};
+use crate::service::{self, conditional_identifier, plan::PlanInput, Written};
 use crate::validation::Profiles;
 
 fn resource_type(req: &HttpRequest) -> FhirResult<ResourceType> {
@@ -68,7 +68,7 @@ async fn record_access(
         caller,
         kind,
         care_setting,
-        now_ms: now_ms(),
+        now_ms: state.clock.now_ms(),
         observer: &state.base_url,
     };
     state.auditor.record(audit::accesses(&ctx, returned)).await
@@ -100,8 +100,9 @@ pub async fn read(
     let setting = care_setting(&req)?;
     let (_, id) = path.into_inner();
     let reader = caller.clone();
+    let now = state.clock.now_ms();
     let (row, content) = db::run(&state.pool, move |conn| {
-        service::read::read(conn, &reader, ty, &id, now_ms())
+        service::read::read(conn, &reader, ty, &id, now)
     })
     .await?;
     let returned = [Returned {
@@ -129,8 +130,9 @@ pub async fn vread(
     })?;
     let setting = care_setting(&req)?;
     let reader = caller.clone();
+    let now = state.clock.now_ms();
     let (row, content) = db::run(&state.pool, move |conn| {
-        service::read::vread(conn, &reader, ty, &id, version, now_ms())
+        service::read::vread(conn, &reader, ty, &id, version, now)
     })
     .await?;
     let returned = [Returned {
@@ -154,8 +156,9 @@ pub async fn history_instance(
     let setting = care_setting(&req)?;
     let history_id = id.clone();
     let reader = caller.clone();
+    let now = state.clock.now_ms();
     let versions = db::run(&state.pool, move |conn| {
-        service::read::history(conn, &reader, ty, &history_id, now_ms())
+        service::read::history(conn, &reader, ty, &history_id, now)
     })
     .await?;
     let returned: Vec<Returned<'_>> = versions
@@ -183,8 +186,9 @@ pub async fn search_type(
     let parsed = search::parse(ty, req.query_string())?;
     let request = parsed.clone();
     let searcher = caller.clone();
+    let now = state.clock.now_ms();
     let results = db::run(&state.pool, move |conn| {
-        service::search::search(conn, &searcher, &request, now_ms())
+        service::search::search(conn, &searcher, &request, now)
     })
     .await?;
     let returned: Vec<Returned<'_>> = results
@@ -218,7 +222,7 @@ pub async fn create(
     tracing::Span::current().record("fhir.type", ty.as_str());
     caller.require(write_action(ty)?)?;
     let resource = body.resource(ty.as_str())?;
-    let now = now_ms();
+    let now = state.clock.now_ms();
     let w = match ty {
         ResourceType::Organization => {
             caller.require(Action::WriteOrganization)?;
@@ -329,7 +333,7 @@ pub async fn update(
     let resource = body.resource(ty.as_str())?;
     check_body_id(&resource, &id)?;
     let version = if_match(&req)?;
-    let now = now_ms();
+    let now = state.clock.now_ms();
     let w = match ty {
         ResourceType::Organization => {
             let la = service::organization::check(&state.profiles, &resource)?;
@@ -365,7 +369,7 @@ pub async fn conditional_update(
     let identifier = conditional_identifier(ty, req.query_string())?;
     let input = check_plan(&state, body.resource(ty.as_str())?).await?;
     let version = if_match(&req)?;
-    let now = now_ms();
+    let now = state.clock.now_ms();
     let w = db::run(&state.pool, move |conn| {
         service::plan::upsert(conn, &caller, &identifier, &input, version, now)
     })
@@ -385,8 +389,9 @@ pub async fn delete(
         return Err(not_allowed(ty, "delete"));
     }
     let (_, id) = path.into_inner();
+    let now = state.clock.now_ms();
     db::run(&state.pool, move |conn| {
-        service::plan::delete(conn, &caller, &id, now_ms())
+        service::plan::delete(conn, &caller, &id, now)
     })
     .await?;
     Ok(FhirResponse::no_content())
@@ -403,8 +408,9 @@ pub async fn conditional_delete(
         return Err(not_allowed(ty, "conditional delete"));
     }
     let identifier = conditional_identifier(ty, req.query_string())?;
+    let now = state.clock.now_ms();
     db::run(&state.pool, move |conn| {
-        service::plan::delete_by_identifier(conn, &caller, &identifier, now_ms())
+        service::plan::delete_by_identifier(conn, &caller, &identifier, now)
     })
     .await?;
     Ok(FhirResponse::no_content())

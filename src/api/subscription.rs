@@ -12,8 +12,8 @@ use crate::error::{FhirError, FhirResult};
 use crate::fhir::bundle::{self, SearchEntry};
 use crate::search::params::DEFAULT_COUNT;
 use crate::search::parse::result_param;
+use crate::service::parse_content;
 use crate::service::subscription::{self as service, as_resource_row, SubscriptionInput};
-use crate::service::{now_ms, parse_content};
 
 const TYPE: &str = "Subscription";
 const STATUSES: [&str; 4] = ["requested", "active", "error", "off"];
@@ -47,8 +47,9 @@ pub async fn create(
 ) -> FhirResult<FhirResponse> {
     caller.require(Action::ManageSubscription)?;
     let input = input(&state, body)?;
+    let now = state.clock.now_ms();
     let row = db::run(&state.pool, move |conn| {
-        service::create(conn, &caller, &input, now_ms())
+        service::create(conn, &caller, &input, now)
     })
     .await?;
     respond(&state, &req, StatusCode::CREATED, &row)
@@ -88,8 +89,9 @@ pub async fn update(
         }
     }
     let expected = if_match(&req)?;
+    let now = state.clock.now_ms();
     let row = db::run(&state.pool, move |conn| {
-        service::update(conn, &caller, &id, &input, expected, now_ms())
+        service::update(conn, &caller, &id, &input, expected, now)
     })
     .await?;
     respond(&state, &req, StatusCode::OK, &row)

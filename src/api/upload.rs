@@ -13,7 +13,6 @@ use crate::error::{FhirError, FhirResult};
 use crate::fhir::bundle::{self, SearchEntry};
 use crate::search::params::DEFAULT_COUNT;
 use crate::search::parse::{instant_bounds, result_param};
-use crate::service::now_ms;
 use crate::service::upload::{self, Kind};
 
 /// `POST /FHIR/R4` with a transaction or batch Bundle.
@@ -31,8 +30,8 @@ pub async fn upload(
         state.max_bundle_entries,
     )?;
     let base = state.base_url.clone();
+    let now = state.clock.now_ms();
     let response = db::run(&state.pool, move |conn| {
-        let now = now_ms();
         upload::execute(conn, &caller, &parsed, now, |conn, outcomes| {
             let response = upload::response_bundle(&base, parsed.kind, outcomes);
             match parsed.kind {

@@ -89,7 +89,16 @@ pub struct Claims {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iss: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub aud: Option<String>,
+    pub aud: Option<Audience>,
+}
+
+/// `aud`: one audience or several (RFC 7519 §4.1.3); identity providers send either.
+/// `jsonwebtoken` checks that the configured audience is among them.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum Audience {
+    One(String),
+    Many(Vec<String>),
 }
 
 /// What a token asserts about its caller, once verified.
@@ -209,7 +218,7 @@ pub fn issue(
         nbf: Some(now - 1),
         iat: Some(now),
         iss: issuer.map(str::to_string),
-        aud: Some(audience.to_string()),
+        aud: Some(Audience::One(audience.to_string())),
     };
     let key = match alg {
         JwtAlgorithm::HS256 => EncodingKey::from_secret(signing_key),

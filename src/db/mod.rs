@@ -278,7 +278,8 @@ pub fn defer_checkpoints(conn: &mut DbConn) -> QueryResult<()> {
 }
 
 /// On SQLite, checkpoints the WAL (PASSIVE: never blocking the writer or readers) every
-/// half second on its own thread, until `alive` is gone. Nothing to do on PostgreSQL.
+/// half second on its own thread, and refreshes planner statistics hourly, until `alive` is
+/// gone. Nothing to do on PostgreSQL.
 pub fn start_checkpointer(
     pool: DbPool,
     alive: std::sync::Weak<tokio::sync::Notify>,
@@ -286,8 +287,12 @@ pub fn start_checkpointer(
     std::thread::Builder::new()
         .name("cpis-checkpoint".into())
         .spawn(move || {
+            const TICK: Duration = Duration::from_millis(500);
+            const TICKS_PER_HOUR: u32 = 7200;
+            let mut ticks = 0u32;
             while alive.upgrade().is_some() {
-                std::thread::sleep(Duration::from_millis(500));
+                std::thread::sleep(TICK);
+                ticks = (ticks + 1) % TICKS_PER_HOUR;
                 // Only a spare connection: a checkpoint never makes a request wait.
                 let Some(mut conn) = pool.try_get() else {
                     continue;
@@ -302,9 +307,30 @@ pub fn start_checkpointer(
                 if let Err(e) = done {
                     tracing::warn!(error = %e, "WAL checkpoint failed");
                 }
+                if ticks == 0 {
+                    refresh_statistics(&mut conn);
+                }
             }
         })
         .map(|_| ())
+}
+
+/// Keeps the planner's statistics current without anyone running `ANALYZE` by hand. On SQLite,
+/// `PRAGMA optimize` analyses the tables that have none or have grown tenfold since (bounded by
+/// `analysis_limit`, so it costs milliseconds); it runs at start, after uploads and hourly.
+/// PostgreSQL's autovacuum analyses tables as they grow. Lookups do not depend on either: their
+/// queries are shaped to use the token index (`search::query`). A failure is logged only.
+pub fn refresh_statistics(conn: &mut DbConn) {
+    let done = match conn {
+        DbConn::Sqlite(c) => diesel::connection::SimpleConnection::batch_execute(
+            c,
+            "PRAGMA analysis_limit = 1000; PRAGMA optimize = 0x10002;",
+        ),
+        DbConn::Postgres(_) => Ok(()),
+    };
+    if let Err(e) = done {
+        tracing::warn!(error = %e, "refreshing planner statistics failed");
+    }
 }
 
 /// Whether the database answers (for `/_health`).

@@ -3,15 +3,15 @@
 //! The stored Flag's `status` is the plan's date-independent state: `active` for an active plan,
 //! `inactive` for a finished/cancelled one, `entered-in-error`. What a client sees is
 //! `status_today`: an active plan's Flag is `inactive` outside its period, judged on the day of
-//! the request (UTC), so the alert follows the calendar with nobody touching the plan.
+//! the request in England (`clock::uk_date`), so the alert follows the calendar with nobody
+//! touching the plan.
 
 use serde_json::{json, Value};
 
 use super::episode_of_care::{Plan, PlanStatus};
 use super::organization::LocalAuthority;
-use super::types::{
-    day_end_ms, day_start_ms, identifier_reference, parse_day, NHS_NUMBER_SYSTEM, ODS_SYSTEM,
-};
+use super::types::{identifier_reference, parse_day, NHS_NUMBER_SYSTEM, ODS_SYSTEM};
+use crate::clock::uk_date;
 use crate::db::store::{DateEntry, IndexEntries, TokenEntry};
 
 pub const CATEGORY_SYSTEM: &str = "https://fhir.nhs.uk/England/CodeSystem/PatientFlagCategory";
@@ -80,9 +80,10 @@ pub fn status_today(flag: &Value, now_ms: i64) -> &'static str {
     match flag.get("status").and_then(Value::as_str) {
         Some("entered-in-error") => "entered-in-error",
         Some("active") => {
+            let today = uk_date(now_ms);
             let day = |p: &str| flag.pointer(p).and_then(Value::as_str).and_then(parse_day);
-            let started = day("/period/start").is_some_and(|d| day_start_ms(d) <= now_ms);
-            let not_ended = day("/period/end").is_none_or(|d| now_ms < day_end_ms(d));
+            let started = day("/period/start").is_some_and(|d| d <= today);
+            let not_ended = day("/period/end").is_none_or(|d| today <= d);
             if started && not_ended {
                 "active"
             } else {
@@ -104,10 +105,30 @@ pub fn render(flag: &mut Value, now_ms: i64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fhir::types::day_start_ms;
     use chrono::NaiveDate;
 
     fn ms(y: i32, m: u32, d: u32) -> i64 {
         day_start_ms(NaiveDate::from_ymd_opt(y, m, d).unwrap()) + 3_600_000
+    }
+
+    #[test]
+    fn the_day_is_the_day_in_england() {
+        let starts_1_june = json!({"status": "active", "period": {"start": "2026-06-01"}});
+        let ended_31_may =
+            json!({"status": "active", "period": {"start": "2026-01-05", "end": "2026-05-31"}});
+        // 23:30 UTC on 31 May is 00:30 BST on 1 June.
+        let half_past_midnight_bst = day_start_ms(NaiveDate::from_ymd_opt(2026, 5, 31).unwrap())
+            + 23 * 3_600_000
+            + 30 * 60_000;
+        assert_eq!(
+            status_today(&starts_1_june, half_past_midnight_bst),
+            "active"
+        );
+        assert_eq!(
+            status_today(&ended_31_may, half_past_midnight_bst),
+            "inactive"
+        );
     }
 
     #[test]

@@ -72,7 +72,8 @@ pub fn to_datetime(ms: i64) -> DateTime<Utc> {
     Utc.timestamp_millis_opt(ms).single().unwrap_or_default()
 }
 
-/// Midnight UTC at the start of `date`, in epoch milliseconds.
+/// Midnight UTC at the start of `date`, in epoch milliseconds: how the date index keeps a
+/// calendar day (compare it with `day_start_ms(clock::uk_date(now))`, never with now itself).
 pub fn day_start_ms(date: NaiveDate) -> i64 {
     date.and_hms_opt(0, 0, 0)
         .map(|dt| dt.and_utc().timestamp_millis())

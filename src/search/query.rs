@@ -6,6 +6,7 @@
 //! for its engine (`?` on SQLite, `$n` on PostgreSQL). Only portable SQL is written here.
 
 use diesel::backend::Backend;
+use diesel::dsl::sql;
 use diesel::expression::{
     is_aggregate, AppearsOnTable, Expression, SelectableExpression, ValidGrouping,
 };
@@ -15,16 +16,21 @@ use diesel::serialize::ToSql;
 use diesel::sql_types::{BigInt, Bool, HasSqlType, Text};
 
 use super::parse::{DatePrefix, Filter, FlagStatus, SearchRequest, TokenValue};
+use crate::clock::uk_date;
 use crate::db::models::ResourceRow;
 use crate::db::raw::RawStatement;
 use crate::db::schema::resources;
 use crate::db::{DbBackend, DbConn};
+use crate::fhir::types::day_start_ms;
 
 /// One page of matches, newest first, and how many match in all.
 pub struct Page {
     pub rows: Vec<ResourceRow>,
     pub total: i64,
 }
+
+/// Token indexes whose one value names one child or one plan: a filter on them drives the query.
+const SELECTIVE_INDEXES: &[&str] = &["patient", "identifier"];
 
 /// Runs `req` with `extra` filters (ownership, withdrawn-record hiding) applied too.
 pub fn execute(
@@ -34,14 +40,24 @@ pub fn execute(
     now_ms: i64,
 ) -> QueryResult<Page> {
     let ty = req.ty.as_str();
-    // The first token filter (the request's own, e.g. the NHS number) drives the query as an
-    // `IN` over the index; later ones (e.g. the caller's LA) are probed per candidate with
-    // `EXISTS`, rather than materialising every id the LA owns.
+    // Token filters in the order they narrow the matches: one child's or one plan's entries
+    // first. The first drives the query as an `IN` over the index; later ones (e.g. the
+    // caller's LA) are probed per candidate with `EXISTS`, rather than materialising every id
+    // the LA owns.
+    let mut filters: Vec<&Filter> = req.filters.iter().chain(extra).collect();
+    filters.sort_by_key(|f| match f {
+        Filter::Token { index, .. } if SELECTIVE_INDEXES.contains(index) => 0,
+        Filter::Token { .. } => 1,
+        _ => 2,
+    });
+    // A lookup (one NHS number, one plan reference) matches a handful of rows: it must be
+    // answered from the token index whatever the planner knows. Ordering by an expression
+    // rather than the column keeps the planner from walking `resources_by_last_updated` in
+    // order instead — on a database without statistics it does, and reads every row.
+    let lookup = matches!(filters.first(), Some(Filter::Token { index, .. }) if SELECTIVE_INDEXES.contains(index));
     let mut driving = true;
-    let predicates: Vec<SqlPredicate> = req
-        .filters
-        .iter()
-        .chain(extra)
+    let predicates: Vec<SqlPredicate> = filters
+        .into_iter()
         .map(|f| match f {
             Filter::Token { index, values } if !driving => {
                 let mut p = SqlPredicate::default();
@@ -68,8 +84,15 @@ pub fn execute(
     let rows = if req.count == 0 {
         Vec::new()
     } else {
-        build()
-            .order((resources::last_updated.desc(), resources::id.asc()))
+        let newest_first = if lookup {
+            build().order((
+                sql::<BigInt>("+resources.last_updated").desc(),
+                resources::id.asc(),
+            ))
+        } else {
+            build().order((resources::last_updated.desc(), resources::id.asc()))
+        };
+        newest_first
             .limit(i64::try_from(req.count).unwrap_or(i64::MAX))
             .offset(i64::try_from(req.offset).unwrap_or(i64::MAX))
             .select(ResourceRow::as_select())
@@ -145,9 +168,11 @@ fn predicate(ty: &str, filter: &Filter, now_ms: i64) -> SqlPredicate {
     p
 }
 
-/// A Flag is `active` today when its plan is active and today lies within its period;
-/// `inactive` when it is neither active today nor entered in error.
+/// A Flag is `active` today when its plan is active and today (in England) lies within its
+/// period; `inactive` when it is neither active today nor entered in error. The period index
+/// holds days as the UTC midnight that begins them, so today is compared as one too.
 fn flag_status(p: &mut SqlPredicate, ty: &str, status: FlagStatus, now_ms: i64) {
+    let today = day_start_ms(uk_date(now_ms));
     let stored = |value: &str| {
         vec![TokenValue {
             system: None,
@@ -164,9 +189,9 @@ fn flag_status(p: &mut SqlPredicate, ty: &str, status: FlagStatus, now_ms: i64) 
         .sql(") AND resources.id IN (SELECT resource_id FROM search_dates WHERE resource_type = ")
         .text(ty)
         .sql(" AND param = 'period' AND start_ms <= ")
-        .big_int(now_ms)
+        .big_int(today)
         .sql(" AND end_ms > ")
-        .big_int(now_ms)
+        .big_int(today)
         .sql("))");
     };
     match status {
@@ -194,7 +219,10 @@ fn flag_status(p: &mut SqlPredicate, ty: &str, status: FlagStatus, now_ms: i64) 
     }
 }
 
-/// `EXISTS (…)`: this row has an index entry matching any of `values` (a primary-key probe).
+/// `EXISTS (…)`: this row has an index entry matching any of `values`, probed by the primary
+/// key (this row's entries). `value || ''` keeps the planner from probing
+/// `search_tokens_lookup` (every row with that value) instead, which it would on a database
+/// without statistics.
 fn token_exists<'a>(
     p: &'a mut SqlPredicate,
     ty: &str,
@@ -206,7 +234,7 @@ fn token_exists<'a>(
         .sql(" AND resource_id = resources.id AND param = ")
         .text(index)
         .sql(" AND (");
-    token_values(p, values).sql("))")
+    token_values(p, values, "(value || '') = ").sql("))")
 }
 
 /// `SELECT resource_id FROM search_tokens WHERE …` matching any of `values`.
@@ -221,16 +249,20 @@ fn token_ids<'a>(
         .sql(" AND param = ")
         .text(index)
         .sql(" AND (");
-    token_values(p, values).sql(")")
+    token_values(p, values, "value = ").sql(")")
 }
 
 /// `(value = ? [AND system = ?]) OR …`, or a false condition when `values` is empty.
-fn token_values<'a>(p: &'a mut SqlPredicate, values: &[TokenValue]) -> &'a mut SqlPredicate {
+fn token_values<'a>(
+    p: &'a mut SqlPredicate,
+    values: &[TokenValue],
+    value_equals: &'static str,
+) -> &'a mut SqlPredicate {
     for (i, v) in values.iter().enumerate() {
         if i > 0 {
             p.sql(" OR ");
         }
-        p.sql("(value = ").text(&v.value);
+        p.sql("(").sql(value_equals).text(&v.value);
         if let Some(system) = &v.system {
             p.sql(" AND system = ").text(system);
         }

@@ -142,11 +142,15 @@ pub fn update(
             });
         }
         if existing_la.ods != la.ods {
-            store::release_identifiers(conn, TY.as_str(), id)?;
-            if store::find_by_identifier(conn, TY.as_str(), ODS_SYSTEM, &la.ods)?.is_some() {
-                return Err(duplicate(&la.ods));
-            }
-            store::claim_identifier(conn, TY.as_str(), ODS_SYSTEM, &la.ods, id)?;
+            // The LA's plans and Flags name it by this code: a new code would orphan them
+            // (and a new Organization with the old code would inherit them).
+            return Err(FhirError::ForbiddenUpdate {
+                expression: Some("Organization.identifier".into()),
+                reason: format!(
+                    "an LA's ODS code is fixed once created ({} cannot become {}): its plans are held against it",
+                    existing_la.ods, la.ods
+                ),
+            });
         }
         let row = write_version(
             conn,

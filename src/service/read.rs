@@ -33,7 +33,9 @@ fn is_withdrawn(content: &Value) -> bool {
     content.get("status").and_then(Value::as_str) == Some("entered-in-error")
 }
 
-/// Checks that `caller` may see this (live) resource, and renders it for them.
+/// Checks that `caller` may see this resource, and renders it for them. A plan is its LA's (and
+/// operations') to see, history included; for health-care a deleted plan is gone (410) and a
+/// withdrawn (entered-in-error) one does not exist (404), whichever version is asked for.
 fn visible(
     caller: &Caller,
     ty: ResourceType,
@@ -43,11 +45,19 @@ fn visible(
     let mut content = parse_content(row)?;
     if let Some(ods) = owner_ods(ty, &content) {
         caller.require_own_la(&ods)?;
-        if caller.role() == Role::HealthCare && is_withdrawn(&content) {
-            return Err(FhirError::NotFound {
-                ty: ty.as_str().into(),
-                id: row.id.clone(),
-            });
+        if caller.role() == Role::HealthCare {
+            if row.deleted {
+                return Err(FhirError::Gone {
+                    ty: ty.as_str().into(),
+                    id: row.id.clone(),
+                });
+            }
+            if is_withdrawn(&content) {
+                return Err(FhirError::NotFound {
+                    ty: ty.as_str().into(),
+                    id: row.id.clone(),
+                });
+            }
         }
     }
     if ty == ResourceType::Flag {
@@ -114,12 +124,8 @@ pub fn history(
         ty: ty.as_str().into(),
         id: id.into(),
     })?;
-    // A deleted resource's history is still its owner's to see: judge by its last content.
-    let last = ResourceRow {
-        deleted: false,
-        ..current
-    };
-    visible(caller, ty, &last, now)?;
+    // A deleted plan's history is still its LA's to see (judged by its last content).
+    visible(caller, ty, &current, now)?;
     store::history(conn, ty.as_str(), id)?
         .into_iter()
         .map(|row| {

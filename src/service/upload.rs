@@ -333,7 +333,12 @@ pub fn execute<R>(
             return Err(transaction_failure(upload, i));
         }
     }
-    super::organization::with_la_cache(|| run_all(conn, caller, upload, now, finish))
+    let result = super::organization::with_la_cache(|| run_all(conn, caller, upload, now, finish));
+    if result.is_ok() {
+        // An upload is what grows the register: keep the planner's statistics current.
+        crate::db::refresh_statistics(conn);
+    }
+    result
 }
 
 fn run_all<R>(

@@ -268,3 +268,57 @@ async fn the_role_is_checked_before_the_body_is_validated() {
         403
     );
 }
+
+/// A token with these claims, signed with the test secret.
+fn signed(app: &TestApp, claims: &serde_json::Value) -> String {
+    let cpis::auth::jwt::KeyConfig::Secret(secret) = app.config.effective_key() else {
+        unreachable!()
+    };
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn an_audience_may_be_a_list_that_contains_ours() {
+    let app = TestApp::spawn().await;
+    let claims = |aud: serde_json::Value| {
+        json!({
+            "sub": "u1", "role": "operations", "org": "X26",
+            "exp": chrono::Utc::now().timestamp() + 300,
+            "iss": app.config.jwt_issuer, "aud": aud
+        })
+    };
+    let listed = signed(&app, &claims(json!(["https://other.example", "cpis"])));
+    let res = app.get("/Organization", &listed).await;
+    assert_eq!(res.status(), 200);
+    let not_listed = signed(&app, &claims(json!(["https://other.example"])));
+    assert_401(&app, Some(&not_listed)).await;
+    let single = signed(&app, &claims(json!("cpis")));
+    assert_eq!(app.get("/Organization", &single).await.status(), 200);
+}
+
+#[test]
+fn a_short_hs256_secret_is_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_cpis"))
+        .arg("serve")
+        .env_clear()
+        .env(
+            "CPIS_DATABASE_URL",
+            format!("sqlite://{}/c.db", dir.path().display()),
+        )
+        .env("CPIS_BIND", "127.0.0.1:0")
+        .env("CPIS_JWT_SECRET", "only-twenty-six-bytes-long")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "a configuration error");
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        said.contains("CPIS_JWT_SECRET") && said.contains("at least 32 bytes"),
+        "{said}"
+    );
+}

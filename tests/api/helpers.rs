@@ -59,8 +59,12 @@ fn postgres_url() -> Option<String> {
     url
 }
 
-fn fresh_database() -> (String, TestDb) {
-    match postgres_url() {
+fn fresh_database(engine: Engine) -> (String, TestDb) {
+    let postgres = match engine {
+        Engine::UnderTest => postgres_url(),
+        Engine::Sqlite => None,
+    };
+    match postgres {
         Some(admin_url) => {
             let schema = format!("test_{}", uuid::Uuid::new_v4().simple());
             let mut conn =
@@ -78,6 +82,15 @@ fn fresh_database() -> (String, TestDb) {
             (url, TestDb::Sqlite(dir))
         }
     }
+}
+
+/// Which engine a test app runs on.
+#[derive(Clone, Copy)]
+pub enum Engine {
+    /// The one the suite runs on (`CPIS_TEST_DATABASE_URL`).
+    UnderTest,
+    /// SQLite whatever the suite runs on, for a test of SQLite itself (its query planner).
+    Sqlite,
 }
 
 pub struct TestApp {
@@ -104,12 +117,16 @@ impl TestApp {
     }
 
     pub async fn spawn_with(customise: impl FnOnce(&mut Config)) -> TestApp {
+        Self::spawn_on(Engine::UnderTest, customise).await
+    }
+
+    pub async fn spawn_on(engine: Engine, customise: impl FnOnce(&mut Config)) -> TestApp {
         TRACING.call_once(|| {
             if std::env::var("TEST_LOG").is_ok() {
                 cpis::telemetry::init(false);
             }
         });
-        let (url, db) = fresh_database();
+        let (url, db) = fresh_database(engine);
         let mut config = Config::for_tests(url);
         customise(&mut config);
         let app = Application::build(config.clone()).expect("build the application");

@@ -35,7 +35,7 @@ async fn import(app: &TestApp, file: &tempfile::NamedTempFile, over_http: bool) 
         ])
         .env_clear()
         .env("CPIS_DATABASE_URL", &app.config.database_url)
-        .env("CPIS_JWT_SECRET", "unused-by-import")
+        .env("CPIS_JWT_SECRET", "unused-by-import-but-thirty-two-bytes")
         .env("RUST_LOG", "warn");
     if over_http {
         command.args(["--url", &app.base, "--token", &app.social(LA_A)]);

@@ -10,6 +10,7 @@
 
 mod audit;
 mod auth;
+mod calendar;
 mod fuzz;
 mod helpers;
 mod import;
@@ -17,6 +18,7 @@ mod notifications;
 mod organization;
 mod plans;
 mod process;
+mod query_plans;
 mod receiver;
 mod rest;
 mod retention;

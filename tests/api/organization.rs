@@ -143,3 +143,35 @@ async fn organizations_cannot_be_deleted() {
         .await;
     assert_eq!(res.status(), 405);
 }
+
+#[tokio::test]
+async fn an_las_ods_code_cannot_be_changed_under_its_plans() {
+    let app = TestApp::spawn().await;
+    let la = app.create_la(LA_A).await;
+    let id = la["id"].as_str().unwrap();
+    app.create_plan(&plan_json("9449306753", LA_A, "P-1")).await;
+    let before = app.versions();
+    let mut renamed = la.clone();
+    renamed["identifier"][0]["value"] = json!("E09000099");
+    let res = app
+        .put(&format!("/Organization/{id}"), &app.ops(), &renamed)
+        .await;
+    let outcome = expect_outcome(res, 422, "FORBIDDEN_UPDATE").await;
+    assert_eq!(
+        outcome["issue"][0]["expression"][0],
+        "Organization.identifier"
+    );
+    assert_eq!(app.versions(), before, "nothing changed");
+    // The plan's Flag still names its LA, and a new LA cannot take the old code.
+    let flags = app.flags_of("9449306753").await;
+    assert_eq!(
+        flags["entry"][0]["resource"]["author"]["reference"],
+        format!("Organization/{id}")
+    );
+    assert_eq!(
+        app.post("/Organization", &app.ops(), &la_json(LA_A))
+            .await
+            .status(),
+        409
+    );
+}

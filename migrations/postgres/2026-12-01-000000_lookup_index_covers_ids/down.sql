@@ -1,0 +1,2 @@
+DROP INDEX search_tokens_lookup;
+CREATE INDEX search_tokens_lookup ON search_tokens (resource_type, param, value, system);

@@ -1,0 +1,91 @@
+//! The server's clock, and the calendar it keeps. Passed in (through `AppState`), so tests
+//! and retention can set the time.
+//!
+//! Every date rule of the service (a Flag is active from its plan's start day to its end day;
+//! retention counts months from a day) is judged on the calendar date in England,
+//! Europe/London: from 00:00 to 01:00 BST the UTC date is still yesterday's.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+
+use chrono::NaiveDate;
+use chrono_tz::Europe::London;
+
+use crate::fhir::types::to_datetime;
+
+/// Now, in epoch milliseconds: the system clock, or a fixed time a test sets.
+#[derive(Debug, Clone, Default)]
+pub struct Clock {
+    fixed: Option<Arc<AtomicI64>>,
+}
+
+impl Clock {
+    /// The system clock.
+    pub fn system() -> Clock {
+        Clock::default()
+    }
+
+    /// A clock stopped at `now_ms`, moved with `set`.
+    pub fn fixed(now_ms: i64) -> Clock {
+        Clock {
+            fixed: Some(Arc::new(AtomicI64::new(now_ms))),
+        }
+    }
+
+    /// Moves a fixed clock (every copy of it); a system clock cannot be moved.
+    pub fn set(&self, now_ms: i64) {
+        if let Some(fixed) = &self.fixed {
+            fixed.store(now_ms, Ordering::SeqCst);
+        }
+    }
+
+    pub fn now_ms(&self) -> i64 {
+        match &self.fixed {
+            Some(fixed) => fixed.load(Ordering::SeqCst),
+            None => chrono::Utc::now().timestamp_millis(),
+        }
+    }
+}
+
+/// The calendar date in England at `now_ms`.
+pub fn uk_date(now_ms: i64) -> NaiveDate {
+    to_datetime(now_ms).with_timezone(&London).date_naive()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{TimeZone, Utc};
+
+    fn utc(y: i32, m: u32, d: u32, h: u32, min: u32) -> i64 {
+        Utc.with_ymd_and_hms(y, m, d, h, min, 0)
+            .single()
+            .map(|t| t.timestamp_millis())
+            .unwrap_or_default()
+    }
+
+    fn date(y: i32, m: u32, d: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(y, m, d).unwrap_or_default()
+    }
+
+    #[test]
+    fn in_summer_the_uk_day_starts_an_hour_before_the_utc_day() {
+        assert_eq!(uk_date(utc(2026, 5, 31, 22, 59)), date(2026, 5, 31));
+        assert_eq!(uk_date(utc(2026, 5, 31, 23, 30)), date(2026, 6, 1));
+    }
+
+    #[test]
+    fn in_winter_the_uk_day_is_the_utc_day() {
+        assert_eq!(uk_date(utc(2026, 12, 31, 23, 30)), date(2026, 12, 31));
+        assert_eq!(uk_date(utc(2027, 1, 1, 0, 0)), date(2027, 1, 1));
+    }
+
+    #[test]
+    fn a_fixed_clock_moves_only_when_set() {
+        let clock = Clock::fixed(1_000);
+        let copy = clock.clone();
+        assert_eq!(copy.now_ms(), 1_000);
+        clock.set(2_000);
+        assert_eq!(copy.now_ms(), 2_000);
+    }
+}

@@ -1,0 +1,133 @@
+//! The alert follows the calendar in England (Europe/London), not UTC: the clinician sees a
+//! plan that starts on 1 June from 00:00 BST on 1 June, and an ended plan stops flagging at
+//! midnight in England. The server's clock is fixed by the test, never slept on.
+
+use chrono::{TimeZone, Utc};
+use cpis::clock::Clock;
+use serde_json::Value;
+
+use crate::helpers::*;
+
+fn at(y: i32, m: u32, d: u32, h: u32, min: u32) -> i64 {
+    Utc.with_ymd_and_hms(y, m, d, h, min, 0)
+        .single()
+        .unwrap()
+        .timestamp_millis()
+}
+
+fn plan_with_period(nhs: &str, reference: &str, start: &str, end: Option<&str>) -> Value {
+    let mut plan = plan_json(nhs, LA_A, reference);
+    plan["period"] = match end {
+        Some(end) => serde_json::json!({"start": start, "end": end}),
+        None => serde_json::json!({"start": start}),
+    };
+    plan
+}
+
+/// The status health-care sees on a read of the Flag, and whether `Flag?status=` agrees.
+async fn status_everywhere(app: &TestApp, flag_id: &str, nhs: &str) -> String {
+    let read = app.get(&format!("/Flag/{flag_id}"), &app.health()).await;
+    assert_eq!(read.status(), 200);
+    let status = body(read).await["status"].as_str().unwrap().to_string();
+    for (asked, expected) in [
+        ("active", status == "active"),
+        ("inactive", status == "inactive"),
+    ] {
+        let found = body(
+            app.get(
+                &format!("/Flag?patient:identifier={NHS}|{nhs}&status={asked}"),
+                &app.health(),
+            )
+            .await,
+        )
+        .await;
+        assert_eq!(
+            found["total"] == 1,
+            expected,
+            "Flag?status={asked} when read says {status}"
+        );
+    }
+    let searched = body(
+        app.get(
+            &format!("/Flag?patient:identifier={NHS}|{nhs}"),
+            &app.health(),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(searched["entry"][0]["resource"]["status"], status.as_str());
+    status
+}
+
+#[tokio::test]
+async fn on_a_summer_night_the_day_in_england_has_already_begun() {
+    let clock = Clock::fixed(at(2026, 5, 20, 12, 0));
+    let app = TestApp::spawn_with(|c| c.clock = clock.clone()).await;
+    app.create_la(LA_A).await;
+    let starts = app
+        .create_plan(&plan_with_period("9449306753", "S-1", "2026-06-01", None))
+        .await;
+    let ends = app
+        .create_plan(&plan_with_period(
+            "9000000009",
+            "E-1",
+            "2026-01-05",
+            Some("2026-05-31"),
+        ))
+        .await;
+    let (starts, ends) = (starts["id"].as_str().unwrap(), ends["id"].as_str().unwrap());
+
+    // 22:30 UTC on 31 May is 23:30 BST: still 31 May in England.
+    clock.set(at(2026, 5, 31, 22, 30));
+    assert_eq!(
+        status_everywhere(&app, starts, "9449306753").await,
+        "inactive"
+    );
+    assert_eq!(status_everywhere(&app, ends, "9000000009").await, "active");
+    // 23:30 UTC on 31 May is 00:30 BST on 1 June.
+    clock.set(at(2026, 5, 31, 23, 30));
+    assert_eq!(
+        status_everywhere(&app, starts, "9449306753").await,
+        "active"
+    );
+    assert_eq!(
+        status_everywhere(&app, ends, "9000000009").await,
+        "inactive"
+    );
+}
+
+#[tokio::test]
+async fn on_a_winter_night_the_day_in_england_is_the_utc_day() {
+    let clock = Clock::fixed(at(2026, 12, 1, 12, 0));
+    let app = TestApp::spawn_with(|c| c.clock = clock.clone()).await;
+    app.create_la(LA_A).await;
+    let starts = app
+        .create_plan(&plan_with_period("9449306753", "S-1", "2027-01-01", None))
+        .await;
+    let ends = app
+        .create_plan(&plan_with_period(
+            "9000000009",
+            "E-1",
+            "2026-01-05",
+            Some("2026-12-31"),
+        ))
+        .await;
+    let (starts, ends) = (starts["id"].as_str().unwrap(), ends["id"].as_str().unwrap());
+
+    // 23:30 UTC on 31 December is 23:30 GMT: still 31 December in England.
+    clock.set(at(2026, 12, 31, 23, 30));
+    assert_eq!(
+        status_everywhere(&app, starts, "9449306753").await,
+        "inactive"
+    );
+    assert_eq!(status_everywhere(&app, ends, "9000000009").await, "active");
+    clock.set(at(2027, 1, 1, 0, 30));
+    assert_eq!(
+        status_everywhere(&app, starts, "9449306753").await,
+        "active"
+    );
+    assert_eq!(
+        status_everywhere(&app, ends, "9000000009").await,
+        "inactive"
+    );
+}

@@ -1,74 +1,131 @@
 #!/usr/bin/env bash
-# Lookup load test (issues #2 and #4): `Flag?patient:identifier=<random seeded NHS number>
-# &_include=Flag:author` against PLANS plans, CONNECTIONS clients, DURATION per run. Two runs on
-# the same server and data:
-#   read-only  the same search by the child's own LA (social-care): nothing is recorded;
-#   audited    as health-care, unscheduled (no IsUnscheduledAccessEvent header): every 200 is
-#              backed by a committed AuditEvent, checked by counting them before and after.
-# Bounded: wrk stops after DURATION; the server is stopped on exit. Loopback only.
+# Lookup load test on a database as production has it: PLANS plans of LAS local authorities,
+# uploaded through the API as batch Bundles (benches/seed_api.py), never analysed by hand.
+# On one server and one database, CONNECTIONS wrk clients for DURATION per mode:
+#   health            GET /_health: the ceiling the lookups are measured against;
+#   read-only         Flag?patient:identifier=…&_include=Flag:author by the child's own LA
+#                     (social-care): nothing is recorded;
+#   audited-patient   the same search as health-care, unscheduled: every 200 is backed by a
+#                     committed AuditEvent (counted through the API before and after);
+#   audited-subject   Flag?subject:identifier=… as health-care, without _include.
+# Then, for comparison only, the database is analysed by hand (ANALYZE) and the audited modes
+# run again: the server must not need it. Bounded: wrk stops after DURATION; the server is
+# stopped on exit. Loopback only.
 #
-#   bash benches/lookup.sh                      # SQLite, 100,000 plans, 32 clients, 20 s
-#   DB=postgres://postgres:postgres@127.0.0.1/cpis_bench bash benches/lookup.sh
-#   WORK=/tmp/bench-sqlite bash benches/lookup.sh   # reuse a seeded database
+#   bash benches/lookup.sh                         # SQLite, 20,000 plans of 150 LAs, 32 clients, 10 s
+#   PLANS=100000 DURATION=20s bash benches/lookup.sh
+#   DB=postgres://postgres:postgres@127.0.0.1/cpis_bench bash benches/lookup.sh   # an empty database
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PLANS=${PLANS:-100000}
+PLANS=${PLANS:-20000}
+LAS=${LAS:-150}
 CONNECTIONS=${CONNECTIONS:-32}
-DURATION=${DURATION:-20s}
+DURATION=${DURATION:-10s}
 PORT=${PORT:-18181}
 WORK=${WORK:-$(mktemp -d)}
 DB=${DB:-sqlite://$WORK/bench.db}
-MODES=${MODES:-read-only audited}
+MODES=${MODES:-health read-only audited-patient audited-subject}
+BIN=${BIN:-target/release/cpis}
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 
-cargo build --release --bin cpis
+[ -n "${SKIP_BUILD:-}" ] || cargo build --release --bin cpis
+export CPIS_JWT_SECRET=bench-secret-of-at-least-thirty-two-bytes CPIS_DATABASE_URL="$DB"
+export CPIS_BIND="127.0.0.1:$PORT" RUST_LOG=warn CPIS_MAX_BODY_BYTES=$((64 * 1024 * 1024))
+SERVER=
+start_server() {
+    "$BIN" serve & SERVER=$!
+    for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$PORT/_health" >/dev/null && return; sleep 0.1; done
+    echo "server did not start" >&2; exit 1
+}
+stop_server() { kill "$SERVER" 2>/dev/null || true; wait "$SERVER" 2>/dev/null || true; }
+trap stop_server EXIT
+start_server
+
 if [ ! -s "$WORK/nhs.txt" ]; then
-    cargo bench --bench seed_plans -- "$DB" "$PLANS" "$WORK/nhs.txt"
+    python3 benches/seed_api.py "http://127.0.0.1:$PORT/FHIR/R4" "$PLANS" "$LAS" "$WORK/nhs.txt" "$BIN"
 fi
-export CPIS_JWT_SECRET=bench-secret-of-at-least-thirty-two-bytes CPIS_DATABASE_URL="$DB" CPIS_BIND="127.0.0.1:$PORT" RUST_LOG=warn
-target/release/cpis serve & SERVER=$!
-trap 'kill $SERVER 2>/dev/null || true' EXIT
-for _ in $(seq 1 50); do curl -sf "http://127.0.0.1:$PORT/_health" >/dev/null && break; sleep 0.2; done
-token() { target/release/cpis token --ttl 3600 "$@"; }
+token() { "$BIN" token --ttl 3600 "$@"; }
 HEALTH=$(token --role health-care --org RJ1 --name "Bench Clinician" --job-role "Staff Nurse")
 OPS=$(token --role operations --org X26)
-# The seed gives plan i to LA B{i / 1000}: one social-care token per LA, in that order.
-LA_COUNT=$(( ($(wc -l < "$WORK/nhs.txt") + 999) / 1000 ))
 : > "$WORK/la_tokens.txt"
-for i in $(seq 0 $((LA_COUNT - 1))); do token --role social-care --org "$(printf 'B%05d' "$i")" >> "$WORK/la_tokens.txt"; done
+for i in $(seq 0 $((LAS - 1))); do token --role social-care --org "$(printf 'L%05d' "$i")" >> "$WORK/la_tokens.txt"; done
 
 audit_count() {
     curl -sf -H "Authorization: Bearer $OPS" "http://127.0.0.1:$PORT/FHIR/R4/AuditEvent?_count=0" |
         python3 -c 'import json,sys; print(json.load(sys.stdin)["total"])'
 }
 
-script() { # $1 = read-only | audited
+script() { # $1 = mode, $2 = label
     cat <<LUA
-local numbers, la_tokens = {}, {}
-for line in io.lines("$WORK/nhs.txt") do numbers[#numbers + 1] = line end
+local numbers, owners, la_tokens = {}, {}, {}
+for line in io.lines("$WORK/nhs.txt") do
+  local nhs, la = line:match("(%d+) (%d+)")
+  numbers[#numbers + 1] = nhs; owners[#owners + 1] = tonumber(la)
+end
 for line in io.lines("$WORK/la_tokens.txt") do la_tokens[#la_tokens + 1] = line end
 local mode = "$1"
 math.randomseed(42)
 request = function()
+  if mode == "health" then return wrk.format("GET", "/_health") end
   local i = math.random(#numbers)
-  local token = "$HEALTH"
-  if mode == "read-only" then token = la_tokens[math.floor((i - 1) / 1000) + 1] end
-  return wrk.format("GET", "/FHIR/R4/Flag?patient:identifier=https://fhir.nhs.uk/Id/nhs-number|" .. numbers[i] .. "&_include=Flag:author", {["Authorization"] = "Bearer " .. token})
+  local token, path = "$HEALTH", "/FHIR/R4/Flag?patient:identifier=https://fhir.nhs.uk/Id/nhs-number|" .. numbers[i] .. "&_include=Flag:author"
+  if mode == "read-only" then token = la_tokens[owners[i] + 1] end
+  if mode == "audited-subject" then path = "/FHIR/R4/Flag?subject:identifier=https://fhir.nhs.uk/Id/nhs-number|" .. numbers[i] end
+  return wrk.format("GET", path, {["Authorization"] = "Bearer " .. token})
 end
 done = function(summary, latency, requests)
   io.write(string.format("RESULT mode=%s requests=%d errors=%d rps=%.0f p50_ms=%.2f p99_ms=%.2f max_ms=%.2f\n",
-    mode, summary.requests, summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout,
+    "$2", summary.requests, summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout,
     summary.requests / (summary.duration / 1e6), latency:percentile(50) / 1000, latency:percentile(99) / 1000, latency.max / 1000))
 end
 LUA
 }
 
-for mode in $MODES; do
-    script "$mode" > "$WORK/lookup-$mode.lua"
-    wrk -t2 -c"$CONNECTIONS" -d5s -s "$WORK/lookup-$mode.lua" "http://127.0.0.1:$PORT" >/dev/null
-    before=$(audit_count)
-    echo "measuring $mode: $PLANS plans, $CONNECTIONS clients, $DURATION, $(echo "$DB" | cut -d: -f1)"
-    wrk -t2 -c"$CONNECTIONS" -d"$DURATION" --latency -s "$WORK/lookup-$mode.lua" "http://127.0.0.1:$PORT" | tee "$WORK/result-$mode.txt" | grep -E "RESULT|Latency|requests in"
-    after=$(audit_count)
-    echo "AUDIT mode=$mode audit_events_added=$((after - before))"
-done
+run_modes() { # $1 = label suffix, then modes
+    local suffix=$1; shift
+    for mode in "$@"; do
+        local label="$mode$suffix"
+        script "$mode" "$label" > "$WORK/lookup-$label.lua"
+        wrk -t2 -c"$CONNECTIONS" -d3s -s "$WORK/lookup-$label.lua" "http://127.0.0.1:$PORT" >/dev/null
+        local before after
+        before=$(audit_count)
+        wrk -t2 -c"$CONNECTIONS" -d"$DURATION" --latency -s "$WORK/lookup-$label.lua" "http://127.0.0.1:$PORT" |
+            grep RESULT | tee -a "$WORK/results.txt"
+        after=$(audit_count)
+        echo "AUDIT mode=$label audit_events_added=$((after - before))" | tee -a "$WORK/results.txt"
+    done
+}
+
+: > "$WORK/results.txt"
+echo "engine: ${DB%%:*}, $PLANS plans of $LAS LAs (uploaded through the API), $CONNECTIONS clients, $DURATION a mode"
+run_modes "" $MODES
+
+# For comparison only: the same audited lookups after a hand-run ANALYZE.
+stop_server
+case "$DB" in
+    sqlite://*) python3 -c 'import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute("ANALYZE"); c.commit()' "${DB#sqlite://}" ;;
+    postgres*) psql -q "$DB" -c ANALYZE ;;
+esac
+start_server
+run_modes "+analysed" audited-patient audited-subject
+
+python3 - "$WORK/results.txt" <<'PY'
+import re, sys
+rows = {}
+for line in open(sys.argv[1]):
+    m = re.match(r"RESULT mode=(\S+) requests=(\d+) errors=(\d+) rps=(\d+) p50_ms=(\S+) p99_ms=(\S+)", line)
+    if m:
+        rows[m[1]] = dict(requests=int(m[2]), errors=int(m[3]), rps=int(m[4]), p50=m[5], p99=m[6])
+    m = re.match(r"AUDIT mode=(\S+) audit_events_added=(\d+)", line)
+    if m and m[1] in rows:
+        rows[m[1]]["audited"] = int(m[2])
+ceiling = rows.get("health", {}).get("rps")
+print("\n| mode | req/s | of /_health | p50 ms | p99 ms | errors | AuditEvents added |")
+print("|---|---|---|---|---|---|---|")
+for mode, r in rows.items():
+    share = f"{r['rps'] / ceiling:.3f}" if ceiling else "-"
+    print(f"| {mode} | {r['rps']} | {share} | {r['p50']} | {r['p99']} | {r['errors']} | {r.get('audited', 0) if mode.startswith('audited') else '-'} |")
+for mode in ("audited-patient", "audited-subject"):
+    if mode in rows and mode + "+analysed" in rows:
+        print(f"{mode}: never analysed / analysed by hand = {rows[mode]['rps'] / rows[mode + '+analysed']['rps']:.2f}")
+PY

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use serde_json::Value;
 use tokio::sync::{oneshot, Notify};
 
+use crate::auth::jwt::Identity;
 use crate::auth::{Caller, Role};
 use crate::db::audit::{self, NewAccess};
 use crate::db::{write_transaction, DbConn};
@@ -27,7 +28,7 @@ const QUEUE_CAPACITY: usize = 8192;
 const MAX_BATCH: usize = 1024;
 
 type Reply = oneshot::Sender<Result<(), String>>;
-type Job = (Vec<NewAccess>, Reply);
+type Job = (Vec<PendingAccess>, Reply);
 
 /// The handle requests use to record accesses.
 #[derive(Clone)]
@@ -47,7 +48,7 @@ impl Auditor {
     }
 
     /// Records `accesses` and returns once they are committed.
-    pub async fn record(&self, accesses: Vec<NewAccess>) -> Result<(), FhirError> {
+    pub async fn record(&self, accesses: Vec<PendingAccess>) -> Result<(), FhirError> {
         if accesses.is_empty() {
             return Ok(());
         }
@@ -122,15 +123,68 @@ fn fresh_connection(database_url: &str) -> Result<DbConn, String> {
 }
 
 /// Writes a batch in one transaction; returns how many notifications it queued.
+///
+/// Every access of the batch is stamped (`recorded`, `meta.lastUpdated`) inside the transaction,
+/// after it has taken the audit write lock, later than anything committed before. So commit
+/// order is stamp order, on one server or several: an LA that pulls with `_lastUpdated=gt` the
+/// newest stamp it has received can never miss an access committed after its pull.
 fn write_batch(conn: &mut DbConn, batch: &[Job]) -> Result<usize, String> {
+    let accesses = || batch.iter().flat_map(|(accesses, _)| accesses);
+    let requested = accesses().map(|a| a.requested_ms).max().unwrap_or_default();
     write_transaction(conn, |conn| {
+        let stamp = audit::lock_and_stamp(conn, requested)?;
         let mut queued = 0;
-        for access in batch.iter().flat_map(|(accesses, _)| accesses) {
-            queued += audit::record(conn, access)?;
+        for access in accesses() {
+            queued += audit::record(conn, &access.stored(stamp))?;
         }
         Ok::<usize, diesel::result::Error>(queued)
     })
     .map_err(|e| e.to_string())
+}
+
+/// One access to one child, as a request hands it to the writer: everything its AuditEvent
+/// says but the instant it is recorded, which the writer stamps.
+#[derive(Debug, Clone)]
+pub struct PendingAccess {
+    id: String,
+    requested_ms: i64,
+    nhs_number: String,
+    kind: AccessKind,
+    care_setting: CareSetting,
+    who: Identity,
+    entities: Vec<String>,
+    observer: String,
+    /// The LAs whose plans were returned.
+    la_ods: Vec<String>,
+}
+
+impl PendingAccess {
+    /// The stored row, recorded at `stamp`.
+    fn stored(&self, stamp: i64) -> NewAccess {
+        let content = audit_event::to_json(&Access {
+            id: &self.id,
+            recorded_ms: stamp,
+            nhs_number: &self.nhs_number,
+            kind: self.kind,
+            care_setting: self.care_setting,
+            who: &self.who,
+            entities: &self.entities,
+            observer: &self.observer,
+        });
+        NewAccess {
+            id: self.id.clone(),
+            recorded_ms: stamp,
+            nhs_number: self.nhs_number.clone(),
+            agent_sub: self.who.sub.clone(),
+            agent_org: self.who.org.clone().unwrap_or_default(),
+            care_setting: self.care_setting.as_str(),
+            accessor_role: self.who.role.as_str(),
+            reportable: self.who.role == Role::HealthCare
+                && self.care_setting == CareSetting::Unscheduled,
+            la_ods: self.la_ods.clone(),
+            content,
+        }
+    }
 }
 
 /// A returned plan or flag, as an audit needs it.
@@ -151,7 +205,7 @@ pub struct AccessContext<'a> {
 /// The accesses a request makes: one per child among the plans and flags it returns. Only
 /// health-care accesses (shown and notified when unscheduled) and operations' reads of plans
 /// (governance only) are recorded; an LA reading its own plans is not an access.
-pub fn accesses(ctx: &AccessContext<'_>, returned: &[Returned<'_>]) -> Vec<NewAccess> {
+pub fn accesses(ctx: &AccessContext<'_>, returned: &[Returned<'_>]) -> Vec<PendingAccess> {
     let role = ctx.caller.role();
     if role == Role::SocialCare {
         return Vec::new();
@@ -181,38 +235,30 @@ pub fn accesses(ctx: &AccessContext<'_>, returned: &[Returned<'_>]) -> Vec<NewAc
 
 /// The access of an access-history search for a child who has plans (of `las`): nothing but
 /// the child is referenced.
-pub fn history_access(ctx: &AccessContext<'_>, nhs: &str, las: Vec<String>) -> Vec<NewAccess> {
+pub fn history_access(ctx: &AccessContext<'_>, nhs: &str, las: Vec<String>) -> Vec<PendingAccess> {
     if ctx.caller.role() == Role::SocialCare {
         return Vec::new();
     }
     vec![access(ctx, nhs.to_string(), &[], las)]
 }
 
-fn access(ctx: &AccessContext<'_>, nhs: String, refs: &[String], las: Vec<String>) -> NewAccess {
-    let who = &ctx.caller.0;
-    // Time-ordered ids: the id indexes grow at their end instead of at random pages.
-    let id = uuid::Uuid::now_v7().to_string();
-    let content = audit_event::to_json(&Access {
-        id: &id,
-        recorded_ms: ctx.now_ms,
-        nhs_number: &nhs,
+fn access(
+    ctx: &AccessContext<'_>,
+    nhs: String,
+    refs: &[String],
+    las: Vec<String>,
+) -> PendingAccess {
+    PendingAccess {
+        // Time-ordered ids: the id indexes grow at their end instead of at random pages.
+        id: uuid::Uuid::now_v7().to_string(),
+        requested_ms: ctx.now_ms,
+        nhs_number: nhs,
         kind: ctx.kind,
         care_setting: ctx.care_setting,
-        who,
-        entities: refs,
-        observer: ctx.observer,
-    });
-    NewAccess {
-        id,
-        recorded_ms: ctx.now_ms,
-        nhs_number: nhs,
-        agent_sub: who.sub.clone(),
-        agent_org: who.org.clone().unwrap_or_default(),
-        care_setting: ctx.care_setting.as_str(),
-        accessor_role: who.role.as_str(),
-        reportable: who.role == Role::HealthCare && ctx.care_setting == CareSetting::Unscheduled,
+        who: ctx.caller.0.clone(),
+        entities: refs.to_vec(),
+        observer: ctx.observer.to_string(),
         la_ods: las,
-        content,
     }
 }
 

@@ -417,6 +417,26 @@ impl From<r2d2::Error> for FhirError {
     }
 }
 
+/// Whether a database error is the load of the moment (the client may try again) rather than a
+/// fault: SQLite's `SQLITE_BUSY`/`SQLITE_LOCKED`, PostgreSQL's serialization failures (40001),
+/// deadlocks (40P01), lock and statement timeouts (55P03, 57014). libpq's SQLSTATE of the last
+/// three reaches diesel only as the message, which is matched.
+fn is_contention(kind: &diesel::result::DatabaseErrorKind, message: &str) -> bool {
+    use diesel::result::DatabaseErrorKind;
+    const TRANSIENT: &[&str] = &[
+        "database is locked",
+        "database table is locked",
+        "database schema is locked",
+        "deadlock detected",
+        "could not obtain lock",
+        "lock timeout",
+        "statement timeout",
+        "could not serialize access",
+    ];
+    matches!(kind, DatabaseErrorKind::SerializationFailure)
+        || TRANSIENT.iter().any(|t| message.contains(t))
+}
+
 impl From<diesel::result::Error> for FhirError {
     fn from(e: diesel::result::Error) -> Self {
         use diesel::result::{DatabaseErrorKind, Error};
@@ -429,6 +449,9 @@ impl From<diesel::result::Error> for FhirError {
             Error::DatabaseError(DatabaseErrorKind::ClosedConnection, info) => {
                 FhirError::Unavailable(format!("database connection closed: {}", info.message()))
             }
+            Error::DatabaseError(kind, info) if is_contention(&kind, info.message()) => {
+                FhirError::Unavailable(format!("database busy: {}", info.message()))
+            }
             other => FhirError::internal(format!("database: {other}")),
         }
     }
@@ -437,6 +460,43 @@ impl From<diesel::result::Error> for FhirError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lock_contention_and_serialization_failures_are_503_with_retry_after() {
+        use diesel::result::{DatabaseErrorKind, Error};
+        let db = |kind, message: &str| -> FhirError {
+            Error::DatabaseError(kind, Box::new(message.to_string())).into()
+        };
+        for busy in [
+            db(DatabaseErrorKind::Unknown, "database is locked"),
+            db(DatabaseErrorKind::Unknown, "database table is locked"),
+            db(
+                DatabaseErrorKind::SerializationFailure,
+                "could not serialize access",
+            ),
+            db(DatabaseErrorKind::Unknown, "deadlock detected"),
+            db(
+                DatabaseErrorKind::Unknown,
+                "canceling statement due to lock timeout",
+            ),
+        ] {
+            assert_eq!(
+                busy.status_code(),
+                StatusCode::SERVICE_UNAVAILABLE,
+                "{busy}"
+            );
+            let response = busy.error_response();
+            assert_eq!(
+                response
+                    .headers()
+                    .get(header::RETRY_AFTER)
+                    .map(|v| v.as_bytes()),
+                Some(&b"5"[..])
+            );
+        }
+        let fault = db(DatabaseErrorKind::Unknown, "no such table: resources");
+        assert_eq!(fault.status_code(), StatusCode::INTERNAL_SERVER_ERROR);
+    }
 
     #[test]
     fn invalid_lists_every_issue_with_its_expression() {

@@ -10,12 +10,13 @@ use std::time::Duration;
 use chrono::Months;
 use diesel::prelude::*;
 
+use crate::clock::uk_date;
 use crate::db::schema::{
     audit_events, resource_versions, resources, search_dates, search_tokens, unique_identifiers,
     upload_reports,
 };
 use crate::db::{write_transaction, DbConn, DbPool};
-use crate::fhir::types::to_datetime;
+use crate::fhir::types::{day_start_ms, to_datetime};
 
 /// How long records are kept.
 #[derive(Debug, Clone, Copy)]
@@ -44,20 +45,51 @@ fn months_before(now_ms: i64, months: u32) -> i64 {
         .map_or(i64::MIN, |t| t.timestamp_millis())
 }
 
+/// When a plan's time is up: its `period.end` day is before `day` (a date-index day key, of the
+/// calendar in England), or, without an end, it was closed before `instant`.
+#[derive(Debug, Clone, Copy)]
+pub struct PlanCutoff {
+    day: i64,
+    instant: i64,
+}
+
+impl PlanCutoff {
+    pub fn new(now_ms: i64, months: u32) -> PlanCutoff {
+        let day = uk_date(now_ms)
+            .checked_sub_months(Months::new(months))
+            .map_or(i64::MIN, day_start_ms);
+        PlanCutoff {
+            day,
+            instant: months_before(now_ms, months),
+        }
+    }
+}
+
+/// A plan past retention, as it was when found: it is removed only if still that version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expired {
+    pub id: String,
+    pub version_id: i64,
+}
+
 /// Purges everything past retention at `now_ms`.
 pub fn purge(conn: &mut DbConn, policy: RetentionPolicy, now_ms: i64) -> QueryResult<Purged> {
-    let plan_cutoff = months_before(now_ms, policy.plan_months);
+    let cutoff = PlanCutoff::new(now_ms, policy.plan_months);
     let mut purged = Purged::default();
+    // Each chunk is found and removed in one write transaction, so nothing can change a plan
+    // between the finding and the removing; `remove_unchanged` holds even without that.
     loop {
-        let ids = expired_plans(conn, plan_cutoff)?;
-        if ids.is_empty() {
+        let (found, removed) = write_transaction(conn, |conn| {
+            let expired = expired_plans(conn, cutoff)?;
+            Ok::<_, diesel::result::Error>((expired.len(), remove_unchanged(conn, &expired)?))
+        })?;
+        purged.plans += removed;
+        if found == 0 {
             break;
         }
-        write_transaction(conn, |conn| remove(conn, &ids))?;
-        purged.plans += ids.len();
     }
     purged.reports = write_transaction(conn, |conn| {
-        diesel::delete(upload_reports::table.filter(upload_reports::created_ms.lt(plan_cutoff)))
+        diesel::delete(upload_reports::table.filter(upload_reports::created_ms.lt(cutoff.instant)))
             .execute(conn)
     })?;
     let audit_cutoff = months_before(now_ms, policy.audit_months);
@@ -68,29 +100,59 @@ pub fn purge(conn: &mut DbConn, policy: RetentionPolicy, now_ms: i64) -> QueryRe
     Ok(purged)
 }
 
-/// Up to `CHUNK` plans past retention: ended before the cutoff; or with no end, finished,
-/// cancelled or withdrawn and unchanged since before it; or deleted before it.
-fn expired_plans(conn: &mut DbConn, cutoff: i64) -> QueryResult<Vec<String>> {
-    let ended = search_dates::table
-        .filter(search_dates::resource_type.eq(PLAN))
-        .filter(search_dates::param.eq("date"))
-        .filter(search_dates::end_ms.le(cutoff))
+/// Up to `CHUNK` plans past retention (SPEC §7): with a `period.end`, 12 months after it,
+/// whatever their status; without one, finished, cancelled, withdrawn or deleted and unchanged
+/// since before the cutoff.
+pub fn expired_plans(conn: &mut DbConn, cutoff: PlanCutoff) -> QueryResult<Vec<Expired>> {
+    let with_end = || {
+        search_dates::table
+            .filter(search_dates::resource_type.eq(PLAN))
+            .filter(search_dates::param.eq("date"))
+            .filter(search_dates::end_ms.lt(i64::MAX))
+    };
+    let ended = with_end()
+        .filter(search_dates::end_ms.le(cutoff.day))
         .select(search_dates::resource_id);
     let closed = search_tokens::table
         .filter(search_tokens::resource_type.eq(PLAN))
         .filter(search_tokens::param.eq("status"))
         .filter(search_tokens::value.eq_any(["finished", "cancelled", "entered-in-error"]))
         .select(search_tokens::resource_id);
-    resources::table
+    let rows: Vec<(String, i64)> = resources::table
         .filter(resources::resource_type.eq(PLAN))
         .filter(
             resources::id.eq_any(ended).or(resources::last_updated
-                .lt(cutoff)
+                .lt(cutoff.instant)
+                .and(resources::id.ne_all(with_end().select(search_dates::resource_id)))
                 .and(resources::deleted.eq(true).or(resources::id.eq_any(closed)))),
         )
-        .select(resources::id)
+        .select((resources::id, resources::version_id))
         .limit(CHUNK)
-        .load(conn)
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, version_id)| Expired { id, version_id })
+        .collect())
+}
+
+/// Removes the plans (and their Flags) that are still the version found expired; a plan
+/// changed since (re-opened, say) stays. Returns how many were removed.
+pub fn remove_unchanged(conn: &mut DbConn, expired: &[Expired]) -> QueryResult<usize> {
+    let mut ids = Vec::with_capacity(expired.len());
+    for plan in expired {
+        let deleted = diesel::delete(
+            resources::table
+                .filter(resources::resource_type.eq(PLAN))
+                .filter(resources::id.eq(&plan.id))
+                .filter(resources::version_id.eq(plan.version_id)),
+        )
+        .execute(conn)?;
+        if deleted == 1 {
+            ids.push(plan.id.clone());
+        }
+    }
+    remove(conn, &ids)?;
+    Ok(ids.len())
 }
 
 /// Removes plans and their Flags: every version and index row.

@@ -47,6 +47,26 @@ struct EventLaRow<'a> {
     la_ods: &'a str,
     recorded_ms: i64,
     audit_event_id: &'a str,
+    shown: bool,
+}
+
+/// Key of the PostgreSQL advisory lock that orders audit writes across server processes.
+const AUDIT_WRITE_LOCK: i64 = 0x4350_4953_4155_4449; // "CPISAUDI"
+
+/// Takes the audit write lock for the rest of the transaction (SQLite's `BEGIN IMMEDIATE` has
+/// taken it already; on PostgreSQL, an advisory lock shared by every server process) and
+/// returns the instant to record a batch at: `requested_ms`, or just after the newest access
+/// already committed, whichever is later. Under the lock, commit order is then stamp order, and
+/// the 24-hour checks see every earlier access.
+pub fn lock_and_stamp(conn: &mut DbConn, requested_ms: i64) -> QueryResult<i64> {
+    if let DbConn::Postgres(c) = conn {
+        diesel::sql_query(format!("SELECT pg_advisory_xact_lock({AUDIT_WRITE_LOCK})"))
+            .execute(c)?;
+    }
+    let newest: Option<i64> = audit_events::table
+        .select(diesel::dsl::max(audit_events::recorded_ms))
+        .first(conn)?;
+    Ok(newest.map_or(requested_ms, |n| requested_ms.max(n + 1)))
 }
 
 #[derive(Insertable)]
@@ -59,12 +79,21 @@ struct OutboxRow<'a> {
     next_attempt_ms: i64,
 }
 
-/// Stores one access inside the caller's transaction. A reportable access is shown unless the
-/// same person at the same organisation saw this child within the last 24 hours (the first view
-/// counts); a shown access gets one outbox row per delivering Subscription of each of its LAs.
-/// Returns how many notifications were queued.
+/// Stores one access inside the caller's transaction (which holds `lock_and_stamp`'s lock). A
+/// reportable access is shown in the child's history unless the same person at the same
+/// organisation saw the child within the last 24 hours (the first view counts); and it is
+/// shown to each of its LAs that was not already shown that person's view of the child within
+/// 24 hours, with one outbox row per delivering Subscription of that LA. Returns how many
+/// notifications were queued.
 pub fn record(conn: &mut DbConn, access: &NewAccess) -> QueryResult<usize> {
-    let shown = access.reportable && !seen_within_a_day(conn, access)?;
+    let (shown, las_told) = if access.reportable {
+        (
+            !seen_within_a_day(conn, access)?,
+            las_told_within_a_day(conn, access)?,
+        )
+    } else {
+        (false, Vec::new())
+    };
     diesel::insert_into(audit_events::table)
         .values(EventRow {
             id: &access.id,
@@ -80,14 +109,16 @@ pub fn record(conn: &mut DbConn, access: &NewAccess) -> QueryResult<usize> {
         .execute(conn)?;
     let mut queued = 0;
     for la in &access.la_ods {
+        let shown_to_la = access.reportable && !las_told.contains(la);
         diesel::insert_into(audit_event_las::table)
             .values(EventLaRow {
                 la_ods: la,
                 recorded_ms: access.recorded_ms,
                 audit_event_id: &access.id,
+                shown: shown_to_la,
             })
             .execute(conn)?;
-        if !shown {
+        if !shown_to_la {
             continue;
         }
         let targets: Vec<String> = subscriptions::table
@@ -111,23 +142,47 @@ pub fn record(conn: &mut DbConn, access: &NewAccess) -> QueryResult<usize> {
     Ok(queued)
 }
 
-fn seen_within_a_day(conn: &mut DbConn, access: &NewAccess) -> QueryResult<bool> {
-    let earlier: i64 = audit_events::table
+/// The same person's views of the same child within the 24 hours before `access`.
+fn same_view_within_a_day(access: &NewAccess) -> audit_events::BoxedQuery<'_, super::DbBackend> {
+    audit_events::table
+        .into_boxed()
         .filter(audit_events::nhs_number.eq(&access.nhs_number))
         .filter(audit_events::recorded_ms.gt(access.recorded_ms - DAY_MS))
-        .filter(audit_events::shown.eq(true))
         .filter(audit_events::agent_sub.eq(&access.agent_sub))
         .filter(audit_events::agent_org.eq(&access.agent_org))
+}
+
+fn seen_within_a_day(conn: &mut DbConn, access: &NewAccess) -> QueryResult<bool> {
+    let earlier: i64 = same_view_within_a_day(access)
+        .filter(audit_events::shown.eq(true))
         .count()
         .get_result(conn)?;
     Ok(earlier > 0)
 }
 
+/// The LAs already shown this person's view of this child within the last 24 hours.
+fn las_told_within_a_day(conn: &mut DbConn, access: &NewAccess) -> QueryResult<Vec<String>> {
+    let earlier: Vec<String> = same_view_within_a_day(access)
+        .select(audit_events::id)
+        .load(conn)?;
+    if earlier.is_empty() {
+        return Ok(Vec::new());
+    }
+    audit_event_las::table
+        .filter(audit_event_las::audit_event_id.eq_any(&earlier))
+        .filter(audit_event_las::shown.eq(true))
+        .select(audit_event_las::la_ods)
+        .distinct()
+        .load(conn)
+}
+
 /// Which accesses a history search returns.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HistoryScope {
-    /// One child's shown accesses (health-care and the child's LA).
+    /// One child's shown accesses (health-care).
     Child { nhs_number: String },
+    /// One child's accesses shown to one LA (its history search).
+    ChildForLa { nhs_number: String, ods: String },
     /// Every access to one child, scheduled and collapsed ones too (operations).
     ChildAll { nhs_number: String },
     /// Every shown access to any child of one LA (the LA's pull).
@@ -165,11 +220,24 @@ pub fn history(
             HistoryScope::ChildAll { nhs_number } => {
                 q = q.filter(audit_events::nhs_number.eq(nhs_number.clone()));
             }
+            HistoryScope::ChildForLa { nhs_number, ods } => {
+                // Probed per event of the child (few), not every event shown to the LA.
+                q = q
+                    .filter(audit_events::nhs_number.eq(nhs_number.clone()))
+                    .filter(
+                        diesel::dsl::sql::<diesel::sql_types::Bool>(
+                            "EXISTS (SELECT 1 FROM audit_event_las WHERE audit_event_las.audit_event_id = audit_events.id AND audit_event_las.shown AND audit_event_las.la_ods = ",
+                        )
+                        .bind::<diesel::sql_types::Text, _>(ods.clone())
+                        .sql(")"),
+                    );
+            }
             HistoryScope::La { ods } => {
-                q = q.filter(audit_events::shown.eq(true)).filter(
+                q = q.filter(
                     audit_events::id.eq_any(
                         audit_event_las::table
                             .filter(audit_event_las::la_ods.eq(ods.clone()))
+                            .filter(audit_event_las::shown.eq(true))
                             .filter(audit_event_las::recorded_ms.ge(from_ms))
                             .filter(audit_event_las::recorded_ms.lt(to_ms))
                             .select(audit_event_las::audit_event_id),
@@ -194,31 +262,25 @@ pub fn history(
     Ok(EventPage { contents, total })
 }
 
-/// A stored AuditEvent: its JSON, whether the access histories show it, and the LAs it
-/// concerns.
+/// A stored AuditEvent: its JSON, and the LAs it concerns with whether it was shown to each.
 pub struct StoredEvent {
     pub content: String,
-    pub shown: bool,
-    pub las: Vec<String>,
+    pub las: Vec<(String, bool)>,
 }
 
 /// One AuditEvent by id.
 pub fn find(conn: &mut DbConn, id: &str) -> QueryResult<Option<StoredEvent>> {
-    let event: Option<(String, bool)> = audit_events::table
+    let content: Option<String> = audit_events::table
         .filter(audit_events::id.eq(id))
-        .select((audit_events::content, audit_events::shown))
+        .select(audit_events::content)
         .first(conn)
         .optional()?;
-    let Some((content, shown)) = event else {
+    let Some(content) = content else {
         return Ok(None);
     };
     let las = audit_event_las::table
         .filter(audit_event_las::audit_event_id.eq(id))
-        .select(audit_event_las::la_ods)
+        .select((audit_event_las::la_ods, audit_event_las::shown))
         .load(conn)?;
-    Ok(Some(StoredEvent {
-        content,
-        shown,
-        las,
-    }))
+    Ok(Some(StoredEvent { content, las }))
 }

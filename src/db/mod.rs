@@ -240,6 +240,13 @@ pub fn flattened<T>(f: impl FnOnce() -> T) -> T {
     result
 }
 
+/// Whether nested write transactions are folded into the enclosing one here: then a failed
+/// statement may have aborted the whole transaction (PostgreSQL), and nothing can be retried
+/// inside it.
+pub fn is_flattened() -> bool {
+    FLATTENED.with(Cell::get)
+}
+
 fn in_transaction(c: &mut SqliteConnection) -> QueryResult<bool> {
     Ok(AnsiTransactionManager::transaction_manager_status_mut(c)
         .transaction_depth()?

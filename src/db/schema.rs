@@ -80,6 +80,7 @@ diesel::table! {
         la_ods -> Text,
         recorded_ms -> BigInt,
         audit_event_id -> Text,
+        shown -> Bool,
     }
 }
 

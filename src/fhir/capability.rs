@@ -32,6 +32,15 @@ fn interactions(ty: ResourceType) -> &'static [&'static str] {
     }
 }
 
+/// What a client must know of each type beyond its interactions.
+fn documentation(ty: ResourceType) -> &'static str {
+    match ty {
+        ResourceType::Organization => "A local authority. Its ODS code (identifier) is fixed once created, because its plans are held against it: a change is 422 FORBIDDEN_UPDATE at Organization.identifier.",
+        ResourceType::EpisodeOfCare => "A plan of an LA, held against the child's (or, for an unborn child, the mother's) NHS number.",
+        ResourceType::Flag => "The alert derived from a plan; read-only. status is computed for today's date in England (Europe/London, so BST is honoured): active while the plan is active and today lies within its period.",
+    }
+}
+
 fn resource(ty: ResourceType) -> Value {
     let mut params: Vec<Value> = params_for(ty)
         .iter()
@@ -42,6 +51,7 @@ fn resource(ty: ResourceType) -> Value {
     let mut r = json!({
         "type": ty.as_str(),
         "profile": ty.profile(),
+        "documentation": documentation(ty),
         "interaction": interactions(ty).iter().map(|i| json!({"code": i})).collect::<Vec<_>>(),
         "versioning": "versioned-update",
         "readHistory": true,
@@ -70,7 +80,7 @@ fn audit_event() -> Value {
         .iter()
         .map(|(name, ty, doc)| json!({"name": name, "type": ty, "documentation": doc}))
         .collect();
-    params.push(json!({"name": LAST_UPDATED.name, "type": "date", "documentation": "When the access was recorded, with prefixes (an LA pulls its children's accesses with gt)"}));
+    params.push(json!({"name": LAST_UPDATED.name, "type": "date", "documentation": "When the access was recorded (= recorded), with prefixes. Commit order is recorded order, so an LA that always pulls with gt the newest meta.lastUpdated it has received (all pages) misses no access"}));
     json!({
         "type": "AuditEvent",
         "profile": format!("{PROFILE_BASE}CPIS-AuditEvent"),

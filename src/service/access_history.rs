@@ -9,10 +9,11 @@
 
 use serde_json::Value;
 
+use super::parse_content;
 use super::search::search;
 use crate::auth::{Action, Caller, Role};
 use crate::db::audit::{self, EventPage, HistoryScope};
-use crate::db::DbConn;
+use crate::db::{store, DbConn};
 use crate::error::FhirError;
 use crate::fhir::organization::referenced_ods;
 use crate::fhir::ResourceType;
@@ -30,6 +31,9 @@ pub struct Plan {
     /// The child and the LAs of the plans the caller may see: the search is an access to
     /// record when this is set (health-care searching a child who has a plan).
     pub audited_child: Option<(String, Vec<String>)>,
+    /// Whether the events may name only plans the caller can still see (health-care: an
+    /// event does not point at a plan since deleted or withdrawn).
+    pub only_visible_plans: bool,
 }
 
 pub fn prepare(
@@ -52,11 +56,13 @@ pub fn prepare(
                 },
                 cap: None,
                 audited_child: None,
+                only_visible_plans: false,
             }),
             Role::Operations => Ok(Plan {
                 scope: HistoryScope::All,
                 cap: None,
                 audited_child: None,
+                only_visible_plans: false,
             }),
         };
     };
@@ -68,14 +74,16 @@ pub fn prepare(
                 scope: HistoryScope::ChildAll { nhs_number: nhs },
                 cap: None,
                 audited_child: None,
+                only_visible_plans: false,
             })
         }
         Role::SocialCare | Role::HealthCare => plan_las(conn, caller, &nhs, now)?,
     };
-    let scope = HistoryScope::Child {
-        nhs_number: nhs.clone(),
-    };
     if caller.role() == Role::SocialCare {
+        let scope = HistoryScope::ChildForLa {
+            nhs_number: nhs,
+            ods: caller.org().unwrap_or_default().to_string(),
+        };
         return if las.is_empty() {
             Err(FhirError::Forbidden(
                 "the access history is shown only for children with a plan of the caller's LA"
@@ -86,9 +94,13 @@ pub fn prepare(
                 scope,
                 cap: Some(HISTORY_CAP),
                 audited_child: None,
+                only_visible_plans: false,
             })
         };
     }
+    let scope = HistoryScope::Child {
+        nhs_number: nhs.clone(),
+    };
     // A child with no plan the clinician may see has no history to show either: the history
     // is shown only with (and recorded like) the plan itself.
     Ok(if las.is_empty() {
@@ -96,12 +108,14 @@ pub fn prepare(
             scope,
             cap: Some(0),
             audited_child: None,
+            only_visible_plans: true,
         }
     } else {
         Plan {
             scope,
             cap: Some(HISTORY_CAP),
             audited_child: Some((nhs, las)),
+            only_visible_plans: true,
         }
     })
 }
@@ -146,11 +160,61 @@ pub fn page(
         limit as i64,
         i64::try_from(q.offset).unwrap_or(i64::MAX),
     )?;
-    let events = contents
+    let mut events = contents
         .iter()
         .map(|c| serde_json::from_str(c).map_err(FhirError::internal))
         .collect::<Result<Vec<Value>, _>>()?;
+    if plan.only_visible_plans {
+        drop_withdrawn_entities(conn, &mut events)?;
+    }
     Ok((events, total.min(total_cap)))
+}
+
+/// Removes from `events` the entities naming a plan (or its Flag, which shares its id) that has
+/// since been deleted or withdrawn: health-care sees no trace of it anywhere.
+fn drop_withdrawn_entities(conn: &mut DbConn, events: &mut [Value]) -> Result<(), FhirError> {
+    let plan_id = |reference: &str| {
+        reference
+            .strip_prefix("EpisodeOfCare/")
+            .or_else(|| reference.strip_prefix("Flag/"))
+            .map(str::to_string)
+    };
+    let referenced = |event: &Value| -> Vec<String> {
+        event["entity"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.pointer("/what/reference").and_then(Value::as_str))
+            .filter_map(plan_id)
+            .collect()
+    };
+    let mut ids: Vec<String> = events.iter().flat_map(referenced).collect();
+    ids.sort();
+    ids.dedup();
+    let visible: std::collections::BTreeSet<String> =
+        store::current_many(conn, ResourceType::EpisodeOfCare.as_str(), &ids)?
+            .iter()
+            .map(|row| Ok((row.id.clone(), parse_content(row)?)))
+            .collect::<Result<Vec<_>, FhirError>>()?
+            .into_iter()
+            .filter(|(_, plan)| plan["status"] != "entered-in-error")
+            .map(|(id, _)| id)
+            .collect();
+    for event in events.iter_mut() {
+        if let Some(entities) = event.get_mut("entity").and_then(Value::as_array_mut) {
+            entities.retain(|e| {
+                match e
+                    .pointer("/what/reference")
+                    .and_then(Value::as_str)
+                    .and_then(plan_id)
+                {
+                    Some(id) => visible.contains(&id),
+                    None => true,
+                }
+            });
+        }
+    }
+    Ok(())
 }
 
 /// One AuditEvent: operations see any; an LA only those its history shows (unscheduled
@@ -161,12 +225,9 @@ pub fn read(conn: &mut DbConn, caller: &Caller, id: &str) -> Result<Value, FhirE
         ty: "AuditEvent".into(),
         id: id.to_string(),
     };
-    let audit::StoredEvent {
-        content,
-        shown,
-        las,
-    } = audit::find(conn, id)?.ok_or_else(not_found)?;
-    if caller.role() == Role::SocialCare && !(shown && las.iter().any(|la| caller.owns(la))) {
+    let audit::StoredEvent { content, las } = audit::find(conn, id)?.ok_or_else(not_found)?;
+    let shown_to_caller = las.iter().any(|(la, shown)| *shown && caller.owns(la));
+    if caller.role() == Role::SocialCare && !shown_to_caller {
         return Err(FhirError::Forbidden(
             "this access is not in the history of any child of the caller's LA".into(),
         ));

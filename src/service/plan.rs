@@ -82,8 +82,14 @@ pub fn create(
             insert(conn, input, now, Lookup::NotYet)
         })
     };
+    // The loser of a race re-reads the winner's plan, in a transaction of its own: inside a
+    // folded upload transaction the conflict goes up, and the upload runs the entry again.
     match attempt(conn) {
-        Err(FhirError::Conflict { .. }) if if_none_exist.is_some() => attempt(conn),
+        Err(FhirError::Conflict { .. })
+            if if_none_exist.is_some() && !crate::db::is_flattened() =>
+        {
+            attempt(conn)
+        }
         other => other,
     }
     .map_err(|e| match e {
@@ -153,7 +159,7 @@ pub fn upsert(
         })
     };
     match attempt(conn) {
-        Err(FhirError::Conflict { .. }) => attempt(conn),
+        Err(FhirError::Conflict { .. }) if !crate::db::is_flattened() => attempt(conn),
         other => other,
     }
 }

@@ -341,6 +341,12 @@ pub fn execute<R>(
     result
 }
 
+/// The most batch entries written in one database transaction: a large batch upload commits
+/// in parts, so it never holds the write lock so long that audited lookups (which commit before
+/// they answer) time out behind it. A transaction Bundle is all or nothing, so it is one
+/// transaction however large (bounded by `CPIS_MAX_BUNDLE_ENTRIES`).
+const BATCH_ENTRIES_PER_COMMIT: usize = 250;
+
 fn run_all<R>(
     conn: &mut DbConn,
     caller: &Caller,
@@ -353,30 +359,74 @@ fn run_all<R>(
         .iter()
         .map(|e| e.as_ref().err().map(copy))
         .collect();
+    let all = 0..upload.entries.len();
+    match upload.kind {
+        Kind::Transaction => run_range(conn, caller, upload, all, &mut failed, now, |conn, o| {
+            finish(conn, &o)
+        }),
+        Kind::Batch => {
+            let mut outcomes = Vec::with_capacity(upload.entries.len());
+            for start in all.step_by(BATCH_ENTRIES_PER_COMMIT) {
+                let part = start..(start + BATCH_ENTRIES_PER_COMMIT).min(upload.entries.len());
+                outcomes.extend(run_range(
+                    conn,
+                    caller,
+                    upload,
+                    part,
+                    &mut failed,
+                    now,
+                    |_, o| Ok(o),
+                )?);
+            }
+            write_transaction(conn, |conn| finish(conn, &outcomes))
+        }
+    }
+}
+
+/// Runs the entries in `range` in one database transaction, then `finish` in it with their
+/// outcomes. A transaction stops at the first failing entry. A batch runs its entries without
+/// savepoints (they cost more than the writes); when one fails while being written, the attempt
+/// is rolled back and run again without it — or, when it lost a race for its identifier to
+/// another upload, with it once more (it then finds the winner's plan). After a few such
+/// failures the rest run one savepoint each.
+fn run_range<R>(
+    conn: &mut DbConn,
+    caller: &Caller,
+    upload: &Upload,
+    range: std::ops::Range<usize>,
+    failed: &mut [Option<FhirError>],
+    now: i64,
+    finish: impl Fn(&mut DbConn, Vec<Outcome>) -> Result<R, FhirError>,
+) -> Result<R, FhirError> {
+    let mut raced = Vec::new();
     let mut retries = 0;
     while retries < RETRIES_BEFORE_SAVEPOINTS {
         let attempt = write_transaction(conn, |conn| {
             crate::db::flattened(|| {
-                let mut written = Vec::with_capacity(upload.entries.len());
-                for (i, entry) in upload.entries.iter().enumerate() {
-                    match (entry, failed.get(i).and_then(Option::as_ref)) {
-                        (Ok(op), None) => written.push(Some(
+                let mut written = Vec::with_capacity(range.len());
+                for i in range.clone() {
+                    match (
+                        upload.entries.get(i),
+                        failed.get(i).and_then(Option::as_ref),
+                    ) {
+                        (Some(Ok(op)), None) => written.push(Some(
                             run(conn, caller, op, now)
                                 .map_err(|e| Stop::Entry(i, in_entry(i, e)))?,
                         )),
                         _ => written.push(None),
                     }
                 }
-                let outcomes = merge(
-                    written,
-                    failed.iter().map(|f| f.as_ref().map(copy)).collect(),
-                );
-                finish(conn, &outcomes).map_err(Stop::Finish)
+                let outcomes = merge(written, failures(failed, &range));
+                finish(conn, outcomes).map_err(Stop::Finish)
             })
         });
         match attempt {
             Ok(result) => return Ok(result),
             Err(Stop::Finish(e)) => return Err(e),
+            Err(Stop::Entry(i, e)) if lost_a_race(upload, i, &e) && !raced.contains(&i) => {
+                raced.push(i);
+                retries += 1;
+            }
             Err(Stop::Entry(_, e)) if upload.kind == Kind::Transaction => return Err(e),
             Err(Stop::Entry(i, e)) => {
                 if let Some(slot) = failed.get_mut(i) {
@@ -388,10 +438,13 @@ fn run_all<R>(
         }
     }
     write_transaction(conn, |conn| {
-        let mut written = Vec::with_capacity(upload.entries.len());
-        for (i, entry) in upload.entries.iter().enumerate() {
-            match (entry, failed.get(i).and_then(Option::as_ref)) {
-                (Ok(op), None) => match run(conn, caller, op, now) {
+        let mut written = Vec::with_capacity(range.len());
+        for i in range.clone() {
+            match (
+                upload.entries.get(i),
+                failed.get(i).and_then(Option::as_ref),
+            ) {
+                (Some(Ok(op)), None) => match run(conn, caller, op, now) {
                     Ok(done) => written.push(Some(done)),
                     Err(e) => {
                         if let Some(slot) = failed.get_mut(i) {
@@ -403,9 +456,37 @@ fn run_all<R>(
                 _ => written.push(None),
             }
         }
-        let outcomes = merge(written, std::mem::take(&mut failed));
-        finish(conn, &outcomes)
+        let outcomes = merge(written, failures(failed, &range));
+        finish(conn, outcomes)
     })
+}
+
+/// The failures so far of the entries in `range`.
+fn failures(
+    failed: &[Option<FhirError>],
+    range: &std::ops::Range<usize>,
+) -> Vec<Option<FhirError>> {
+    failed
+        .get(range.clone())
+        .unwrap_or_default()
+        .iter()
+        .map(|f| f.as_ref().map(copy))
+        .collect()
+}
+
+/// Whether entry `i` failed only because another writer claimed its identifier first: a
+/// conditional write (an upsert, or a create with `ifNoneExist`) that meets a unique-key
+/// conflict. Run again, it finds that writer's plan.
+fn lost_a_race(upload: &Upload, i: usize, error: &FhirError) -> bool {
+    let conditional = matches!(
+        upload.entries.get(i),
+        Some(Ok(Operation::Upsert { .. }
+            | Operation::Create {
+                if_none_exist: Some(_),
+                ..
+            }))
+    );
+    conditional && matches!(error, FhirError::InEntry { status: 409, .. })
 }
 
 /// Each entry's outcome: what it wrote, else why it failed.

@@ -395,3 +395,38 @@ async fn a_child_without_a_visible_plan_shows_no_history_and_records_nothing() {
         "the search was not an access"
     );
 }
+
+#[tokio::test]
+async fn the_history_shown_to_health_care_names_no_plan_since_deleted_or_withdrawn() {
+    let app = app_with_children().await;
+    let kept = app.create_plan(&plan_json(CHILD, LA_B, "P-B2")).await;
+    let mut withdrawn = app.create_plan(&plan_json(CHILD, LA_B, "P-B3")).await;
+    look_up(&app, &clinician(&app, 1), CHILD, &[]).await;
+    let named = |bundle: &Value| -> Vec<String> {
+        events(bundle)
+            .iter()
+            .flat_map(|e| e["entity"].as_array().cloned().unwrap_or_default())
+            .filter_map(|e| e["what"]["reference"].as_str().map(str::to_string))
+            .collect()
+    };
+    let before = history(&app, &app.health(), &format!("patient:identifier={CHILD}")).await;
+    let withdrawn_id = withdrawn["id"].as_str().unwrap().to_string();
+    assert!(named(&before).contains(&format!("Flag/{withdrawn_id}")));
+    withdrawn["status"] = serde_json::json!("entered-in-error");
+    app.put(
+        &format!("/EpisodeOfCare/{withdrawn_id}"),
+        &app.social(LA_B),
+        &withdrawn,
+    )
+    .await;
+    let after = history(&app, &app.health(), &format!("patient:identifier={CHILD}")).await;
+    let names = named(&after);
+    assert!(
+        !names.iter().any(|n| n.ends_with(&withdrawn_id)),
+        "{names:?}"
+    );
+    assert!(names.contains(&format!("Flag/{}", kept["id"].as_str().unwrap())));
+    // Operations' governance view keeps the record as it was made.
+    let governance = history(&app, &app.ops(), &format!("patient:identifier={CHILD}")).await;
+    assert!(named(&governance).contains(&format!("Flag/{withdrawn_id}")));
+}

@@ -8,6 +8,7 @@
 //! Integration tests over HTTP against the real application, on SQLite by default and on
 //! PostgreSQL with `CPIS_TEST_DATABASE_URL=postgres://…`.
 
+mod access_pull;
 mod audit;
 mod auth;
 mod calendar;

@@ -152,3 +152,65 @@ async fn cpis_purge_purges_on_demand_and_prints_the_counts() {
     );
     assert_eq!(app.count_rows("resources"), 1, "only the LA is left");
 }
+
+#[tokio::test]
+async fn a_closed_plan_with_an_end_is_kept_until_12_months_after_that_end() {
+    let app = TestApp::spawn().await;
+    app.create_la(LA_A).await;
+    // Finished today, with the end the LA recorded: 31 March next year.
+    let now = chrono::Utc::now();
+    let end = (now + chrono::Duration::days(120)).date_naive();
+    let plan = app
+        .create_plan(&ended_plan("9449306753", "CLOSED", &end.to_string()))
+        .await;
+    let id = plan["id"].as_str().unwrap();
+    // 13 months after it was closed, but not yet 12 after its end: kept.
+    let thirteen_months_on = (now + Months::new(13)).timestamp_millis();
+    assert_eq!(purge_at(&app, thirteen_months_on).plans, 0);
+    assert_eq!(status_of(&app, &format!("/EpisodeOfCare/{id}")).await, 200);
+    // Two days past 12 months after its end: purged.
+    let past_its_end = (end + Months::new(12) + chrono::Days::new(2))
+        .and_hms_opt(12, 0, 0)
+        .unwrap()
+        .and_utc()
+        .timestamp_millis();
+    assert_eq!(purge_at(&app, past_its_end).plans, 1);
+    assert_eq!(status_of(&app, &format!("/EpisodeOfCare/{id}")).await, 404);
+}
+
+#[tokio::test]
+async fn a_plan_reopened_after_it_was_found_expired_is_not_purged() {
+    let app = TestApp::spawn().await;
+    app.create_la(LA_A).await;
+    let mut plan = plan_json("9449306753", LA_A, "REOPENED");
+    plan["status"] = json!("cancelled");
+    let plan = app.create_plan(&plan).await;
+    let id = plan["id"].as_str().unwrap().to_string();
+    let later = (chrono::Utc::now() + Months::new(13)).timestamp_millis();
+    let mut conn = app.pool.get().unwrap();
+    let expired = cpis::retention::expired_plans(
+        &mut conn,
+        cpis::retention::PlanCutoff::new(later, POLICY.plan_months),
+    )
+    .unwrap();
+    assert_eq!(expired.len(), 1, "found past retention");
+    // The LA re-opens it before the purge removes it.
+    let mut reopened = plan.clone();
+    reopened["status"] = json!("active");
+    let res = app
+        .put(
+            &format!("/EpisodeOfCare/{id}"),
+            &app.social(LA_A),
+            &reopened,
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(
+        cpis::retention::remove_unchanged(&mut conn, &expired).unwrap(),
+        0
+    );
+    assert_eq!(status_of(&app, &format!("/EpisodeOfCare/{id}")).await, 200);
+    assert_eq!(status_of(&app, &format!("/Flag/{id}")).await, 200);
+    drop(conn);
+    assert_eq!(purge_at(&app, later).plans, 0, "an open plan stays");
+}

@@ -409,3 +409,153 @@ async fn a_server_killed_during_a_large_transaction_keeps_all_or_none_of_it() {
     }
     panic!("the server answered every upload before it could be killed");
 }
+
+fn nth_child(i: u64) -> String {
+    (0..)
+        .find_map(|k| cpis::fhir::NhsNumber::from_stem(200_000_000 + i * 11 + k))
+        .unwrap()
+        .as_str()
+        .to_string()
+}
+
+#[tokio::test]
+async fn a_large_upload_never_makes_audited_lookups_fail_and_reports_every_entry() {
+    const ENTRY_LIMIT: usize = 5000;
+    const PLANS: usize = 20_000;
+    let app = TestApp::spawn_with(|c| {
+        c.max_bundle_entries = ENTRY_LIMIT;
+        c.max_body_bytes = 64 * 1024 * 1024;
+    })
+    .await;
+    app.create_la(LA_A).await;
+    app.create_la(LA_B).await;
+    let looked_up: Vec<String> = (0..20).map(|i| nth_child(1_000_000 + i)).collect();
+    let seeded: Vec<Value> = looked_up
+        .iter()
+        .enumerate()
+        .map(|(i, nhs)| upsert(&plan_json(nhs, LA_B, &format!("L-{i}"))))
+        .collect();
+    assert_eq!(
+        app.post("", &app.social(LA_B), &bundle("batch", seeded))
+            .await
+            .status(),
+        200
+    );
+
+    let uploading = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let mut clients = Vec::new();
+    for worker in 0..8usize {
+        let uploading = uploading.clone();
+        let children = looked_up.clone();
+        let client = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(15))
+            .build()
+            .unwrap();
+        let base = app.base.clone();
+        let tokens: Vec<String> = (0..50)
+            .map(|n| {
+                let mut req = token_request(cpis::auth::Role::HealthCare, HOSPITAL);
+                req.sub = format!("clinician-{worker}-{n}");
+                app.token_for(&req)
+            })
+            .collect();
+        clients.push(tokio::spawn(async move {
+            let (mut ok, mut busy, mut n) = (0usize, 0usize, 0usize);
+            while uploading.load(std::sync::atomic::Ordering::SeqCst) {
+                let child = &children[(worker + n) % children.len()];
+                let res = client
+                    .get(format!("{base}/Flag?patient:identifier={NHS}|{child}"))
+                    .bearer_auth(&tokens[n % tokens.len()])
+                    .send()
+                    .await
+                    .expect("an answer within the pool timeout, never a hang");
+                match res.status().as_u16() {
+                    200 => ok += 1,
+                    503 => {
+                        assert!(
+                            res.headers().contains_key("retry-after"),
+                            "503 with Retry-After"
+                        );
+                        busy += 1;
+                    }
+                    other => panic!("a lookup during the upload answered {other}"),
+                }
+                n += 1;
+            }
+            (ok, busy)
+        }));
+    }
+
+    let mut accepted = 0;
+    for part in 0..PLANS / ENTRY_LIMIT {
+        let entries: Vec<Value> = (0..ENTRY_LIMIT)
+            .map(|k| {
+                let i = (part * ENTRY_LIMIT + k) as u64;
+                upsert(&plan_json(&nth_child(i), LA_A, &format!("BIG-{i}")))
+            })
+            .collect();
+        let res = app
+            .post("", &app.social(LA_A), &bundle("batch", entries))
+            .await;
+        assert_eq!(res.status(), 200);
+        let report = body(res).await;
+        let statuses = statuses(&report);
+        assert_eq!(
+            statuses.len(),
+            ENTRY_LIMIT,
+            "the report accounts for every entry"
+        );
+        accepted += statuses.iter().filter(|s| s.starts_with("201")).count();
+    }
+    uploading.store(false, std::sync::atomic::Ordering::SeqCst);
+    let (mut ok, mut busy) = (0, 0);
+    for client in clients {
+        let (o, b) = client.await.unwrap();
+        ok += o;
+        busy += b;
+    }
+    assert_eq!(accepted, PLANS);
+    assert!(
+        ok > 0,
+        "lookups were answered during the upload ({busy} were 503)"
+    );
+    let reports: Value = app
+        .get("/Bundle?type=batch-response", &app.social(LA_A))
+        .await
+        .fhir()
+        .await;
+    assert_eq!(reports["total"], PLANS / ENTRY_LIMIT);
+}
+
+#[tokio::test]
+async fn two_uploads_racing_for_the_same_new_plans_answer_each_entry_200_or_201() {
+    let app = app_with_las().await;
+    let plans: Vec<Value> = (0..60)
+        .map(|i| upsert(&plan_json(&nth_child(i), LA_A, &format!("RACE-{i}"))))
+        .collect();
+    let send = || {
+        let request = app
+            .client
+            .post(app.url(""))
+            .bearer_auth(app.social(LA_A))
+            .header("Content-Type", "application/fhir+json")
+            .body(bundle("batch", plans.clone()).to_string());
+        async move { request.send().await.unwrap() }
+    };
+    let (first, second) = tokio::join!(send(), send());
+    for res in [first, second] {
+        assert_eq!(res.status(), 200);
+        let report: Value = res.json().await.unwrap();
+        for status in statuses(&report) {
+            assert!(
+                status.starts_with("200") || status.starts_with("201"),
+                "every entry is created or found, never an error: {status}"
+            );
+        }
+    }
+    assert_eq!(
+        app.count_rows("resources") - 2,
+        2 * 60,
+        "one plan and one Flag each"
+    );
+}

@@ -1,0 +1,1 @@
+ALTER TABLE audit_event_las DROP COLUMN shown;

@@ -202,6 +202,10 @@ where
     if nested && FLATTENED.with(Cell::get) {
         return f(conn);
     }
+    let _turn = match conn {
+        DbConn::Sqlite(_) if !nested => Some(sqlite_write_turn()?),
+        _ => None,
+    };
     match conn {
         DbConn::Sqlite(c) => {
             if in_transaction(c)? {
@@ -224,6 +228,27 @@ where
             }
         }
     }
+}
+
+/// How long a SQLite writer waits for its turn (as `busy_timeout` waits for the file lock).
+const SQLITE_WRITE_WAIT: Duration = Duration::from_millis(5000);
+
+/// SQLite has one writer at a time, and its busy handler is not fair: a writer that commits and
+/// begins again at once (a large upload's next part) can keep a waiting one (the audit writer,
+/// which every audited lookup waits on) out for seconds. So this process's SQLite writers take
+/// turns here first, in the order they came. PostgreSQL locks rows, not the database.
+static SQLITE_WRITERS: parking_lot::FairMutex<()> = parking_lot::const_fair_mutex(());
+
+/// This thread's turn to write on SQLite, or the contention error (503) after the wait.
+fn sqlite_write_turn() -> QueryResult<parking_lot::FairMutexGuard<'static, ()>> {
+    SQLITE_WRITERS
+        .try_lock_for(SQLITE_WRITE_WAIT)
+        .ok_or_else(|| {
+            diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::Unknown,
+                Box::new("database is locked: no write turn in time".to_string()),
+            )
+        })
 }
 
 thread_local! {

@@ -48,6 +48,8 @@ pub struct Config {
     /// `CPIS_NOTIFY_ALLOWED_HOSTS`: comma-separated hosts Subscription endpoints may name;
     /// unset = any host.
     pub notify_allowed_hosts: Option<Vec<String>>,
+    /// `CPIS_NOTIFY_ALLOW_PRIVATE_NETWORKS=1`: endpoints may be internal addresses (HSCN).
+    pub notify_allow_private_networks: bool,
     /// `CPIS_NOTIFY_TIMEOUT_MS` (5000), `CPIS_NOTIFY_RETRY_BASE_MS` (1000),
     /// `CPIS_NOTIFY_RETRY_MAX_MS` (300000), `CPIS_NOTIFY_POLL_MS` (1000).
     pub delivery: DeliveryConfig,
@@ -180,6 +182,10 @@ impl Config {
                     .filter(|h| !h.is_empty())
                     .collect()
             }),
+            notify_allow_private_networks: matches!(
+                var("CPIS_NOTIFY_ALLOW_PRIVATE_NETWORKS").as_deref(),
+                Some("1" | "true" | "yes")
+            ),
             delivery: DeliveryConfig {
                 timeout: millis("CPIS_NOTIFY_TIMEOUT_MS", 5000)?,
                 base_backoff: millis("CPIS_NOTIFY_RETRY_BASE_MS", 1000)?,
@@ -216,6 +222,8 @@ impl Config {
             workers: Some(2),
             log_json: false,
             notify_allowed_hosts: None,
+            // The tests' receivers listen on loopback: the opt-in they need, set explicitly.
+            notify_allow_private_networks: true,
             delivery: DeliveryConfig {
                 timeout: Duration::from_secs(2),
                 base_backoff: Duration::from_millis(100),

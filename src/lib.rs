@@ -7,6 +7,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod db;
+pub mod endpoints;
 pub mod error;
 pub mod fhir;
 pub mod import;

@@ -15,6 +15,7 @@ use tokio::sync::Notify;
 
 use crate::db::outbox::{self, Due};
 use crate::db::DbPool;
+use crate::endpoints::{check_header, EndpointPolicy};
 use crate::service::now_ms;
 use crate::service::subscription::record_delivery;
 
@@ -64,7 +65,12 @@ impl DeliveryConfig {
 
 /// Starts the dispatcher on its own thread. It stops when `wake` is dropped (the application
 /// that owned it has gone).
-pub fn start(pool: DbPool, wake: &Arc<Notify>, config: DeliveryConfig) -> std::io::Result<()> {
+pub fn start(
+    pool: DbPool,
+    wake: &Arc<Notify>,
+    config: DeliveryConfig,
+    policy: Arc<EndpointPolicy>,
+) -> std::io::Result<()> {
     let wake = Arc::downgrade(wake);
     std::thread::Builder::new()
         .name("cpis-notify".into())
@@ -79,15 +85,23 @@ pub fn start(pool: DbPool, wake: &Arc<Notify>, config: DeliveryConfig) -> std::i
                     return;
                 }
             };
-            runtime.block_on(run(pool, wake, config));
+            runtime.block_on(run(pool, wake, config, policy));
         })
         .map(|_| ())
 }
 
-async fn run(pool: DbPool, wake: Weak<Notify>, config: DeliveryConfig) {
+async fn run(
+    pool: DbPool,
+    wake: Weak<Notify>,
+    config: DeliveryConfig,
+    policy: Arc<EndpointPolicy>,
+) {
+    // Every name is resolved through the endpoint policy, and the client connects only to the
+    // addresses it allowed; redirects are not followed (they could point anywhere).
     let client = match reqwest::Client::builder()
         .timeout(config.timeout)
         .redirect(reqwest::redirect::Policy::none())
+        .dns_resolver(policy.resolver())
         .build()
     {
         Ok(c) => c,
@@ -97,7 +111,7 @@ async fn run(pool: DbPool, wake: Weak<Notify>, config: DeliveryConfig) {
         }
     };
     loop {
-        let delivered = round(&pool, &client, &config).await;
+        let delivered = round(&pool, &client, &config, &policy).await;
         // A full batch means more may be waiting: go again at once.
         if delivered >= usize::try_from(config.batch).unwrap_or(usize::MAX) {
             continue;
@@ -110,7 +124,12 @@ async fn run(pool: DbPool, wake: Weak<Notify>, config: DeliveryConfig) {
 }
 
 /// Claims and delivers one batch; returns how many rows it handled.
-async fn round(pool: &DbPool, client: &reqwest::Client, config: &DeliveryConfig) -> usize {
+async fn round(
+    pool: &DbPool,
+    client: &reqwest::Client,
+    config: &DeliveryConfig,
+    policy: &Arc<EndpointPolicy>,
+) -> usize {
     let now = now_ms();
     let lease_until = now + i64::try_from(config.lease().as_millis()).unwrap_or(i64::MAX / 2);
     let batch = config.batch;
@@ -137,19 +156,26 @@ async fn round(pool: &DbPool, client: &reqwest::Client, config: &DeliveryConfig)
         let client = client.clone();
         let pool = pool.clone();
         let config = config.clone();
-        deliveries.spawn(async move { deliver(&client, &pool, &config, row).await });
+        let policy = policy.clone();
+        deliveries.spawn(async move { deliver(&client, &pool, &config, &policy, row).await });
     }
     while deliveries.join_next().await.is_some() {}
     handled
 }
 
 /// Sends one notification and records the outcome.
-async fn deliver(client: &reqwest::Client, pool: &DbPool, config: &DeliveryConfig, row: Due) {
+async fn deliver(
+    client: &reqwest::Client,
+    pool: &DbPool,
+    config: &DeliveryConfig,
+    policy: &EndpointPolicy,
+    row: Due,
+) {
     let subscription: Value = serde_json::from_str(&row.subscription).unwrap_or(Value::Null);
     let outcome = if row.subscription_status == "off" {
         Outcome::Abandoned
     } else {
-        match post(client, &subscription, &row).await {
+        match post(client, policy, &subscription, &row).await {
             Ok(()) => Outcome::Delivered,
             Err(e) => Outcome::Failed(e),
         }
@@ -203,13 +229,27 @@ enum Outcome {
     Abandoned,
 }
 
-async fn post(client: &reqwest::Client, subscription: &Value, row: &Due) -> Result<(), String> {
+/// What a failed delivery records in `Subscription.error`: nothing an LA could use to map the
+/// network the server sits in (the detail goes to the server's log only).
+const DELIVERY_FAILED: &str = "delivery failed";
+
+async fn post(
+    client: &reqwest::Client,
+    policy: &EndpointPolicy,
+    subscription: &Value,
+    row: &Due,
+) -> Result<(), String> {
     let endpoint = subscription
         .pointer("/channel/endpoint")
         .and_then(Value::as_str)
-        .ok_or("the subscription has no endpoint")?;
+        .unwrap_or_default();
+    // The policy of now, not of when the Subscription was made: tightening it stops deliveries.
+    let url = policy.check_url(endpoint).map_err(|reason| {
+        tracing::warn!(notification.id = %row.id, reason, "endpoint refused by the policy");
+        DELIVERY_FAILED.to_string()
+    })?;
     let mut request = client
-        .post(endpoint)
+        .post(url)
         .header("Content-Type", "application/fhir+json")
         .header("X-CPIS-Notification-Id", &row.id)
         .body(row.payload.clone());
@@ -218,26 +258,22 @@ async fn post(client: &reqwest::Client, subscription: &Value, row: &Due) -> Resu
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
-        .filter_map(Value::as_str);
+        .filter_map(Value::as_str)
+        .filter(|h| check_header(h).is_ok());
     for header in headers {
         if let Some((name, value)) = header.split_once(':') {
             request = request.header(name.trim(), value.trim());
         }
     }
     let response = request.send().await.map_err(|e| {
-        if e.is_timeout() {
-            "timed out".to_string()
-        } else if e.is_connect() {
-            "could not connect".to_string()
-        } else {
-            "request failed".to_string()
-        }
+        tracing::warn!(notification.id = %row.id, error = %e, "notification not sent");
+        DELIVERY_FAILED.to_string()
     })?;
     if response.status().is_success() {
         Ok(())
     } else {
         Err(format!(
-            "the endpoint answered {}",
+            "endpoint answered HTTP {}",
             response.status().as_u16()
         ))
     }

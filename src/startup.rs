@@ -14,8 +14,8 @@ use crate::audit::Auditor;
 use crate::auth::jwt::Verifier;
 use crate::config::Config;
 use crate::db::{self, DbPool};
+use crate::endpoints::EndpointPolicy;
 use crate::notify;
-use crate::service::subscription::EndpointPolicy;
 use crate::validation::Profiles;
 
 pub struct Application {
@@ -86,12 +86,21 @@ impl Application {
             .base_url
             .clone()
             .unwrap_or_else(|| format!("http://{address}/FHIR/R4"));
+        let endpoints = Arc::new(EndpointPolicy {
+            allowed_hosts: config.notify_allowed_hosts.clone(),
+            allow_private_networks: config.notify_allow_private_networks,
+        });
         let wake_dispatcher = Arc::new(Notify::new());
         let auditor = Auditor::start(config.database_url.clone(), wake_dispatcher.clone())
             .map_err(|e| StartupError::Database(format!("audit writer: {e}")))?;
         if config.dispatcher {
-            notify::start(pool.clone(), &wake_dispatcher, config.delivery.clone())
-                .map_err(|e| StartupError::Database(format!("notification dispatcher: {e}")))?;
+            notify::start(
+                pool.clone(),
+                &wake_dispatcher,
+                config.delivery.clone(),
+                endpoints.clone(),
+            )
+            .map_err(|e| StartupError::Database(format!("notification dispatcher: {e}")))?;
         }
         db::start_checkpointer(pool.clone(), Arc::downgrade(&wake_dispatcher))
             .map_err(|e| StartupError::Database(format!("checkpoint task: {e}")))?;
@@ -107,9 +116,7 @@ impl Application {
             profiles,
             max_body_bytes: config.max_body_bytes,
             auditor,
-            endpoints: EndpointPolicy {
-                allowed_hosts: config.notify_allowed_hosts.clone(),
-            },
+            endpoints,
             max_bundle_entries: config.max_bundle_entries,
             clock: config.clock.clone(),
         });

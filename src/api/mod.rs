@@ -34,8 +34,8 @@ use actix_web::{web, HttpRequest, HttpResponse};
 
 use crate::audit::Auditor;
 use crate::db::DbPool;
+use crate::endpoints::EndpointPolicy;
 use crate::error::FhirError;
-use crate::service::subscription::EndpointPolicy;
 use crate::validation::Profiles;
 
 /// What every handler may use.
@@ -48,7 +48,7 @@ pub struct AppState {
     /// Records accesses (AuditEvents) before responses are sent.
     pub auditor: Auditor,
     /// Where Subscription endpoints may point.
-    pub endpoints: EndpointPolicy,
+    pub endpoints: Arc<EndpointPolicy>,
     /// The most entries an upload Bundle may hold.
     pub max_bundle_entries: usize,
     /// Now, for every date rule and timestamp (a test sets it).

@@ -8,6 +8,7 @@ use crate::auth::{Action, Caller, Role};
 use crate::db::models::ResourceRow;
 use crate::db::subscriptions::{self, SubscriptionRow};
 use crate::db::{write_transaction, DbConn};
+use crate::endpoints::{check_header, EndpointPolicy};
 use crate::error::{FhirError, Issue};
 use crate::fhir::types::{instant, PROFILE_BASE};
 use crate::validation::Profiles;
@@ -15,32 +16,6 @@ use crate::validation::Profiles;
 const TYPE: &str = "Subscription";
 /// Consecutive failed deliveries after which a Subscription shows `status: error`.
 pub const FAILURES_BEFORE_ERROR: i64 = 5;
-
-/// Which endpoint hosts notifications may go to (`CPIS_NOTIFY_ALLOWED_HOSTS`); `None` = any.
-#[derive(Debug, Clone, Default)]
-pub struct EndpointPolicy {
-    pub allowed_hosts: Option<Vec<String>>,
-}
-
-impl EndpointPolicy {
-    fn check(&self, endpoint: &str) -> Result<(), Issue> {
-        const AT: &str = "Subscription.channel.endpoint";
-        let url = url::Url::parse(endpoint)
-            .map_err(|e| Issue::invalid(AT, format!("not an absolute URL: {e}")))?;
-        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-            return Err(Issue::invalid(AT, "the endpoint must be an http(s) URL"));
-        }
-        if let (Some(allowed), Some(host)) = (&self.allowed_hosts, url.host_str()) {
-            if !allowed.iter().any(|a| a.eq_ignore_ascii_case(host)) {
-                return Err(Issue::invalid(
-                    AT,
-                    format!("notifications may not be sent to {host}"),
-                ));
-            }
-        }
-        Ok(())
-    }
-}
 
 /// A Subscription body that passed its profile and the endpoint policy.
 pub struct SubscriptionInput(Value);
@@ -57,8 +32,25 @@ impl SubscriptionInput {
                 .pointer("/channel/endpoint")
                 .and_then(Value::as_str)
                 .unwrap_or_default();
-            if let Err(issue) = policy.check(endpoint) {
-                issues.push(issue);
+            if let Err(reason) = policy.check_url(endpoint) {
+                issues.push(Issue::invalid("Subscription.channel.endpoint", reason));
+            }
+            let headers = resource
+                .pointer("/channel/header")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten();
+            for (n, header) in headers.enumerate() {
+                let checked = header
+                    .as_str()
+                    .ok_or_else(|| "a header is a string".to_string())
+                    .and_then(check_header);
+                if let Err(reason) = checked {
+                    issues.push(Issue::invalid(
+                        format!("Subscription.channel.header[{n}]"),
+                        reason,
+                    ));
+                }
             }
         }
         if issues.is_empty() {
@@ -308,12 +300,9 @@ pub fn record_delivery(
         if status != current.status {
             let body: Value =
                 serde_json::from_str(&current.content).map_err(FhirError::internal)?;
-            let error = (status == "error").then(|| {
-                format!(
-                    "{failures} consecutive failed deliveries; last: {}",
-                    failure.unwrap_or_default()
-                )
-            });
+            // Only "delivery failed" or "endpoint answered HTTP N" (notify::post): no network
+            // detail an LA could use to map what the server can reach.
+            let error = (status == "error").then(|| failure.unwrap_or_default().to_string());
             row.version_id = current.version_id + 1;
             row.last_updated = now;
             row.status = status.into();

@@ -377,3 +377,139 @@ async fn two_server_processes_on_one_database_deliver_each_notification_once() {
         "each notification delivered once: {per_id:?}"
     );
 }
+
+/// An app whose endpoint policy has no opt-in (as production has by default).
+async fn strict_app(customise: impl FnOnce(&mut cpis::config::Config)) -> TestApp {
+    let app = TestApp::spawn_with(|c| {
+        c.notify_allow_private_networks = false;
+        customise(c);
+    })
+    .await;
+    setup_children(&app).await;
+    app
+}
+
+/// Waits until the Subscription shows `status: error` (five failed deliveries).
+async fn until_in_error(app: &TestApp, id: &str) -> Value {
+    let mut status = subscription_status(app, id).await;
+    for _ in 0..300 {
+        if status["status"] == "error" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        status = subscription_status(app, id).await;
+    }
+    status
+}
+
+#[tokio::test]
+async fn endpoints_at_internal_addresses_are_refused_at_registration() {
+    let app = strict_app(|_| {}).await;
+    for endpoint in [
+        "http://127.0.0.1:9000/hook",
+        "http://10.0.0.7/hook",
+        "http://172.20.1.1/hook",
+        "http://192.168.0.10/hook",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://0.0.0.0/hook",
+        "http://224.0.0.251/hook",
+        "http://[::1]:9000/hook",
+        "http://[::]/hook",
+        "http://[fe80::1]/hook",
+        "http://[fd00:ab::1]/hook",
+        "http://[ff02::1]/hook",
+        "http://[::ffff:10.0.0.1]/hook",
+    ] {
+        let res = app
+            .post("/Subscription", &app.social(LA_A), &subscription(endpoint))
+            .await;
+        let outcome = expect_outcome(res, 422, "INVALID_VALUE").await;
+        assert_eq!(
+            outcome["issue"][0]["expression"][0], "Subscription.channel.endpoint",
+            "{endpoint}"
+        );
+    }
+    assert_eq!(app.count_rows("subscriptions"), 0);
+}
+
+#[tokio::test]
+async fn a_name_that_resolves_to_loopback_is_refused_at_delivery_without_detail() {
+    let app = strict_app(|_| {}).await;
+    let receiver = Receiver::start();
+    // `localhost` is a name: it passes registration, and is refused once resolved.
+    let endpoint = receiver.url.replace("127.0.0.1", "localhost");
+    let id = subscribe(&app, LA_A, &endpoint).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    look_up(&app, &app.health(), CHILD, &[]).await;
+    let status = until_in_error(&app, &id).await;
+    assert_eq!(status["status"], "error", "{status}");
+    assert_eq!(status["error"], "delivery failed", "no network detail");
+    assert!(receiver.attempts().is_empty(), "nothing reached loopback");
+}
+
+#[tokio::test]
+async fn the_operator_opts_in_by_naming_the_host() {
+    let receiver = Receiver::start();
+    let app = strict_app(|c| c.notify_allowed_hosts = Some(vec!["localhost".into()])).await;
+    let endpoint = receiver.url.replace("127.0.0.1", "localhost");
+    subscribe(&app, LA_A, &endpoint).await;
+    look_up(&app, &app.health(), CHILD, &[]).await;
+    assert_eq!(receiver.wait_for(1, SOON).await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_header_with_a_line_break_or_of_the_servers_own_is_refused() {
+    let app = app_with_children().await;
+    let mut body = subscription("https://la-a.example.org/notify");
+    body["channel"]["header"] = json!([
+        "Authorization: Bearer ok",
+        "X-Trace: a\r\nHost: evil.example",
+        "X-CPIS-Notification-Id: forged",
+        "Content-Type: text/plain"
+    ]);
+    let res = app.post("/Subscription", &app.social(LA_A), &body).await;
+    let outcome = expect_outcome(res, 422, "INVALID_VALUE").await;
+    let at: Vec<&str> = outcome["issue"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["expression"][0].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        at,
+        [
+            "Subscription.channel.header[1]",
+            "Subscription.channel.header[2]",
+            "Subscription.channel.header[3]"
+        ]
+    );
+    assert_eq!(app.count_rows("subscriptions"), 0);
+}
+
+#[tokio::test]
+async fn a_tightened_policy_stops_an_existing_subscription() {
+    // Registered while the operator allowed private networks...
+    let app = TestApp::spawn_with(|c| c.dispatcher = false).await;
+    setup_children(&app).await;
+    let receiver = Receiver::start();
+    let id = subscribe(&app, LA_A, &receiver.url).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // ...then the server restarts without the opt-in.
+    let server =
+        ServerProcess::start(&app.config, &[("CPIS_NOTIFY_ALLOW_PRIVATE_NETWORKS", "0")]).await;
+    let res = app
+        .client
+        .get(format!("{}/Flag?patient:identifier={CHILD}", server.base))
+        .bearer_auth(app.health())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let status = until_in_error(&app, &id).await;
+    assert_eq!(status["error"], "delivery failed");
+    assert!(receiver.attempts().is_empty());
+}

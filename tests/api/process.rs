@@ -50,6 +50,8 @@ impl ServerProcess {
             .env("CPIS_NOTIFY_RETRY_BASE_MS", "100")
             .env("CPIS_NOTIFY_RETRY_MAX_MS", "500")
             .env("CPIS_NOTIFY_TIMEOUT_MS", "1000")
+            // The tests' receivers listen on loopback: the opt-in they need, set explicitly.
+            .env("CPIS_NOTIFY_ALLOW_PRIVATE_NETWORKS", "1")
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit());

@@ -166,7 +166,11 @@ fn serve(config: Config) -> Result<(), String> {
     actix_web::rt::System::new().block_on(async move {
         let app = Application::build(config).map_err(|e| e.to_string())?;
         tracing::info!(base_url = app.base_url(), "listening");
-        app.run_until_stopped().await.map_err(|e| e.to_string())
+        let pool = app.pool();
+        let served = app.run_until_stopped().await.map_err(|e| e.to_string());
+        crate::db::checkpoint_at_stop(&pool);
+        tracing::info!("stopped");
+        served
     })
 }
 

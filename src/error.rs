@@ -417,10 +417,11 @@ impl From<r2d2::Error> for FhirError {
     }
 }
 
-/// Whether a database error is the load of the moment (the client may try again) rather than a
-/// fault: SQLite's `SQLITE_BUSY`/`SQLITE_LOCKED`, PostgreSQL's serialization failures (40001),
-/// deadlocks (40P01), lock and statement timeouts (55P03, 57014). libpq's SQLSTATE of the last
-/// three reaches diesel only as the message, which is matched.
+/// Whether a database error is the load or outage of the moment (the client may try again)
+/// rather than a fault: SQLite's `SQLITE_BUSY`/`SQLITE_LOCKED`, PostgreSQL's serialization
+/// failures (40001), deadlocks (40P01), lock and statement timeouts (55P03, 57014), and a
+/// server that went away (shut down, restarted, connection lost). libpq's SQLSTATE of all but
+/// the first reaches diesel only as the message, which is matched.
 fn is_contention(kind: &diesel::result::DatabaseErrorKind, message: &str) -> bool {
     use diesel::result::DatabaseErrorKind;
     const TRANSIENT: &[&str] = &[
@@ -432,6 +433,16 @@ fn is_contention(kind: &diesel::result::DatabaseErrorKind, message: &str) -> boo
         "lock timeout",
         "statement timeout",
         "could not serialize access",
+        "terminating connection",
+        "server closed the connection",
+        "no connection to the server",
+        "connection to server",
+        "could not receive data from server",
+        "could not send data to server",
+        "SSL connection has been closed",
+        "the database system is shutting down",
+        "the database system is starting up",
+        "the database system is in recovery mode",
     ];
     matches!(kind, DatabaseErrorKind::SerializationFailure)
         || TRANSIENT.iter().any(|t| message.contains(t))

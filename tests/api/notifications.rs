@@ -499,8 +499,14 @@ async fn a_tightened_policy_stops_an_existing_subscription() {
         .unwrap()
         .to_string();
     // ...then the server restarts without the opt-in.
-    let server =
-        ServerProcess::start(&app.config, &[("CPIS_NOTIFY_ALLOW_PRIVATE_NETWORKS", "0")]).await;
+    let server = ServerProcess::start(
+        &app.config,
+        &[
+            ("CPIS_NOTIFY_ALLOW_PRIVATE_NETWORKS", "0"),
+            ("RUST_LOG", "error"),
+        ],
+    )
+    .await;
     let res = app
         .client
         .get(format!("{}/Flag?patient:identifier={CHILD}", server.base))

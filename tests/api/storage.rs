@@ -41,3 +41,34 @@ async fn every_column_type_round_trips() {
         "identifiers are unique"
     );
 }
+
+/// On PostgreSQL, the server's connections are encrypted when the URL asks for TLS: CI runs this
+/// suite against a server that accepts TLS only (`CPIS_TEST_POSTGRES_TLS=1`), with
+/// `sslmode=verify-full`. On SQLite there is no network connection to encrypt.
+#[tokio::test]
+async fn postgresql_connections_use_tls_when_the_url_asks_for_it() {
+    #[derive(diesel::QueryableByName)]
+    struct Encrypted {
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        ssl: bool,
+    }
+    let required = std::env::var("CPIS_TEST_POSTGRES_TLS").as_deref() == Ok("1");
+    let app = TestApp::spawn().await;
+    let mut conn = app.pool.get().unwrap();
+    let db::DbConn::Postgres(pg) = &mut *conn else {
+        assert!(
+            !required,
+            "CPIS_TEST_POSTGRES_TLS=1 needs the PostgreSQL suite"
+        );
+        return;
+    };
+    use diesel::RunQueryDsl;
+    let row: Encrypted =
+        diesel::sql_query("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+            .get_result(pg)
+            .unwrap();
+    assert_eq!(
+        row.ssl, required,
+        "the connection is encrypted exactly when CI requires it"
+    );
+}

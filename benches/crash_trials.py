@@ -157,6 +157,8 @@ def main():
     binary, database_url, trials = sys.argv[1], sys.argv[2], int(sys.argv[3])
     random.seed(int(os.environ.get("SEED", "7")))
     receiver_port = free_port()
+    # The dispatcher delivers up to 64 at once: a listen backlog that takes them all.
+    http.server.ThreadingHTTPServer.request_queue_size = 256
     receiver = http.server.ThreadingHTTPServer(("127.0.0.1", receiver_port), Receiver)
     threading.Thread(target=receiver.serve_forever, daemon=True).start()
     server = Server(binary, database_url)
@@ -227,7 +229,7 @@ def main():
     recorded = {e["agent"][0]["who"]["identifier"]["value"] for e in events}
     lost_audit = len(acknowledged - recorded)
     shown = {e["id"] for e in all_events(server, la)}
-    deadline = time.time() + 60
+    deadline = time.time() + 120
     while time.time() < deadline and not shown <= Receiver.received:
         time.sleep(0.2)
     lost_notifications = len(shown - Receiver.received)

@@ -9,6 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 TRIALS=${TRIALS:-50}
 WORK=${WORK:-$(mktemp -d)}
+mkdir -p "$WORK"
 DB=${DB:-sqlite://$WORK/crash.db}
 BIN=${BIN:-target/release/cpis}
 [ -n "${SKIP_BUILD:-}" ] || cargo build --release --bin cpis

@@ -23,6 +23,7 @@ CONNECTIONS=${CONNECTIONS:-32}
 DURATION=${DURATION:-10s}
 PORT=${PORT:-18181}
 WORK=${WORK:-$(mktemp -d)}
+mkdir -p "$WORK"
 DB=${DB:-sqlite://$WORK/bench.db}
 MODES=${MODES:-health read-only audited-patient audited-subject}
 BIN=${BIN:-target/release/cpis}

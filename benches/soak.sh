@@ -52,6 +52,9 @@ for _ in $(seq 1 50); do [ -s "$WORK/receiver.port" ] && break; sleep 0.1; done
 RECEIVER_PORT=$(cat "$WORK/receiver.port")
 token() { "$BIN" token --ttl $((DURATION + 3600)) "$@"; }
 HEALTH=$(token --role health-care --org RJ1 --name "Soak Clinician")
+# 300 clinicians: a person's first view of a child in a day is shown to its LA and notified, so
+# most lookups stay new accesses to deliver for the whole run.
+for n in $(seq 1 300); do token --role health-care --org RJ1 --name "Soak Clinician $n" --sub "soak-$n"; done > "$WORK/health_tokens.txt"
 OPS=$(token --role operations --org X26)
 for la in $(seq 0 9); do
     curl -sf -X POST "$BASE/Subscription" -H "Authorization: Bearer $(token --role social-care --org "$(printf 'L%05d' "$la")")" \
@@ -60,14 +63,13 @@ done
 
 lookup_script() { # $1 = delay per request per connection, ms (0: as fast as possible)
     cat <<LUA
-local numbers = {}
+local numbers, tokens = {}, {}
 for line in io.lines("$WORK/nhs.txt") do numbers[#numbers + 1] = line:match("(%d+)") end
+for line in io.lines("$WORK/health_tokens.txt") do tokens[#tokens + 1] = line end
 math.randomseed(7)
-local person = 0
 request = function()
-  person = person + 1
   return wrk.format("GET", "/FHIR/R4/Flag?patient:identifier=https://fhir.nhs.uk/Id/nhs-number|" .. numbers[math.random(#numbers)],
-    {["Authorization"] = "Bearer $HEALTH"})
+    {["Authorization"] = "Bearer " .. tokens[math.random(#tokens)]})
 end
 delay = function() return $1 end
 done = function(summary, latency, requests)

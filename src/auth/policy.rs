@@ -1,5 +1,5 @@
 //! The role × action matrix of SPEC §2, in one `match`. Ownership (an LA may touch only its own
-//! plans) is checked separately, once the data is known: see `Caller::require_org`.
+//! plans) is checked separately, once the data is known: see `Caller::require_own_la`.
 
 use std::str::FromStr;
 

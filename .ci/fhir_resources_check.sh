@@ -22,18 +22,9 @@ cpis="$(cd "$(dirname "$cpis")" && pwd)/$(basename "$cpis")"
 
 # The validator, pinned (fhir.resources 8.x has the R4B models under fhir.resources.R4B).
 venv="${CARGO_TARGET_DIR:-$root/target}/fhir-resources-venv"
-requirements="$here/fhir-resources-requirements.txt"
-if ! "$venv/bin/python" -c 'import fhir.resources.R4B' >/dev/null 2>&1 \
-    || ! cmp -s "$requirements" "$venv/requirements.txt"; then
-    if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
-        apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
-    fi
-    rm -rf "$venv"
-    python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
-    cp "$requirements" "$venv/requirements.txt"
-fi
+# shellcheck source=venv.sh
+source "$here/venv.sh"
+ensure_venv "$venv" "$here/fhir-resources-requirements.txt"
 echo "fhir_resources_check: $("$venv/bin/python" -c 'import fhir.resources as f; print("fhir.resources", f.__version__)')"
 
 port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"

@@ -14,17 +14,9 @@ MAX_TIME=${SCHEMATHESIS_MAX_TIME:-60}
 MAX_EXAMPLES=${SCHEMATHESIS_MAX_EXAMPLES:-15}
 
 venv="${CARGO_TARGET_DIR:-$root/target}/schemathesis-venv"
-requirements="$here/schemathesis-requirements.txt"
-if ! [ -x "$venv/bin/schemathesis" ] || ! cmp -s "$requirements" "$venv/requirements.txt"; then
-    if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
-        apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
-    fi
-    rm -rf "$venv"
-    python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
-    cp "$requirements" "$venv/requirements.txt"
-fi
+# shellcheck source=venv.sh
+source "$here/venv.sh"
+ensure_venv "$venv" "$here/schemathesis-requirements.txt"
 
 port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 # shellcheck source=sandbox_server.sh

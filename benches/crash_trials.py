@@ -17,9 +17,6 @@ Prints `trials=N lost_audit=0 lost_notifications=0 partial_uploads=0 failed_rest
     python3 benches/crash_trials.py BIN DATABASE_URL TRIALS
 Loopback only; every child process is stopped on exit.
 """
-import base64
-import hashlib
-import hmac
 import http.server
 import json
 import os
@@ -33,6 +30,8 @@ import time
 import urllib.error
 import urllib.request
 
+from benchlib import hs256_token, nhs_number
+
 LA = "E09000030"
 ODS = "https://fhir.nhs.uk/Id/ods-organization-code"
 NHS = "https://fhir.nhs.uk/Id/nhs-number"
@@ -40,27 +39,8 @@ SYSTEM = "https://fhir.e09000030.gov.uk/Id/plan"
 SECRET = "crash-trials-secret-of-at-least-32-bytes"
 
 
-def nhs_number(stem):
-    while True:
-        digits = [int(d) for d in f"{stem:09d}"]
-        check = 11 - sum(d * w for d, w in zip(digits, range(10, 1, -1))) % 11
-        check = 0 if check == 11 else check
-        if check != 10:
-            return f"{stem:09d}{check}"
-        stem += 1
-
-
 def health_token(person):
-    """A health-care token for `person`, signed here (HS256) so that each lookup can be by a
-    new person without starting a process."""
-    def part(value):
-        raw = json.dumps(value, separators=(",", ":")).encode()
-        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-    claims = {"sub": person, "role": "health-care", "name": "Trial Clinician", "org": "RJ1",
-              "exp": int(time.time()) + 3600, "aud": "cpis"}
-    signing_input = f"{part({'alg': 'HS256', 'typ': 'JWT'})}.{part(claims)}"
-    signature = hmac.new(SECRET.encode(), signing_input.encode(), hashlib.sha256).digest()
-    return f"{signing_input}.{base64.urlsafe_b64encode(signature).rstrip(b'=').decode()}"
+    return hs256_token(SECRET, person, "health-care", "RJ1")
 
 
 def free_port():

@@ -11,9 +11,6 @@ Checks, and prints:
 
     python3 benches/outage.py BIN DATABASE_URL STOP_CMD START_CMD
 """
-import base64
-import hashlib
-import hmac
 import json
 import os
 import socket
@@ -24,6 +21,8 @@ import time
 import urllib.error
 import urllib.request
 
+from benchlib import hs256_token
+
 SECRET = "outage-trial-secret-of-at-least-32-bytes"
 POOL_TIMEOUT_S = 2.0
 LA = "E09000030"
@@ -33,13 +32,7 @@ CHILD = "9449306753"
 
 
 def token(person, role="health-care", org="RJ1"):
-    def part(value):
-        return base64.urlsafe_b64encode(json.dumps(value, separators=(",", ":")).encode()).rstrip(b"=").decode()
-    claims = {"sub": person, "role": role, "name": "Trial Clinician", "org": org,
-              "exp": int(time.time()) + 3600, "aud": "cpis"}
-    signing = f"{part({'alg': 'HS256', 'typ': 'JWT'})}.{part(claims)}"
-    sig = hmac.new(SECRET.encode(), signing.encode(), hashlib.sha256).digest()
-    return f"{signing}.{base64.urlsafe_b64encode(sig).rstrip(b'=').decode()}"
+    return hs256_token(SECRET, person, role, org)
 
 
 def call(method, url, bearer=None, body=None, timeout=15):

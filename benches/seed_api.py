@@ -13,20 +13,11 @@ import subprocess
 import sys
 import urllib.request
 
+from benchlib import nhs_numbers
+
 ODS_SYSTEM = "https://fhir.nhs.uk/Id/ods-organization-code"
 NHS_SYSTEM = "https://fhir.nhs.uk/Id/nhs-number"
 PLAN_TYPES = ("342191000000101", "764841000000100", "818901000000100")
-
-
-def nhs_numbers(stem=500000000):
-    """Valid NHS numbers (Modulus 11 check digit) from a counter."""
-    while True:
-        digits = [int(d) for d in f"{stem:09d}"]
-        check = 11 - sum(d * w for d, w in zip(digits, range(10, 1, -1))) % 11
-        check = 0 if check == 11 else check
-        if check != 10:
-            yield f"{stem:09d}{check}"
-        stem += 1
 
 
 def token(binary, *args):
@@ -58,7 +49,7 @@ def main():
             "telecom": [{"system": "phone", "value": "020 7000 0001", "use": "work"},
                         {"system": "phone", "value": "020 7000 0999", "use": "mobile"}]})
         assert status == 201, status
-    numbers = nhs_numbers()
+    numbers = nhs_numbers(500_000_000)
     seeded = []
     accepted = 0
     for i in range(las):

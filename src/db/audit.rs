@@ -87,10 +87,7 @@ struct OutboxRow<'a> {
 /// notifications were queued.
 pub fn record(conn: &mut DbConn, access: &NewAccess) -> QueryResult<usize> {
     let (shown, las_told) = if access.reportable {
-        (
-            !seen_within_a_day(conn, access)?,
-            las_told_within_a_day(conn, access)?,
-        )
+        earlier_views(conn, access)?
     } else {
         (false, Vec::new())
     };
@@ -142,38 +139,29 @@ pub fn record(conn: &mut DbConn, access: &NewAccess) -> QueryResult<usize> {
     Ok(queued)
 }
 
-/// The same person's views of the same child within the 24 hours before `access`.
-fn same_view_within_a_day(access: &NewAccess) -> audit_events::BoxedQuery<'_, super::DbBackend> {
-    audit_events::table
-        .into_boxed()
+/// What the same person's views of the same child within the 24 hours before `access` mean
+/// for it: whether it is shown in the child's history (none of them was), and the LAs already
+/// told of one of them. A first view costs one index probe.
+fn earlier_views(conn: &mut DbConn, access: &NewAccess) -> QueryResult<(bool, Vec<String>)> {
+    let earlier: Vec<(String, bool)> = audit_events::table
         .filter(audit_events::nhs_number.eq(&access.nhs_number))
         .filter(audit_events::recorded_ms.gt(access.recorded_ms - DAY_MS))
         .filter(audit_events::agent_sub.eq(&access.agent_sub))
         .filter(audit_events::agent_org.eq(&access.agent_org))
-}
-
-fn seen_within_a_day(conn: &mut DbConn, access: &NewAccess) -> QueryResult<bool> {
-    let earlier: i64 = same_view_within_a_day(access)
-        .filter(audit_events::shown.eq(true))
-        .count()
-        .get_result(conn)?;
-    Ok(earlier > 0)
-}
-
-/// The LAs already shown this person's view of this child within the last 24 hours.
-fn las_told_within_a_day(conn: &mut DbConn, access: &NewAccess) -> QueryResult<Vec<String>> {
-    let earlier: Vec<String> = same_view_within_a_day(access)
-        .select(audit_events::id)
+        .select((audit_events::id, audit_events::shown))
         .load(conn)?;
+    let shown = !earlier.iter().any(|(_, shown)| *shown);
     if earlier.is_empty() {
-        return Ok(Vec::new());
+        return Ok((shown, Vec::new()));
     }
-    audit_event_las::table
-        .filter(audit_event_las::audit_event_id.eq_any(&earlier))
+    let ids: Vec<&String> = earlier.iter().map(|(id, _)| id).collect();
+    let las_told = audit_event_las::table
+        .filter(audit_event_las::audit_event_id.eq_any(ids))
         .filter(audit_event_las::shown.eq(true))
         .select(audit_event_las::la_ods)
         .distinct()
-        .load(conn)
+        .load(conn)?;
+    Ok((shown, las_told))
 }
 
 /// Which accesses a history search returns.

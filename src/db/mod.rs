@@ -83,7 +83,7 @@ impl Backend {
 
 /// Per-connection SQLite settings. WAL is persistent and set once, at migration.
 fn configure_sqlite(conn: &mut SqliteConnection) -> QueryResult<()> {
-    diesel::sql_query("PRAGMA busy_timeout = 5000").execute(conn)?;
+    diesel::sql_query(format!("PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")).execute(conn)?;
     diesel::sql_query("PRAGMA foreign_keys = ON").execute(conn)?;
     diesel::sql_query("PRAGMA synchronous = NORMAL").execute(conn)?;
     // 4 MiB of page cache per connection (the pool's and the audit writer's): enough for the
@@ -317,6 +317,10 @@ pub fn defer_checkpoints(conn: &mut DbConn) -> QueryResult<()> {
 /// copies pages back but can never reset the WAL while some reader holds a snapshot, and under
 /// steady lookups one always does: without this, the file grows without bound.
 const WAL_RESET_BYTES: i64 = 16 * 1024 * 1024;
+/// How long a `TRUNCATE` checkpoint may hold writers back waiting for readers.
+const TRUNCATE_WAIT_MS: u64 = 50;
+/// How long a SQLite connection waits for a lock (`busy_timeout`).
+const BUSY_TIMEOUT_MS: u64 = 5000;
 /// SQLite's page size here (the default): a WAL frame is one page.
 const PAGE_BYTES: i64 = 4096;
 
@@ -328,13 +332,19 @@ struct CheckpointResult {
 }
 
 /// One checkpoint: `PASSIVE` (never blocks the writer or readers); then, if the WAL has grown
-/// past `WAL_RESET_BYTES`, `TRUNCATE`, which waits (busy_timeout) for the readers of the moment
-/// to finish — lookups' reads last milliseconds — and empties the file.
+/// past `WAL_RESET_BYTES`, `TRUNCATE`, which empties the file once the readers of the moment
+/// have finished. While it waits for them it holds back writers (the audit writer, which every
+/// audited lookup waits on), so it waits only `TRUNCATE_WAIT_MS`: if readers are still busy, the
+/// next tick tries again.
 fn checkpoint(c: &mut SqliteConnection) -> QueryResult<()> {
+    use diesel::connection::SimpleConnection;
     let passive: CheckpointResult =
         diesel::sql_query("PRAGMA wal_checkpoint(PASSIVE)").get_result(c)?;
     if i64::from(passive.log) * PAGE_BYTES > WAL_RESET_BYTES {
-        diesel::sql_query("PRAGMA wal_checkpoint(TRUNCATE)").execute(c)?;
+        c.batch_execute(&format!("PRAGMA busy_timeout = {TRUNCATE_WAIT_MS}"))?;
+        let truncated = diesel::sql_query("PRAGMA wal_checkpoint(TRUNCATE)").execute(c);
+        c.batch_execute(&format!("PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}"))?;
+        truncated?;
     }
     Ok(())
 }

@@ -59,33 +59,38 @@ async fn status_everywhere(app: &TestApp, flag_id: &str, nhs: &str) -> String {
     status
 }
 
-#[tokio::test]
-async fn on_a_summer_night_the_day_in_england_has_already_begun() {
-    let clock = Clock::fixed(at(2026, 5, 20, 12, 0));
+/// A plan starting on `first_day` and one ending the day before, created at `created`; at
+/// `last_evening` (still the day before in England) and at `first_morning` (already
+/// `first_day`) the first must read inactive then active, the second active then inactive.
+async fn the_alert_turns_at_midnight_in_england(
+    created: i64,
+    first_day: &str,
+    day_before: &str,
+    last_evening: i64,
+    first_morning: i64,
+) {
+    let clock = Clock::fixed(created);
     let app = TestApp::spawn_with(|c| c.clock = clock.clone()).await;
     app.create_la(LA_A).await;
     let starts = app
-        .create_plan(&plan_with_period("9449306753", "S-1", "2026-06-01", None))
+        .create_plan(&plan_with_period("9449306753", "S-1", first_day, None))
         .await;
     let ends = app
         .create_plan(&plan_with_period(
             "9000000009",
             "E-1",
             "2026-01-05",
-            Some("2026-05-31"),
+            Some(day_before),
         ))
         .await;
     let (starts, ends) = (starts["id"].as_str().unwrap(), ends["id"].as_str().unwrap());
-
-    // 22:30 UTC on 31 May is 23:30 BST: still 31 May in England.
-    clock.set(at(2026, 5, 31, 22, 30));
+    clock.set(last_evening);
     assert_eq!(
         status_everywhere(&app, starts, "9449306753").await,
         "inactive"
     );
     assert_eq!(status_everywhere(&app, ends, "9000000009").await, "active");
-    // 23:30 UTC on 31 May is 00:30 BST on 1 June.
-    clock.set(at(2026, 5, 31, 23, 30));
+    clock.set(first_morning);
     assert_eq!(
         status_everywhere(&app, starts, "9449306753").await,
         "active"
@@ -97,37 +102,27 @@ async fn on_a_summer_night_the_day_in_england_has_already_begun() {
 }
 
 #[tokio::test]
-async fn on_a_winter_night_the_day_in_england_is_the_utc_day() {
-    let clock = Clock::fixed(at(2026, 12, 1, 12, 0));
-    let app = TestApp::spawn_with(|c| c.clock = clock.clone()).await;
-    app.create_la(LA_A).await;
-    let starts = app
-        .create_plan(&plan_with_period("9449306753", "S-1", "2027-01-01", None))
-        .await;
-    let ends = app
-        .create_plan(&plan_with_period(
-            "9000000009",
-            "E-1",
-            "2026-01-05",
-            Some("2026-12-31"),
-        ))
-        .await;
-    let (starts, ends) = (starts["id"].as_str().unwrap(), ends["id"].as_str().unwrap());
+async fn on_a_summer_night_the_day_in_england_has_already_begun() {
+    // 22:30 UTC on 31 May is 23:30 BST (still 31 May); 23:30 UTC is 00:30 BST on 1 June.
+    the_alert_turns_at_midnight_in_england(
+        at(2026, 5, 20, 12, 0),
+        "2026-06-01",
+        "2026-05-31",
+        at(2026, 5, 31, 22, 30),
+        at(2026, 5, 31, 23, 30),
+    )
+    .await;
+}
 
+#[tokio::test]
+async fn on_a_winter_night_the_day_in_england_is_the_utc_day() {
     // 23:30 UTC on 31 December is 23:30 GMT: still 31 December in England.
-    clock.set(at(2026, 12, 31, 23, 30));
-    assert_eq!(
-        status_everywhere(&app, starts, "9449306753").await,
-        "inactive"
-    );
-    assert_eq!(status_everywhere(&app, ends, "9000000009").await, "active");
-    clock.set(at(2027, 1, 1, 0, 30));
-    assert_eq!(
-        status_everywhere(&app, starts, "9449306753").await,
-        "active"
-    );
-    assert_eq!(
-        status_everywhere(&app, ends, "9000000009").await,
-        "inactive"
-    );
+    the_alert_turns_at_midnight_in_england(
+        at(2026, 12, 1, 12, 0),
+        "2027-01-01",
+        "2026-12-31",
+        at(2026, 12, 31, 23, 30),
+        at(2027, 1, 1, 0, 30),
+    )
+    .await;
 }

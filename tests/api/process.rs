@@ -79,6 +79,17 @@ impl ServerProcess {
         panic!("cpis serve did not become healthy on port {port}");
     }
 
+    /// SIGTERM, as an operator or a service manager stops it, and waits for it to exit.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let sent = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        self.child.wait().unwrap()
+    }
+
     /// SIGKILL: no shutdown, no flushing, nothing.
     pub fn kill9(&mut self) {
         self.child.kill().unwrap();

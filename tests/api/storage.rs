@@ -72,3 +72,32 @@ async fn postgresql_connections_use_tls_when_the_url_asks_for_it() {
         "the connection is encrypted exactly when CI requires it"
     );
 }
+
+#[tokio::test]
+async fn a_graceful_stop_leaves_the_sqlite_wal_empty() {
+    let app = TestApp::spawn_on(Engine::Sqlite, |c| c.dispatcher = false).await;
+    let mut server = crate::process::ServerProcess::start(&app.config, &[]).await;
+    let ops = app.ops();
+    for n in 0..20 {
+        let res = app
+            .client
+            .post(format!("{}/Organization", server.base))
+            .bearer_auth(&ops)
+            .header("Content-Type", "application/fhir+json")
+            .body(la_json(&format!("E0900{n:04}")).to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 201);
+    }
+    let wal = format!(
+        "{}-wal",
+        app.config.database_url.trim_start_matches("sqlite://")
+    );
+    assert!(server.terminate().success(), "a clean exit");
+    let left = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+    assert_eq!(
+        left, 0,
+        "the WAL was checkpointed into the database and emptied"
+    );
+}

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use jsonschema::error::ValidationErrorKind;
-use jsonschema::{Draft, Resource, Validator};
+use jsonschema::{Draft, Registry, Validator};
 use serde_json::Value;
 
 use crate::error::Issue;
@@ -69,16 +69,22 @@ impl Profiles {
         for (name, text) in PROFILE_FILES {
             documents.push((name, parse(name, text)?));
         }
-        let mut options = jsonschema::options().with_draft(Draft::Draft202012);
+        let mut registry = Registry::new();
         for (name, doc) in &documents {
             let id = doc
                 .get("$id")
                 .and_then(Value::as_str)
                 .ok_or_else(|| format!("profile {name} has no $id"))?;
-            let resource =
-                Resource::from_contents(doc.clone()).map_err(|e| format!("profile {name}: {e}"))?;
-            options = options.with_resource(id.to_string(), resource);
+            registry = registry
+                .add(id, doc)
+                .map_err(|e| format!("profile {name}: {e}"))?;
         }
+        let registry = registry
+            .prepare()
+            .map_err(|e| format!("profiles do not resolve: {e}"))?;
+        let options = jsonschema::options()
+            .with_draft(Draft::Draft202012)
+            .with_registry(&registry);
         let mut validators = HashMap::new();
         for (name, doc) in documents.iter().skip(1) {
             let validator = options
@@ -102,8 +108,8 @@ impl Profiles {
         };
         let mut issues: Vec<Issue> = Vec::new();
         for error in validator.iter_errors(instance) {
-            let at = fhirpath(root, error.instance_path.as_str());
-            match &error.kind {
+            let at = fhirpath(root, error.instance_path().as_str());
+            match error.kind() {
                 ValidationErrorKind::AdditionalProperties { unexpected } => {
                     for name in unexpected {
                         issues.push(Issue::not_allowed(
@@ -128,7 +134,7 @@ impl Profiles {
                     ));
                 }
                 ValidationErrorKind::MaxItems { limit } => {
-                    let len = error.instance.as_array().map_or(0, Vec::len);
+                    let len = error.instance().as_array().map_or(0, Vec::len);
                     let limit = usize::try_from(*limit).unwrap_or(usize::MAX);
                     for index in limit..len {
                         issues.push(Issue::not_allowed(
@@ -183,10 +189,10 @@ impl Profiles {
 /// personal data) beyond a short excerpt. A pattern is not repeated: the validator's
 /// compiled form of it is unreadable (`\S` spelt out as a class of Unicode spaces).
 fn describe(error: &jsonschema::ValidationError<'_>) -> String {
-    let message = match &error.kind {
+    let message = match error.kind() {
         ValidationErrorKind::Pattern { .. } => format!(
             "{} is not in the format this element requires",
-            cut(&error.instance.to_string(), 80)
+            cut(&error.instance().to_string(), 80)
         ),
         _ => error.to_string(),
     };

@@ -14,8 +14,9 @@ use serde_json::Value;
 use tokio::sync::Notify;
 
 use crate::db::outbox::{self, Due};
-use crate::db::DbPool;
+use crate::db::{write_transaction, DbPool};
 use crate::endpoints::{check_header, EndpointPolicy};
+use crate::error::FhirError;
 use crate::service::now_ms;
 use crate::service::subscription::record_delivery;
 
@@ -154,23 +155,35 @@ async fn round(
     let mut deliveries = tokio::task::JoinSet::new();
     for row in due {
         let client = client.clone();
-        let pool = pool.clone();
         let config = config.clone();
         let policy = policy.clone();
-        deliveries.spawn(async move { deliver(&client, &pool, &config, &policy, row).await });
+        deliveries.spawn(async move { deliver(&client, &config, &policy, row).await });
     }
-    while deliveries.join_next().await.is_some() {}
+    let mut attempts = Vec::with_capacity(handled);
+    while let Some(joined) = deliveries.join_next().await {
+        if let Ok(attempt) = joined {
+            attempts.push(attempt);
+        }
+    }
+    record(pool, attempts).await;
     handled
 }
 
-/// Sends one notification and records the outcome.
+/// One delivery attempt's result, to be recorded.
+struct Attempt {
+    row: Due,
+    outcome: Outcome,
+    /// When the row is due again if the attempt failed.
+    next_attempt_ms: i64,
+}
+
+/// Sends one notification (or abandons it when its Subscription is off).
 async fn deliver(
     client: &reqwest::Client,
-    pool: &DbPool,
     config: &DeliveryConfig,
     policy: &EndpointPolicy,
     row: Due,
-) {
+) -> Attempt {
     let subscription: Value = serde_json::from_str(&row.subscription).unwrap_or(Value::Null);
     let outcome = if row.subscription_status == "off" {
         Outcome::Abandoned
@@ -189,39 +202,54 @@ async fn deliver(
         }
         Outcome::Abandoned => {}
     }
-    let pool = pool.clone();
-    let next_attempt =
+    let next_attempt_ms =
         now_ms() + i64::try_from(config.backoff(row.attempts).as_millis()).unwrap_or(i64::MAX / 2);
+    Attempt {
+        row,
+        outcome,
+        next_attempt_ms,
+    }
+}
+
+/// Records a round's outcomes, and each Subscription's health, in one write transaction: a
+/// write per delivery would compete with the audit writer (which every audited lookup waits on)
+/// for SQLite's one write lock hundreds of times a second.
+async fn record(pool: &DbPool, attempts: Vec<Attempt>) {
+    if attempts.is_empty() {
+        return;
+    }
+    let pool = pool.clone();
     let recorded = tokio::task::spawn_blocking(move || -> Result<(), String> {
         let mut conn = pool.get().map_err(|e| e.to_string())?;
         let now = now_ms();
-        let db = |e: diesel::result::Error| e.to_string();
-        match &outcome {
-            Outcome::Delivered => {
-                outbox::delivered(&mut conn, &row.id, now).map_err(db)?;
-                record_delivery(&mut conn, &row.subscription_id, None, now)
-                    .map_err(|e| e.to_string())
+        write_transaction(&mut conn, |conn| {
+            for attempt in &attempts {
+                let id = &attempt.row.id;
+                match &attempt.outcome {
+                    Outcome::Delivered => outbox::delivered(conn, id, now)?,
+                    Outcome::Failed(e) => outbox::failed(conn, id, attempt.next_attempt_ms, e)?,
+                    Outcome::Abandoned => outbox::abandoned(conn, id, now, ABANDONED)?,
+                }
+                let failure = match &attempt.outcome {
+                    Outcome::Delivered => None,
+                    Outcome::Failed(e) => Some(e.as_str()),
+                    Outcome::Abandoned => continue,
+                };
+                record_delivery(conn, &attempt.row.subscription_id, failure, now)?;
             }
-            Outcome::Failed(e) => {
-                outbox::failed(&mut conn, &row.id, next_attempt, e).map_err(db)?;
-                record_delivery(&mut conn, &row.subscription_id, Some(e), now)
-                    .map_err(|e| e.to_string())
-            }
-            Outcome::Abandoned => outbox::abandoned(
-                &mut conn,
-                &row.id,
-                now,
-                "not delivered: the subscription is off",
-            )
-            .map_err(db),
-        }
+            Ok::<_, FhirError>(())
+        })
+        .map_err(|e| e.to_string())
     })
     .await;
     if let Ok(Err(e)) | Err(e) = recorded.map_err(|e| e.to_string()) {
-        // The lease runs out and the row is tried again: at least once, never lost.
-        tracing::warn!(error = %e, "notification outcome not recorded");
+        // The leases run out and the rows are tried again: at least once, never lost.
+        tracing::warn!(error = %e, "notification outcomes not recorded");
     }
 }
+
+/// Why an abandoned notification was closed.
+const ABANDONED: &str = "not delivered: the subscription is off";
 
 enum Outcome {
     Delivered,

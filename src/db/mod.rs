@@ -341,6 +341,12 @@ fn checkpoint(c: &mut SqliteConnection) -> QueryResult<()> {
     let passive: CheckpointResult =
         diesel::sql_query("PRAGMA wal_checkpoint(PASSIVE)").get_result(c)?;
     if i64::from(passive.log) * PAGE_BYTES > WAL_RESET_BYTES {
+        // It takes the write lock while it waits and copies: a turn like any writer's, so
+        // writers queue fairly behind it instead of in SQLite's busy handler.
+        let Some(_turn) = SQLITE_WRITERS.try_lock_for(Duration::from_millis(TRUNCATE_WAIT_MS))
+        else {
+            return Ok(()); // writers are busy: the next tick tries again
+        };
         c.batch_execute(&format!("PRAGMA busy_timeout = {TRUNCATE_WAIT_MS}"))?;
         let truncated = diesel::sql_query("PRAGMA wal_checkpoint(TRUNCATE)").execute(c);
         c.batch_execute(&format!("PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}"))?;
@@ -402,10 +408,13 @@ pub fn start_checkpointer(
 /// queries are shaped to use the token index (`search::query`). A failure is logged only.
 pub fn refresh_statistics(conn: &mut DbConn) {
     let done = match conn {
-        DbConn::Sqlite(c) => diesel::connection::SimpleConnection::batch_execute(
-            c,
-            "PRAGMA analysis_limit = 1000; PRAGMA optimize = 0x10002;",
-        ),
+        // ANALYZE writes (sqlite_stat1): it takes a write turn like any writer.
+        DbConn::Sqlite(c) => sqlite_write_turn().and_then(|_turn| {
+            diesel::connection::SimpleConnection::batch_execute(
+                c,
+                "PRAGMA analysis_limit = 1000; PRAGMA optimize = 0x10002;",
+            )
+        }),
         DbConn::Postgres(_) => Ok(()),
     };
     if let Err(e) = done {

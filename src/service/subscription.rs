@@ -292,6 +292,9 @@ pub fn record_delivery(
             (_, Some(_)) if failures >= FAILURES_BEFORE_ERROR => "error",
             (_, Some(_)) => "active",
         };
+        if failures == current.consecutive_failures && status == current.status {
+            return Ok(()); // nothing to write: most deliveries succeed as the last one did
+        }
         let mut row = SubscriptionRow {
             consecutive_failures: failures,
             ..current.clone()

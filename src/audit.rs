@@ -15,12 +15,13 @@ use tokio::sync::{oneshot, Notify};
 
 use crate::auth::jwt::Identity;
 use crate::auth::{Caller, Role};
-use crate::db::audit::{self, NewAccess};
+use crate::db::audit::{self, EarlierView, NewAccess};
 use crate::db::{write_transaction, DbConn};
 use crate::error::FhirError;
 use crate::fhir::audit_event::{self, Access, AccessKind, CareSetting};
 use crate::fhir::organization::referenced_ods;
 use crate::fhir::ResourceType;
+use crate::service::subscription::SubscriptionStatus;
 
 /// Accesses waiting beyond this many make new requests 503 rather than queue without bound.
 const QUEUE_CAPACITY: usize = 8192;
@@ -36,6 +37,56 @@ pub struct Auditor {
     queue: SyncSender<Job>,
 }
 
+/// What a read disclosed, with the accesses that disclosing it makes. The service layer
+/// returns one for every read path (read, vread, history, search, the access history); the
+/// data is private, and the only way to it is `Auditor::disclose`, which records the accesses
+/// first. So a new read path cannot answer without auditing: it does not compile.
+///
+/// ```
+/// use cpis::audit::{Auditor, Disclosed};
+/// use cpis::error::FhirError;
+/// async fn respond(auditor: &Auditor, disclosed: Disclosed<String>) -> Result<String, FhirError> {
+///     auditor.disclose(disclosed).await // recorded, then handed over
+/// }
+/// ```
+///
+/// ```compile_fail,E0616
+/// use cpis::audit::Disclosed;
+/// fn respond(disclosed: Disclosed<String>) -> String {
+///     disclosed.data // private: only the recorder hands the data out
+/// }
+/// ```
+#[must_use = "a disclosure reaches a response only through Auditor::disclose"]
+#[derive(Debug)]
+pub struct Disclosed<T> {
+    data: T,
+    accesses: Vec<PendingAccess>,
+}
+
+impl<T> Disclosed<T> {
+    pub fn new(data: T, accesses: Vec<PendingAccess>) -> Disclosed<T> {
+        Disclosed { data, accesses }
+    }
+
+    /// Nothing to record (a read by the child's own LA, or nothing that names a child).
+    pub fn unaudited(data: T) -> Disclosed<T> {
+        Disclosed::new(data, Vec::new())
+    }
+
+    /// The same accesses, with the data changed (e.g. rendered into a Bundle).
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Disclosed<U> {
+        Disclosed {
+            data: f(self.data),
+            accesses: self.accesses,
+        }
+    }
+
+    /// The accesses it makes (for tests and for the views that count them).
+    pub fn accesses(&self) -> &[PendingAccess] {
+        &self.accesses
+    }
+}
+
 impl Auditor {
     /// Starts the writer thread. `delivery` is woken whenever notifications were queued.
     /// The writer keeps a connection of its own to `database_url`, outside the pool.
@@ -47,8 +98,15 @@ impl Auditor {
         Ok(Auditor { queue })
     }
 
+    /// Records what `disclosed` accesses and, once that is committed, hands over its data:
+    /// nothing is shown that was not recorded.
+    pub async fn disclose<T>(&self, disclosed: Disclosed<T>) -> Result<T, FhirError> {
+        self.record(disclosed.accesses).await?;
+        Ok(disclosed.data)
+    }
+
     /// Records `accesses` and returns once they are committed.
-    pub async fn record(&self, accesses: Vec<PendingAccess>) -> Result<(), FhirError> {
+    async fn record(&self, accesses: Vec<PendingAccess>) -> Result<(), FhirError> {
         if accesses.is_empty() {
             return Ok(());
         }
@@ -135,11 +193,69 @@ fn write_batch(conn: &mut DbConn, batch: &[Job]) -> Result<usize, String> {
         let stamp = audit::lock_and_stamp(conn, requested)?;
         let mut queued = 0;
         for access in accesses() {
-            queued += audit::record(conn, &access.stored(stamp))?;
+            queued += store(conn, &access.stored(stamp))?;
         }
         Ok::<usize, diesel::result::Error>(queued)
     })
     .map_err(|e| e.to_string())
+}
+
+/// Stores one access with what it is shown as, and queues its notifications; returns how many.
+fn store(conn: &mut DbConn, access: &NewAccess) -> diesel::QueryResult<usize> {
+    let earlier = if access.reportable {
+        audit::earlier_views(conn, access, access.recorded_ms - COLLAPSE_MS)?
+    } else {
+        Vec::new()
+    };
+    let showing = collapse(access.reportable, &access.la_ods, &earlier);
+    audit::insert(conn, access, showing.in_history, &showing.to_las)?;
+    let mut queued = 0;
+    for la in &showing.to_las {
+        for subscription_id in recipients(&audit::subscriptions_of(conn, la)?) {
+            audit::queue_notification(conn, &access.id, subscription_id, access.recorded_ms)?;
+            queued += 1;
+        }
+    }
+    Ok(queued)
+}
+
+/// The same person's views of a child within this long count once (SPEC §3).
+const COLLAPSE_MS: i64 = 24 * 60 * 60 * 1000;
+
+/// Where an access is shown.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Showing {
+    /// In the child's history (the 25 most recent accesses).
+    pub in_history: bool,
+    /// To these of its LAs (their history, pull and notifications).
+    pub to_las: Vec<String>,
+}
+
+/// The 24-hour collapse (SPEC §3). Only a reportable access (health-care, unscheduled) is
+/// shown at all. It is shown in the child's history unless one of the same person's views
+/// within 24 hours (`earlier`) was; and to each of its LAs not already shown one of them. So
+/// the first view counts, and a plan of a new LA in the meantime still reaches that LA.
+pub fn collapse(reportable: bool, las: &[String], earlier: &[EarlierView]) -> Showing {
+    if !reportable {
+        return Showing {
+            in_history: false,
+            to_las: Vec::new(),
+        };
+    }
+    let told = |la: &String| earlier.iter().any(|e| e.las_shown.contains(la));
+    Showing {
+        in_history: !earlier.iter().any(|e| e.shown),
+        to_las: las.iter().filter(|la| !told(la)).cloned().collect(),
+    }
+}
+
+/// Which of an LA's Subscriptions (id, status) are notified: every one not turned off (one in
+/// `error` keeps being tried, so that it can return to `active`).
+pub fn recipients(subscriptions: &[(String, String)]) -> impl Iterator<Item = &str> {
+    subscriptions
+        .iter()
+        .filter(|(_, status)| SubscriptionStatus::parse(status).delivers())
+        .map(|(id, _)| id.as_str())
 }
 
 /// One access to one child, as a request hands it to the writer: everything its AuditEvent
@@ -193,19 +309,21 @@ pub struct Returned<'a> {
     pub content: &'a Value,
 }
 
-/// How the request was made, for its AuditEvents.
-pub struct AccessContext<'a> {
-    pub caller: &'a Caller,
+/// Who reads, how and when: what the AuditEvents of a read say besides what it returned.
+#[derive(Debug, Clone)]
+pub struct AccessContext {
+    pub caller: Caller,
     pub kind: AccessKind,
     pub care_setting: CareSetting,
     pub now_ms: i64,
-    pub observer: &'a str,
+    /// The server's base URL (`AuditEvent.source.observer`).
+    pub observer: String,
 }
 
 /// The accesses a request makes: one per child among the plans and flags it returns. Only
 /// health-care accesses (shown and notified when unscheduled) and operations' reads of plans
 /// (governance only) are recorded; an LA reading its own plans is not an access.
-pub fn accesses(ctx: &AccessContext<'_>, returned: &[Returned<'_>]) -> Vec<PendingAccess> {
+pub fn accesses(ctx: &AccessContext, returned: &[Returned<'_>]) -> Vec<PendingAccess> {
     let role = ctx.caller.role();
     if role == Role::SocialCare {
         return Vec::new();
@@ -235,19 +353,14 @@ pub fn accesses(ctx: &AccessContext<'_>, returned: &[Returned<'_>]) -> Vec<Pendi
 
 /// The access of an access-history search for a child who has plans (of `las`): nothing but
 /// the child is referenced.
-pub fn history_access(ctx: &AccessContext<'_>, nhs: &str, las: Vec<String>) -> Vec<PendingAccess> {
+pub fn history_access(ctx: &AccessContext, nhs: &str, las: Vec<String>) -> Vec<PendingAccess> {
     if ctx.caller.role() == Role::SocialCare {
         return Vec::new();
     }
     vec![access(ctx, nhs.to_string(), &[], las)]
 }
 
-fn access(
-    ctx: &AccessContext<'_>,
-    nhs: String,
-    refs: &[String],
-    las: Vec<String>,
-) -> PendingAccess {
+fn access(ctx: &AccessContext, nhs: String, refs: &[String], las: Vec<String>) -> PendingAccess {
     PendingAccess {
         // Time-ordered ids: the id indexes grow at their end instead of at random pages.
         id: uuid::Uuid::now_v7().to_string(),
@@ -257,7 +370,7 @@ fn access(
         care_setting: ctx.care_setting,
         who: ctx.caller.0.clone(),
         entities: refs.to_vec(),
-        observer: ctx.observer.to_string(),
+        observer: ctx.observer.clone(),
         la_ods: las,
     }
 }
@@ -279,5 +392,81 @@ fn owner_of(r: &Returned<'_>) -> Option<String> {
         ResourceType::EpisodeOfCare => referenced_ods(r.content.get("managingOrganization")),
         ResourceType::Flag => referenced_ods(r.content.get("author")),
         ResourceType::Organization => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn las(codes: &[&str]) -> Vec<String> {
+        codes.iter().map(|c| c.to_string()).collect()
+    }
+
+    fn earlier(shown: bool, las_shown: &[&str]) -> EarlierView {
+        EarlierView {
+            shown,
+            las_shown: las(las_shown),
+        }
+    }
+
+    #[test]
+    fn a_first_view_is_shown_in_the_history_and_to_every_la_of_the_child() {
+        let showing = collapse(true, &las(&["E09000030", "E08000025"]), &[]);
+        assert!(showing.in_history);
+        assert_eq!(showing.to_las, las(&["E09000030", "E08000025"]));
+    }
+
+    #[test]
+    fn a_view_within_a_day_of_a_shown_one_is_recorded_but_shown_nowhere() {
+        let showing = collapse(true, &las(&["E09000030"]), &[earlier(true, &["E09000030"])]);
+        assert!(!showing.in_history);
+        assert!(showing.to_las.is_empty());
+    }
+
+    #[test]
+    fn an_la_whose_plan_began_since_the_first_view_is_still_told() {
+        let showing = collapse(
+            true,
+            &las(&["E09000030", "E08000025"]),
+            &[earlier(true, &["E09000030"])],
+        );
+        assert!(
+            !showing.in_history,
+            "the child's history shows the first view only"
+        );
+        assert_eq!(showing.to_las, las(&["E08000025"]));
+    }
+
+    #[test]
+    fn only_reportable_accesses_are_shown() {
+        let scheduled = collapse(false, &las(&["E09000030"]), &[]);
+        assert_eq!(
+            scheduled,
+            Showing {
+                in_history: false,
+                to_las: Vec::new()
+            }
+        );
+    }
+
+    #[test]
+    fn an_earlier_view_shown_nowhere_does_not_hide_this_one() {
+        // A scheduled or collapsed view earlier in the day was shown nowhere itself.
+        let showing = collapse(true, &las(&["E09000030"]), &[earlier(false, &[])]);
+        assert!(showing.in_history);
+        assert_eq!(showing.to_las, las(&["E09000030"]));
+    }
+
+    #[test]
+    fn every_subscription_but_those_turned_off_is_notified() {
+        let subscriptions = [
+            ("a".to_string(), "active".to_string()),
+            ("b".to_string(), "off".to_string()),
+            ("c".to_string(), "error".to_string()),
+            ("d".to_string(), "requested".to_string()),
+        ];
+        let notified: Vec<&str> = recipients(&subscriptions).collect();
+        assert_eq!(notified, ["a", "c", "d"]);
     }
 }

@@ -18,7 +18,7 @@ use crate::db::{write_transaction, DbPool};
 use crate::endpoints::{check_header, EndpointPolicy};
 use crate::error::FhirError;
 use crate::service::now_ms;
-use crate::service::subscription::record_delivery;
+use crate::service::subscription::{record_delivery, SubscriptionStatus};
 
 /// How deliveries are paced.
 #[derive(Debug, Clone)]
@@ -185,7 +185,7 @@ async fn deliver(
     row: Due,
 ) -> Attempt {
     let subscription: Value = serde_json::from_str(&row.subscription).unwrap_or(Value::Null);
-    let outcome = if row.subscription_status == "off" {
+    let outcome = if !SubscriptionStatus::parse(&row.subscription_status).delivers() {
         Outcome::Abandoned
     } else {
         match post(client, policy, &subscription, &row).await {

@@ -3,10 +3,9 @@
 
 use actix_web::{web, HttpRequest};
 
-use super::extract::care_setting;
+use super::read::Reading;
 use super::respond::FhirResponse;
 use super::AppState;
-use crate::audit::{self, AccessContext};
 use crate::auth::Caller;
 use crate::db;
 use crate::error::FhirResult;
@@ -18,34 +17,18 @@ use crate::service::access_history;
 const TYPE: &str = "AuditEvent";
 
 /// `GET /AuditEvent?patient:identifier=…`: for a child who has a plan, the search is itself an
-/// access, recorded before the history is read (so the history includes it).
+/// access (`access_history::prepare`).
 #[tracing::instrument(skip_all, fields(fhir.interaction = "search-type", fhir.type = TYPE))]
-pub async fn search(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    caller: Caller,
-) -> FhirResult<FhirResponse> {
-    let setting = care_setting(&req)?;
+pub async fn search(r: Reading, req: HttpRequest) -> FhirResult<FhirResponse> {
     let query = parse(req.query_string())?;
-    let (who, q) = (caller.clone(), query.clone());
-    let now = state.clock.now_ms();
-    let plan = db::run(&state.pool, move |conn| {
-        access_history::prepare(conn, &who, &q, now)
-    })
-    .await?;
-    if let Some((nhs, las)) = &plan.audited_child {
-        let ctx = AccessContext {
-            caller: &caller,
-            kind: AccessKind::Search,
-            care_setting: setting,
-            now_ms: now,
-            observer: &state.base_url,
-        };
-        state
-            .auditor
-            .record(audit::history_access(&ctx, nhs, las.clone()))
-            .await?;
-    }
+    let q = query.clone();
+    // Recorded before the page is read, so the history includes this search.
+    let plan = r
+        .disclose(AccessKind::Search, move |conn, ctx| {
+            access_history::prepare(conn, ctx, &q)
+        })
+        .await?;
+    let state = r.state();
     let q = query.clone();
     let (events, total) = db::run(&state.pool, move |conn| {
         access_history::page(conn, &plan, &q)

@@ -1,5 +1,6 @@
-//! The HTTP API: the whole route table is `configure`. Handlers speak HTTP and call `service`;
-//! they never speak SQL.
+//! The HTTP API: the route table is `configure`, each stored type's routes in its module
+//! (`organization`, `episode_of_care`, `flag`). Audited reads start from `read::Reading`, writes
+//! from `write::Writing`. Handlers speak HTTP and call `service`; they never speak SQL.
 //!
 //! | Route (under `/FHIR/R4`)                   | Methods                       | Roles (SPEC §2)                    |
 //! |--------------------------------------------|-------------------------------|------------------------------------|
@@ -19,14 +20,18 @@
 //! | `/_health` (server root)                   | GET                           | anyone (no token)                  |
 
 pub mod access;
+pub mod episode_of_care;
 pub mod extract;
+pub mod flag;
 pub mod health;
 pub mod metadata;
 pub mod negotiate;
-pub mod resource;
+pub mod organization;
+pub mod read;
 pub mod respond;
 pub mod subscription;
 pub mod upload;
+pub mod write;
 
 use std::sync::Arc;
 
@@ -36,6 +41,7 @@ use crate::audit::Auditor;
 use crate::db::DbPool;
 use crate::endpoints::EndpointPolicy;
 use crate::error::FhirError;
+use crate::fhir::ResourceType;
 use crate::validation::Profiles;
 
 /// What every handler may use.
@@ -55,8 +61,39 @@ pub struct AppState {
     pub clock: crate::clock::Clock,
 }
 
-/// Resource types with a REST endpoint; anything else under the base is 404.
-const TYPES: &str = "{type:Organization|EpisodeOfCare|Flag}";
+/// A route of a stored type (`/{type}{suffix}`): the handlers shared by the types learn which
+/// one they serve from it (`resource_type`); a method it has no route for is 405.
+fn stored_type(ty: ResourceType, suffix: &str) -> actix_web::Resource {
+    web::resource(format!("/{}{suffix}", ty.as_str()))
+        .app_data(ty)
+        .default_service(web::to(method_not_allowed))
+}
+
+/// The history routes of a stored type (vread and instance history).
+fn history_routes(cfg: &mut web::ServiceConfig, ty: ResourceType) {
+    cfg.service(stored_type(ty, "/{id}/_history/{vid}").route(web::get().to(read::vread)))
+        .service(stored_type(ty, "/{id}/_history").route(web::get().to(read::history_instance)));
+}
+
+/// `/{type}/{id}` of a stored type, with its read (a type adds its writes).
+fn instance(ty: ResourceType) -> actix_web::Resource {
+    stored_type(ty, "/{id}").route(web::get().to(read::read))
+}
+
+/// `/{type}` of a stored type, with its search (a type adds its writes).
+fn type_level(ty: ResourceType) -> actix_web::Resource {
+    stored_type(ty, "").route(web::get().to(read::search_type))
+}
+
+/// The stored type a route serves (set by `stored_type`).
+pub fn resource_type(req: &HttpRequest) -> Result<ResourceType, FhirError> {
+    let ty = req
+        .app_data::<ResourceType>()
+        .copied()
+        .ok_or_else(|| FhirError::internal("a stored-type route without its type"))?;
+    tracing::Span::current().record("fhir.type", ty.as_str());
+    Ok(ty)
+}
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/_health", web::get().to(health::health))
@@ -102,36 +139,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                         .route(web::delete().to(subscription::delete))
                         .default_service(web::to(method_not_allowed)),
                 )
-                .service(
-                    web::resource(format!("/{TYPES}/$validate"))
-                        .route(web::post().to(resource::validate))
-                        .default_service(web::to(method_not_allowed)),
-                )
-                .service(
-                    web::resource(format!("/{TYPES}/{{id}}/_history/{{vid}}"))
-                        .route(web::get().to(resource::vread))
-                        .default_service(web::to(method_not_allowed)),
-                )
-                .service(
-                    web::resource(format!("/{TYPES}/{{id}}/_history"))
-                        .route(web::get().to(resource::history_instance))
-                        .default_service(web::to(method_not_allowed)),
-                )
-                .service(
-                    web::resource(format!("/{TYPES}/{{id}}"))
-                        .route(web::get().to(resource::read))
-                        .route(web::put().to(resource::update))
-                        .route(web::delete().to(resource::delete))
-                        .default_service(web::to(method_not_allowed)),
-                )
-                .service(
-                    web::resource(format!("/{TYPES}"))
-                        .route(web::get().to(resource::search_type))
-                        .route(web::post().to(resource::create))
-                        .route(web::put().to(resource::conditional_update))
-                        .route(web::delete().to(resource::conditional_delete))
-                        .default_service(web::to(method_not_allowed)),
-                )
+                .configure(organization::routes)
+                .configure(episode_of_care::routes)
+                .configure(flag::routes)
                 .default_service(web::to(not_found)),
         )
         .default_service(web::to(not_found));
@@ -140,9 +150,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 async fn method_not_allowed(req: HttpRequest) -> Result<HttpResponse, FhirError> {
     Err(FhirError::MethodNotAllowed {
         ty: req
-            .match_info()
-            .get("type")
-            .unwrap_or("this endpoint")
+            .app_data::<ResourceType>()
+            .map_or("this endpoint", |ty| ty.as_str())
             .to_string(),
         interaction: req.method().to_string(),
     })

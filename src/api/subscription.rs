@@ -13,10 +13,11 @@ use crate::fhir::bundle::{self, SearchEntry};
 use crate::search::params::DEFAULT_COUNT;
 use crate::search::parse::result_param;
 use crate::service::parse_content;
-use crate::service::subscription::{self as service, as_resource_row, SubscriptionInput};
+use crate::service::subscription::{
+    self as service, as_resource_row, SubscriptionInput, SubscriptionStatus,
+};
 
 const TYPE: &str = "Subscription";
-const STATUSES: [&str; 4] = ["requested", "active", "error", "off"];
 
 fn respond(
     state: &AppState,
@@ -125,7 +126,7 @@ pub async fn search(
         };
         match name.as_ref() {
             _ if value.is_empty() => {}
-            "status" if STATUSES.contains(&value.as_ref()) => {
+            "status" if SubscriptionStatus::from_code(&value).is_some() => {
                 status = Some(value.to_string());
                 canonical.push((name.to_string(), value.to_string()));
             }

@@ -48,7 +48,7 @@ pub async fn upload(
 fn report_visible(caller: &Caller, row: &ReportRow) -> FhirResult<()> {
     match caller.role() {
         Role::Operations => Ok(()),
-        Role::SocialCare => caller.require_own_la(&row.la_ods),
+        Role::SocialCare => caller.la_scope().admit(&row.la_ods),
         Role::HealthCare => Err(FhirError::Forbidden(
             "upload reports are for the uploading LA".into(),
         )),

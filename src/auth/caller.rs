@@ -32,20 +32,6 @@ impl Caller {
             )))
         }
     }
-
-    /// For social-care, fails with 403 unless `ods` is the caller's own LA.
-    pub fn require_own_la(&self, ods: &str) -> Result<(), FhirError> {
-        if self.0.role == Role::SocialCare && !self.owns(ods) {
-            return Err(FhirError::Forbidden(
-                "a local authority may only access its own records".into(),
-            ));
-        }
-        Ok(())
-    }
-
-    pub fn owns(&self, ods: &str) -> bool {
-        self.org().is_some_and(|o| o.eq_ignore_ascii_case(ods))
-    }
 }
 
 fn bearer_token(req: &HttpRequest) -> Result<&str, FhirError> {

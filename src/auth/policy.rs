@@ -1,5 +1,5 @@
 //! The role × action matrix of SPEC §2, in one `match`. Ownership (an LA may touch only its own
-//! plans) is checked separately, once the data is known: see `Caller::require_own_la`.
+//! plans) is checked separately, once the data is known: see `ownership::LaScope`.
 
 use std::str::FromStr;
 

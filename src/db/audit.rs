@@ -1,14 +1,10 @@
-//! Audit storage: recording accesses (with their outbox rows) and the access-history queries.
+//! Audit storage: the rows of accesses (with their outbox rows) and the access-history
+//! queries. Which accesses are shown, and to whom, is decided in `crate::audit`.
 
 use diesel::prelude::*;
 
 use super::schema::{audit_event_las, audit_events, notification_outbox, subscriptions};
 use super::DbConn;
-
-/// Subscriptions in every state but this one receive notifications (an `error` one keeps
-/// being tried so that it can return to `active`).
-pub const SILENT_STATUS: &str = "off";
-const DAY_MS: i64 = 24 * 60 * 60 * 1000;
 
 /// One access to one child, ready to store.
 #[derive(Debug, Clone)]
@@ -79,18 +75,58 @@ struct OutboxRow<'a> {
     next_attempt_ms: i64,
 }
 
-/// Stores one access inside the caller's transaction (which holds `lock_and_stamp`'s lock). A
-/// reportable access is shown in the child's history unless the same person at the same
-/// organisation saw the child within the last 24 hours (the first view counts); and it is
-/// shown to each of its LAs that was not already shown that person's view of the child within
-/// 24 hours, with one outbox row per delivering Subscription of that LA. Returns how many
-/// notifications were queued.
-pub fn record(conn: &mut DbConn, access: &NewAccess) -> QueryResult<usize> {
-    let (shown, las_told) = if access.reportable {
-        earlier_views(conn, access)?
-    } else {
-        (false, Vec::new())
-    };
+/// An earlier view of the same child by the same person at the same organisation: whether
+/// it was shown in the child's history, and the LAs it was shown to.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct EarlierView {
+    pub shown: bool,
+    pub las_shown: Vec<String>,
+}
+
+/// The same person's views of `access`'s child recorded after `since_ms`. A first view costs
+/// one index probe.
+pub fn earlier_views(
+    conn: &mut DbConn,
+    access: &NewAccess,
+    since_ms: i64,
+) -> QueryResult<Vec<EarlierView>> {
+    let earlier: Vec<(String, bool)> = audit_events::table
+        .filter(audit_events::nhs_number.eq(&access.nhs_number))
+        .filter(audit_events::recorded_ms.gt(since_ms))
+        .filter(audit_events::agent_sub.eq(&access.agent_sub))
+        .filter(audit_events::agent_org.eq(&access.agent_org))
+        .select((audit_events::id, audit_events::shown))
+        .load(conn)?;
+    if earlier.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<&String> = earlier.iter().map(|(id, _)| id).collect();
+    let las_shown: Vec<(String, String)> = audit_event_las::table
+        .filter(audit_event_las::audit_event_id.eq_any(ids))
+        .filter(audit_event_las::shown.eq(true))
+        .select((audit_event_las::audit_event_id, audit_event_las::la_ods))
+        .load(conn)?;
+    Ok(earlier
+        .into_iter()
+        .map(|(id, shown)| EarlierView {
+            shown,
+            las_shown: las_shown
+                .iter()
+                .filter(|(event, _)| *event == id)
+                .map(|(_, la)| la.clone())
+                .collect(),
+        })
+        .collect())
+}
+
+/// Stores one access inside the caller's transaction (which holds `lock_and_stamp`'s lock):
+/// shown in the child's history or not, and to which of its LAs.
+pub fn insert(
+    conn: &mut DbConn,
+    access: &NewAccess,
+    shown_in_history: bool,
+    shown_to: &[String],
+) -> QueryResult<()> {
     diesel::insert_into(audit_events::table)
         .values(EventRow {
             id: &access.id,
@@ -100,68 +136,48 @@ pub fn record(conn: &mut DbConn, access: &NewAccess) -> QueryResult<usize> {
             agent_org: &access.agent_org,
             care_setting: access.care_setting,
             accessor_role: access.accessor_role,
-            shown,
+            shown: shown_in_history,
             content: &access.content,
         })
         .execute(conn)?;
-    let mut queued = 0;
     for la in &access.la_ods {
-        let shown_to_la = access.reportable && !las_told.contains(la);
         diesel::insert_into(audit_event_las::table)
             .values(EventLaRow {
                 la_ods: la,
                 recorded_ms: access.recorded_ms,
                 audit_event_id: &access.id,
-                shown: shown_to_la,
+                shown: shown_to.contains(la),
             })
             .execute(conn)?;
-        if !shown_to_la {
-            continue;
-        }
-        let targets: Vec<String> = subscriptions::table
-            .filter(subscriptions::la_ods.eq(la))
-            .filter(subscriptions::status.ne(SILENT_STATUS))
-            .select(subscriptions::id)
-            .load(conn)?;
-        for subscription_id in &targets {
-            diesel::insert_into(notification_outbox::table)
-                .values(OutboxRow {
-                    id: &uuid::Uuid::now_v7().to_string(),
-                    audit_event_id: &access.id,
-                    subscription_id,
-                    created_ms: access.recorded_ms,
-                    next_attempt_ms: access.recorded_ms,
-                })
-                .execute(conn)?;
-            queued += 1;
-        }
     }
-    Ok(queued)
+    Ok(())
 }
 
-/// What the same person's views of the same child within the 24 hours before `access` mean
-/// for it: whether it is shown in the child's history (none of them was), and the LAs already
-/// told of one of them. A first view costs one index probe.
-fn earlier_views(conn: &mut DbConn, access: &NewAccess) -> QueryResult<(bool, Vec<String>)> {
-    let earlier: Vec<(String, bool)> = audit_events::table
-        .filter(audit_events::nhs_number.eq(&access.nhs_number))
-        .filter(audit_events::recorded_ms.gt(access.recorded_ms - DAY_MS))
-        .filter(audit_events::agent_sub.eq(&access.agent_sub))
-        .filter(audit_events::agent_org.eq(&access.agent_org))
-        .select((audit_events::id, audit_events::shown))
-        .load(conn)?;
-    let shown = !earlier.iter().any(|(_, shown)| *shown);
-    if earlier.is_empty() {
-        return Ok((shown, Vec::new()));
-    }
-    let ids: Vec<&String> = earlier.iter().map(|(id, _)| id).collect();
-    let las_told = audit_event_las::table
-        .filter(audit_event_las::audit_event_id.eq_any(ids))
-        .filter(audit_event_las::shown.eq(true))
-        .select(audit_event_las::la_ods)
-        .distinct()
-        .load(conn)?;
-    Ok((shown, las_told))
+/// An LA's Subscriptions: (id, status).
+pub fn subscriptions_of(conn: &mut DbConn, la: &str) -> QueryResult<Vec<(String, String)>> {
+    subscriptions::table
+        .filter(subscriptions::la_ods.eq(la))
+        .select((subscriptions::id, subscriptions::status))
+        .load(conn)
+}
+
+/// Queues the notification of an access to one Subscription, due at once.
+pub fn queue_notification(
+    conn: &mut DbConn,
+    audit_event_id: &str,
+    subscription_id: &str,
+    at_ms: i64,
+) -> QueryResult<()> {
+    diesel::insert_into(notification_outbox::table)
+        .values(OutboxRow {
+            id: &uuid::Uuid::now_v7().to_string(),
+            audit_event_id,
+            subscription_id,
+            created_ms: at_ms,
+            next_attempt_ms: at_ms,
+        })
+        .execute(conn)
+        .map(|_| ())
 }
 
 /// Which accesses a history search returns.

@@ -10,7 +10,8 @@
 use serde_json::Value;
 
 use super::parse_content;
-use super::search::search;
+use super::search::matches;
+use crate::audit::{self as audit_access, AccessContext, Disclosed};
 use crate::auth::{Action, Caller, Role};
 use crate::db::audit::{self, EventPage, HistoryScope};
 use crate::db::{store, DbConn};
@@ -30,18 +31,29 @@ pub struct Plan {
     pub cap: Option<usize>,
     /// The child and the LAs of the plans the caller may see: the search is an access to
     /// record when this is set (health-care searching a child who has a plan).
-    pub audited_child: Option<(String, Vec<String>)>,
+    audited_child: Option<(String, Vec<String>)>,
     /// Whether the events may name only plans the caller can still see (health-care: an
     /// event does not point at a plan since deleted or withdrawn).
     pub only_visible_plans: bool,
 }
 
+/// What a history search will return, with the access it makes: searching the history of a
+/// child with a plan is itself an access, recorded before the page is read (so the history
+/// includes it).
 pub fn prepare(
     conn: &mut DbConn,
-    caller: &Caller,
+    ctx: &AccessContext,
     q: &AuditQuery,
-    now: i64,
-) -> Result<Plan, FhirError> {
+) -> Result<Disclosed<Plan>, FhirError> {
+    let plan = decide(conn, &ctx.caller, q, ctx.now_ms)?;
+    let accesses = match &plan.audited_child {
+        Some((nhs, las)) => audit_access::history_access(ctx, nhs, las.clone()),
+        None => Vec::new(),
+    };
+    Ok(Disclosed::new(plan, accesses))
+}
+
+fn decide(conn: &mut DbConn, caller: &Caller, q: &AuditQuery, now: i64) -> Result<Plan, FhirError> {
     caller.require(Action::ReadAccessHistory)?;
     let Some(nhs) = q.patient.as_ref().map(|n| n.as_str().to_string()) else {
         return match caller.role() {
@@ -131,7 +143,7 @@ fn plan_las(
         ResourceType::EpisodeOfCare,
         &format!("patient:identifier={nhs}&_count=500"),
     )?;
-    let found = search(conn, caller, &req, now)?;
+    let found = matches(conn, caller, &req, now)?;
     let mut las: Vec<String> = found
         .entries
         .iter()
@@ -226,7 +238,8 @@ pub fn read(conn: &mut DbConn, caller: &Caller, id: &str) -> Result<Value, FhirE
         id: id.to_string(),
     };
     let audit::StoredEvent { content, las } = audit::find(conn, id)?.ok_or_else(not_found)?;
-    let shown_to_caller = las.iter().any(|(la, shown)| *shown && caller.owns(la));
+    let scope = caller.la_scope();
+    let shown_to_caller = las.iter().any(|(la, shown)| *shown && scope.covers(la));
     if caller.role() == Role::SocialCare && !shown_to_caller {
         return Err(FhirError::Forbidden(
             "this access is not in the history of any child of the caller's LA".into(),

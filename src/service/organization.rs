@@ -117,7 +117,7 @@ pub fn update(
         let resource = normalise(resource, &la);
         if caller.role() != Role::Operations {
             // An LA may change its own phone numbers, and nothing else.
-            if !caller.owns(&existing_la.ods) {
+            if !caller.la_scope().covers(&existing_la.ods) {
                 return Err(FhirError::Forbidden(
                     "a local authority may only update its own Organization".into(),
                 ));

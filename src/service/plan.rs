@@ -10,7 +10,7 @@ use super::{
 use crate::auth::{Action, Caller};
 use crate::db::models::ResourceRow;
 use crate::db::{store, write_transaction, DbConn};
-use crate::error::{FhirError, Issue};
+use crate::error::{FhirError, Issue, SpineCode};
 use crate::fhir::episode_of_care::{normalise, Plan, PlanStatus};
 use crate::fhir::organization::referenced_ods;
 use crate::fhir::{flag, ResourceType};
@@ -42,10 +42,68 @@ impl PlanInput {
     }
 }
 
+/// Whether the profile or the rules found fault with a plan's managing LA reference (then
+/// the LA is not looked up: its fault is reported already).
+fn faults_managing_la(issues: &[Issue]) -> bool {
+    issues.iter().any(|i| {
+        i.expression
+            .as_deref()
+            .is_some_and(|e| e.starts_with("EpisodeOfCare.managingOrganization"))
+    })
+}
+
+/// A plan body checked for a write: the profile and the business rules. When it has problems,
+/// the known-LA rule is checked as well, so an upload learns every problem in one response (a
+/// valid body's LA is looked up by the write itself, in its transaction).
+pub fn check_for_write(
+    conn: &mut DbConn,
+    profiles: &Profiles,
+    resource: Value,
+) -> Result<PlanInput, FhirError> {
+    let managing_la = referenced_ods(resource.get("managingOrganization"));
+    match PlanInput::check(profiles, resource) {
+        Err(FhirError::Invalid(mut issues)) => {
+            if let Some(ods) = managing_la.filter(|_| !faults_managing_la(&issues)) {
+                issues.extend(check_known_la(conn, &ods)?);
+            }
+            Err(FhirError::Invalid(issues))
+        }
+        other => other,
+    }
+}
+
+/// Every problem `$validate` reports for a plan: what a write checks, the known-LA rule, and
+/// that the plan is the caller's to write (an error issue here, where a write answers 403).
+pub fn validation_issues(
+    conn: &mut DbConn,
+    profiles: &Profiles,
+    caller: &Caller,
+    resource: Value,
+) -> Result<Vec<Issue>, FhirError> {
+    let managing_la = referenced_ods(resource.get("managingOrganization"));
+    let mut issues = match PlanInput::check(profiles, resource) {
+        Ok(_) => vec![],
+        Err(FhirError::Invalid(issues)) => issues,
+        Err(other) => return Err(other),
+    };
+    if let Some(ods) = managing_la.filter(|_| !faults_managing_la(&issues)) {
+        if let Err(FhirError::Forbidden(reason)) = caller.la_scope().admit(&ods) {
+            issues.push(Issue::at(
+                "forbidden",
+                SpineCode::AccessDenied,
+                MANAGING_LA,
+                format!("{reason}: the plan is managed by {ods}"),
+            ));
+        }
+        issues.extend(check_known_la(conn, &ods)?);
+    }
+    Ok(issues)
+}
+
 /// What a plan write needs to know before it starts: the caller may write plans, for its own LA.
 fn authorise(caller: &Caller, plan: &Plan) -> Result<(), FhirError> {
     caller.require(Action::WritePlan)?;
-    caller.require_own_la(&plan.managing_ods)
+    caller.la_scope().admit(&plan.managing_ods)
 }
 
 fn duplicate(plan: &Plan) -> FhirError {
@@ -205,7 +263,7 @@ fn delete_row(
     now: i64,
 ) -> Result<(), FhirError> {
     let content = parse_content(&row)?;
-    caller.require_own_la(&managing_ods(&content)?)?;
+    caller.la_scope().admit(&managing_ods(&content)?)?;
     store::release_identifiers(conn, PLAN.as_str(), &row.id)?;
     write_version(
         conn,
@@ -242,7 +300,9 @@ fn existing_plan(
         return Ok(None);
     };
     let row = require_live(store::current(conn, PLAN.as_str(), &id)?, PLAN, &id)?;
-    caller.require_own_la(&managing_ods(&parse_content(&row)?)?)?;
+    caller
+        .la_scope()
+        .admit(&managing_ods(&parse_content(&row)?)?)?;
     Ok(Some(row))
 }
 
@@ -341,7 +401,7 @@ fn replace(
     now: i64,
 ) -> Result<Written, FhirError> {
     let existing = parse_content(&current)?;
-    caller.require_own_la(&managing_ods(&existing)?)?;
+    caller.la_scope().admit(&managing_ods(&existing)?)?;
     check_if_match(if_match, &current)?;
     let plan = &input.plan;
     let old_status = existing

@@ -5,6 +5,7 @@
 use serde_json::Value;
 
 use super::{parse_content, require_live};
+use crate::audit::{self, AccessContext, Disclosed, Returned};
 use crate::auth::{Action, Caller, Role};
 use crate::db::models::ResourceRow;
 use crate::db::{store, DbConn};
@@ -44,7 +45,7 @@ fn visible(
 ) -> Result<Value, FhirError> {
     let mut content = parse_content(row)?;
     if let Some(ods) = owner_ods(ty, &content) {
-        caller.require_own_la(&ods)?;
+        caller.la_scope().admit(&ods)?;
         if caller.role() == Role::HealthCare {
             if row.deleted {
                 return Err(FhirError::Gone {
@@ -66,27 +67,44 @@ fn visible(
     Ok(content)
 }
 
+/// A resource as `ctx.caller` may see it, with the access that seeing it makes.
 pub fn read(
     conn: &mut DbConn,
-    caller: &Caller,
+    ctx: &AccessContext,
     ty: ResourceType,
     id: &str,
-    now: i64,
-) -> Result<(ResourceRow, Value), FhirError> {
+) -> Result<Disclosed<(ResourceRow, Value)>, FhirError> {
+    let caller = &ctx.caller;
     caller.require(read_action(ty))?;
     let row = require_live(store::current(conn, ty.as_str(), id)?, ty, id)?;
-    let content = visible(caller, ty, &row, now)?;
-    Ok((row, content))
+    let content = visible(caller, ty, &row, ctx.now_ms)?;
+    Ok(disclosed_one(ctx, ty, row, content))
+}
+
+fn disclosed_one(
+    ctx: &AccessContext,
+    ty: ResourceType,
+    row: ResourceRow,
+    content: Value,
+) -> Disclosed<(ResourceRow, Value)> {
+    let accesses = audit::accesses(
+        ctx,
+        &[Returned {
+            ty,
+            content: &content,
+        }],
+    );
+    Disclosed::new((row, content), accesses)
 }
 
 pub fn vread(
     conn: &mut DbConn,
-    caller: &Caller,
+    ctx: &AccessContext,
     ty: ResourceType,
     id: &str,
     version: i64,
-    now: i64,
-) -> Result<(ResourceRow, Value), FhirError> {
+) -> Result<Disclosed<(ResourceRow, Value)>, FhirError> {
+    let (caller, now) = (&ctx.caller, ctx.now_ms);
     caller.require(read_action(ty))?;
     // Access is judged on the current version: who owns the plan now.
     let current = require_live(store::current(conn, ty.as_str(), id)?, ty, id)?;
@@ -108,17 +126,20 @@ pub fn vread(
     if ty == ResourceType::Flag {
         flag::render(&mut content, now);
     }
-    Ok((row, content))
+    Ok(disclosed_one(ctx, ty, row, content))
 }
 
 /// Every version, newest first; a deleted version has no resource.
+pub type Versions = Vec<(ResourceRow, Option<Value>)>;
+
+/// The history of a resource as `ctx.caller` may see it, with the access it makes.
 pub fn history(
     conn: &mut DbConn,
-    caller: &Caller,
+    ctx: &AccessContext,
     ty: ResourceType,
     id: &str,
-    now: i64,
-) -> Result<Vec<(ResourceRow, Option<Value>)>, FhirError> {
+) -> Result<Disclosed<Versions>, FhirError> {
+    let (caller, now) = (&ctx.caller, ctx.now_ms);
     caller.require(read_action(ty))?;
     let current = store::current(conn, ty.as_str(), id)?.ok_or_else(|| FhirError::NotFound {
         ty: ty.as_str().into(),
@@ -126,7 +147,7 @@ pub fn history(
     })?;
     // A deleted plan's history is still its LA's to see (judged by its last content).
     visible(caller, ty, &current, now)?;
-    store::history(conn, ty.as_str(), id)?
+    let versions = store::history(conn, ty.as_str(), id)?
         .into_iter()
         .map(|row| {
             if row.deleted {
@@ -138,5 +159,11 @@ pub fn history(
             }
             Ok((row, Some(content)))
         })
-        .collect()
+        .collect::<Result<Versions, FhirError>>()?;
+    let returned: Vec<Returned<'_>> = versions
+        .iter()
+        .filter_map(|(_, content)| content.as_ref().map(|content| Returned { ty, content }))
+        .collect();
+    let accesses = audit::accesses(ctx, &returned);
+    Ok(Disclosed::new(versions, accesses))
 }

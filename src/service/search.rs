@@ -8,6 +8,7 @@ use serde_json::Value;
 use super::organization::find_la;
 use super::parse_content;
 use super::read::read_action;
+use crate::audit::{self, AccessContext, Disclosed, Returned};
 use crate::auth::{Caller, Role};
 use crate::db::{store, DbConn};
 use crate::error::FhirError;
@@ -61,7 +62,29 @@ fn role_filters(caller: &Caller, req: &SearchRequest) -> Result<Vec<Filter>, Fhi
     }
 }
 
+/// A search as `ctx.caller` may make it, with the accesses its matches make.
 pub fn search(
+    conn: &mut DbConn,
+    ctx: &AccessContext,
+    req: &SearchRequest,
+) -> Result<Disclosed<Results>, FhirError> {
+    let results = matches(conn, &ctx.caller, req, ctx.now_ms)?;
+    let returned: Vec<Returned<'_>> = results
+        .entries
+        .iter()
+        .filter(|e| e.mode == "match")
+        .map(|e| Returned {
+            ty: req.ty,
+            content: &e.resource,
+        })
+        .collect();
+    let accesses = audit::accesses(ctx, &returned);
+    Ok(Disclosed::new(results, accesses))
+}
+
+/// The search's matches and includes, with nothing recorded: for the server's own questions
+/// (which LAs hold plans for a child), never for a response.
+pub(super) fn matches(
     conn: &mut DbConn,
     caller: &Caller,
     req: &SearchRequest,

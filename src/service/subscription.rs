@@ -17,6 +17,62 @@ const TYPE: &str = "Subscription";
 /// Consecutive failed deliveries after which a Subscription shows `status: error`.
 pub const FAILURES_BEFORE_ERROR: i64 = 5;
 
+/// `Subscription.status` (FHIR R4 subscription-status): `requested` as clients ask, `active`
+/// once the server accepts it, `error` after repeated failed deliveries, `off` when stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubscriptionStatus {
+    Requested,
+    Active,
+    Error,
+    Off,
+}
+
+impl SubscriptionStatus {
+    pub const ALL: [SubscriptionStatus; 4] = [
+        SubscriptionStatus::Requested,
+        SubscriptionStatus::Active,
+        SubscriptionStatus::Error,
+        SubscriptionStatus::Off,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SubscriptionStatus::Requested => "requested",
+            SubscriptionStatus::Active => "active",
+            SubscriptionStatus::Error => "error",
+            SubscriptionStatus::Off => "off",
+        }
+    }
+
+    /// A stored or requested status; anything unknown is taken as `active` (the profile admits
+    /// only the four codes, so a stored row always holds one of them).
+    pub fn parse(code: &str) -> SubscriptionStatus {
+        SubscriptionStatus::from_code(code).unwrap_or(SubscriptionStatus::Active)
+    }
+
+    pub fn from_code(code: &str) -> Option<SubscriptionStatus> {
+        SubscriptionStatus::ALL
+            .into_iter()
+            .find(|s| s.as_str() == code)
+    }
+
+    /// Whether notifications are sent: in every state but `off` (one in `error` keeps being
+    /// tried, so that it can return to `active`).
+    pub fn delivers(self) -> bool {
+        self != SubscriptionStatus::Off
+    }
+
+    /// After a delivery attempt (`failures`: consecutive failed ones, this one included).
+    fn after_delivery(self, failed: bool, failures: i64) -> SubscriptionStatus {
+        match (self, failed) {
+            (SubscriptionStatus::Off, _) => SubscriptionStatus::Off,
+            (_, false) => SubscriptionStatus::Active,
+            (_, true) if failures >= FAILURES_BEFORE_ERROR => SubscriptionStatus::Error,
+            (_, true) => SubscriptionStatus::Active,
+        }
+    }
+}
+
 /// A Subscription body that passed its profile and the endpoint policy.
 pub struct SubscriptionInput(Value);
 
@@ -67,10 +123,12 @@ impl SubscriptionInput {
 
     /// The status the client asks for: `off` stops deliveries; anything else (`requested`)
     /// is made `active` by the server.
-    fn requested_status(&self) -> &'static str {
+    fn requested_status(&self) -> SubscriptionStatus {
         match self.0.get("status").and_then(Value::as_str) {
-            Some("off") => "off",
-            _ => "active",
+            Some(code) if SubscriptionStatus::parse(code) == SubscriptionStatus::Off => {
+                SubscriptionStatus::Off
+            }
+            _ => SubscriptionStatus::Active,
         }
     }
 }
@@ -81,7 +139,7 @@ fn render(
     id: &str,
     version: i64,
     now: i64,
-    status: &str,
+    status: SubscriptionStatus,
     error: Option<&str>,
 ) -> String {
     let mut resource = body.clone();
@@ -97,7 +155,7 @@ fn render(
                 "profile": [format!("{PROFILE_BASE}CPIS-{TYPE}")],
             }),
         );
-        obj.insert("status".into(), json!(status));
+        obj.insert("status".into(), json!(status.as_str()));
         if let Some(error) = error {
             obj.insert("error".into(), json!(error));
         }
@@ -137,7 +195,7 @@ fn own_la(caller: &Caller) -> Result<String, FhirError> {
 fn visible(conn: &mut DbConn, caller: &Caller, id: &str) -> Result<SubscriptionRow, FhirError> {
     let row = subscriptions::find(conn, id)?.ok_or_else(|| not_found(id))?;
     if caller.role() != Role::Operations {
-        caller.require_own_la(&row.la_ods)?;
+        caller.la_scope().admit(&row.la_ods)?;
     }
     Ok(row)
 }
@@ -157,7 +215,7 @@ pub fn create(
         la_ods: la,
         version_id: 1,
         last_updated: now,
-        status: status.into(),
+        status: status.as_str().into(),
         consecutive_failures: 0,
     };
     write_transaction(conn, |conn| subscriptions::insert(conn, &row))?;
@@ -227,7 +285,7 @@ pub fn update(
             content: render(&input.0, id, version, now, status, None),
             version_id: version,
             last_updated: now,
-            status: status.into(),
+            status: status.as_str().into(),
             consecutive_failures: 0,
             ..current.clone()
         };
@@ -286,13 +344,9 @@ pub fn record_delivery(
             Some(_) => current.consecutive_failures + 1,
             None => 0,
         };
-        let status = match (current.status.as_str(), failure) {
-            ("off", _) => "off",
-            (_, None) => "active",
-            (_, Some(_)) if failures >= FAILURES_BEFORE_ERROR => "error",
-            (_, Some(_)) => "active",
-        };
-        if failures == current.consecutive_failures && status == current.status {
+        let was = SubscriptionStatus::parse(&current.status);
+        let status = was.after_delivery(failure.is_some(), failures);
+        if failures == current.consecutive_failures && status == was {
             return Ok(()); // nothing to write: most deliveries succeed as the last one did
         }
         let mut row = SubscriptionRow {
@@ -300,15 +354,16 @@ pub fn record_delivery(
             ..current.clone()
         };
         // A new version only when the status changes, not on every retry.
-        if status != current.status {
+        if status != was {
             let body: Value =
                 serde_json::from_str(&current.content).map_err(FhirError::internal)?;
             // Only "delivery failed" or "endpoint answered HTTP N" (notify::post): no network
             // detail an LA could use to map what the server can reach.
-            let error = (status == "error").then(|| failure.unwrap_or_default().to_string());
+            let error = (status == SubscriptionStatus::Error)
+                .then(|| failure.unwrap_or_default().to_string());
             row.version_id = current.version_id + 1;
             row.last_updated = now;
-            row.status = status.into();
+            row.status = status.as_str().into();
             row.content = render(&body, id, row.version_id, now, status, error.as_deref());
         }
         subscriptions::replace(conn, &row, current.version_id)?;

@@ -1,0 +1,115 @@
+//! `/EpisodeOfCare`: the plans (SPEC §3 EpisodeOfCare). An LA writes its own (each write also
+//! writes the plan's Flag); health-care reads one child at a time; operations reads all.
+
+use actix_web::web;
+use serde_json::Value;
+
+use super::extract::{if_match, if_none_exist, FhirBody};
+use super::respond::FhirResponse;
+use super::write::{validation_outcome, Writing};
+use super::{history_routes, instance, stored_type, type_level};
+use crate::auth::{Action, Caller};
+use crate::db::DbConn;
+use crate::error::FhirResult;
+use crate::fhir::ResourceType;
+use crate::service::plan::{self, PlanInput};
+use crate::service::{conditional_identifier, Written};
+
+const TYPE: ResourceType = ResourceType::EpisodeOfCare;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    // `$validate` before `/{id}`, which would take it for an id.
+    cfg.service(stored_type(TYPE, "/$validate").route(web::post().to(validate)));
+    history_routes(cfg, TYPE);
+    cfg.service(
+        instance(TYPE)
+            .route(web::put().to(update))
+            .route(web::delete().to(delete)),
+    )
+    .service(
+        type_level(TYPE)
+            .route(web::post().to(create))
+            .route(web::put().to(conditional_update))
+            .route(web::delete().to(conditional_delete)),
+    );
+}
+
+/// Checks a plan body for a write (`plan::check_for_write`), then runs `write` with it.
+async fn write_plan<F>(w: Writing, resource: Value, write: F) -> FhirResult<FhirResponse>
+where
+    F: FnOnce(&mut DbConn, &Caller, &PlanInput, i64) -> FhirResult<Written> + Send + 'static,
+{
+    let profiles = w.state().profiles.clone();
+    w.respond(move |conn, caller, now| {
+        let input = plan::check_for_write(conn, &profiles, resource)?;
+        write(conn, caller, &input, now)
+    })
+    .await
+}
+
+/// `POST /EpisodeOfCare` (with `If-None-Exist`: at most one plan per identifier).
+#[tracing::instrument(skip_all, fields(fhir.interaction = "create", fhir.type = "EpisodeOfCare"))]
+async fn create(w: Writing, body: FhirBody) -> FhirResult<FhirResponse> {
+    w.require(Action::WritePlan)?;
+    let resource = body.resource(TYPE.as_str())?;
+    let condition = if_none_exist(w.req())?
+        .map(|q| conditional_identifier(TYPE, &q))
+        .transpose()?;
+    write_plan(w, resource, move |conn, caller, input, now| {
+        plan::create(conn, caller, input, condition.as_ref(), now)
+    })
+    .await
+}
+
+/// `PUT /EpisodeOfCare/{id}`: a new version (none when nothing changed).
+#[tracing::instrument(skip_all, fields(fhir.interaction = "update", fhir.type = "EpisodeOfCare"))]
+async fn update(w: Writing, id: web::Path<String>, body: FhirBody) -> FhirResult<FhirResponse> {
+    w.require(Action::WritePlan)?;
+    let (id, resource, version) = w.update_parts(TYPE, id, body)?;
+    write_plan(w, resource, move |conn, caller, input, now| {
+        plan::update(conn, caller, &id, input, version, now)
+    })
+    .await
+}
+
+/// `PUT /EpisodeOfCare?identifier=system|value`: the idempotent upsert of a daily upload.
+#[tracing::instrument(skip_all, fields(fhir.interaction = "update-conditional", fhir.type = "EpisodeOfCare"))]
+async fn conditional_update(w: Writing, body: FhirBody) -> FhirResult<FhirResponse> {
+    w.require(Action::WritePlan)?;
+    let identifier = conditional_identifier(TYPE, w.req().query_string())?;
+    let resource = body.resource(TYPE.as_str())?;
+    let version = if_match(w.req())?;
+    write_plan(w, resource, move |conn, caller, input, now| {
+        plan::upsert(conn, caller, &identifier, input, version, now)
+    })
+    .await
+}
+
+/// `DELETE /EpisodeOfCare/{id}`: the plan and its Flag are gone (410) from then on.
+#[tracing::instrument(skip_all, fields(fhir.interaction = "delete", fhir.type = "EpisodeOfCare"))]
+async fn delete(w: Writing, id: web::Path<String>) -> FhirResult<FhirResponse> {
+    w.run(move |conn, caller, now| plan::delete(conn, caller, &id, now))
+        .await?;
+    Ok(FhirResponse::no_content())
+}
+
+/// `DELETE /EpisodeOfCare?identifier=system|value`.
+#[tracing::instrument(skip_all, fields(fhir.interaction = "delete-conditional", fhir.type = "EpisodeOfCare"))]
+async fn conditional_delete(w: Writing) -> FhirResult<FhirResponse> {
+    let identifier = conditional_identifier(TYPE, w.req().query_string())?;
+    w.run(move |conn, caller, now| plan::delete_by_identifier(conn, caller, &identifier, now))
+        .await?;
+    Ok(FhirResponse::no_content())
+}
+
+/// `POST /EpisodeOfCare/$validate`: every problem a write would meet; writes nothing.
+#[tracing::instrument(skip_all, fields(fhir.interaction = "validate", fhir.type = "EpisodeOfCare"))]
+async fn validate(w: Writing, body: FhirBody) -> FhirResult<FhirResponse> {
+    w.validating(TYPE)?;
+    let resource = body.resource(TYPE.as_str())?;
+    let profiles = w.state().profiles.clone();
+    let issues = w
+        .run(move |conn, caller, _| plan::validation_issues(conn, &profiles, caller, resource))
+        .await?;
+    Ok(validation_outcome(&issues))
+}

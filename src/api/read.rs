@@ -1,0 +1,149 @@
+//! The audited reads: read, vread, instance history and search of the stored types
+//! (`Organization`, `EpisodeOfCare`, `Flag`), and the `Reading` every audited read handler
+//! starts from. A handler asks the service for a disclosure through `Reading::disclose`, which
+//! hands back the data once the accesses it makes are committed (SPEC §3 AuditEvent).
+
+use std::future::{ready, Ready};
+
+use actix_web::dev::Payload;
+use actix_web::http::StatusCode;
+use actix_web::{web, FromRequest, HttpRequest};
+
+use super::extract::care_setting;
+use super::respond::FhirResponse;
+use super::{resource_type, AppState};
+use crate::audit::{AccessContext, Disclosed};
+use crate::auth::Caller;
+use crate::db::DbConn;
+use crate::error::{FhirError, FhirResult};
+use crate::fhir::audit_event::{AccessKind, CareSetting};
+use crate::fhir::{bundle, ResourceType};
+use crate::search;
+use crate::service;
+
+/// An audited read about to be made: the application, the verified caller and the care
+/// setting it reads from (`IsUnscheduledAccessEvent`).
+pub struct Reading {
+    state: web::Data<AppState>,
+    caller: Caller,
+    care_setting: CareSetting,
+    ty: Option<ResourceType>,
+}
+
+impl FromRequest for Reading {
+    type Error = FhirError;
+    type Future = Ready<Result<Reading, FhirError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let reading = (|| {
+            let caller = Caller::from_request(req, payload).into_inner()?;
+            let state = web::Data::<AppState>::extract(req)
+                .into_inner()
+                .map_err(|_| FhirError::internal("no application state"))?;
+            Ok(Reading {
+                state,
+                caller,
+                care_setting: care_setting(req)?,
+                ty: resource_type(req).ok(),
+            })
+        })();
+        ready(reading)
+    }
+}
+
+impl Reading {
+    /// The stored type the route serves.
+    pub fn ty(&self) -> FhirResult<ResourceType> {
+        self.ty
+            .ok_or_else(|| FhirError::internal("a stored-type read on another route"))
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Runs `read` on the pool as this caller, now, and hands over what it disclosed once the
+    /// accesses it makes are committed: nothing is shown that was not recorded.
+    pub async fn disclose<T, F>(&self, kind: AccessKind, read: F) -> FhirResult<T>
+    where
+        F: FnOnce(&mut DbConn, &AccessContext) -> FhirResult<Disclosed<T>> + Send + 'static,
+        T: Send + 'static,
+    {
+        let ctx = AccessContext {
+            caller: self.caller.clone(),
+            kind,
+            care_setting: self.care_setting,
+            now_ms: self.state.clock.now_ms(),
+            observer: self.state.base_url.clone(),
+        };
+        let disclosed = crate::db::run(&self.state.pool, move |conn| read(conn, &ctx)).await?;
+        self.state.auditor.disclose(disclosed).await
+    }
+}
+
+#[tracing::instrument(skip_all, fields(fhir.interaction = "read", fhir.type))]
+pub async fn read(r: Reading, id: web::Path<String>) -> FhirResult<FhirResponse> {
+    let ty = r.ty()?;
+    let (row, content) = r
+        .disclose(AccessKind::Read, move |conn, ctx| {
+            service::read::read(conn, ctx, ty, &id)
+        })
+        .await?;
+    Ok(FhirResponse::resource(StatusCode::OK, &row, content))
+}
+
+#[tracing::instrument(skip_all, fields(fhir.interaction = "vread", fhir.type))]
+pub async fn vread(r: Reading, path: web::Path<(String, String)>) -> FhirResult<FhirResponse> {
+    let ty = r.ty()?;
+    let (id, vid) = path.into_inner();
+    let version: i64 = vid.parse().map_err(|_| FhirError::VersionNotFound {
+        ty: ty.as_str().into(),
+        id: id.clone(),
+        version: vid.clone(),
+    })?;
+    let (row, content) = r
+        .disclose(AccessKind::VRead, move |conn, ctx| {
+            service::read::vread(conn, ctx, ty, &id, version)
+        })
+        .await?;
+    Ok(FhirResponse::resource(StatusCode::OK, &row, content))
+}
+
+#[tracing::instrument(skip_all, fields(fhir.interaction = "history-instance", fhir.type))]
+pub async fn history_instance(r: Reading, id: web::Path<String>) -> FhirResult<FhirResponse> {
+    let ty = r.ty()?;
+    let id = id.into_inner();
+    let history_id = id.clone();
+    let versions = r
+        .disclose(AccessKind::History, move |conn, ctx| {
+            service::read::history(conn, ctx, ty, &history_id)
+        })
+        .await?;
+    let base = &r.state().base_url;
+    Ok(FhirResponse::ok(bundle::history(
+        base,
+        ty.as_str(),
+        &id,
+        versions,
+    )))
+}
+
+#[tracing::instrument(skip_all, fields(fhir.interaction = "search-type", fhir.type))]
+pub async fn search_type(r: Reading, req: HttpRequest) -> FhirResult<FhirResponse> {
+    let ty = r.ty()?;
+    let parsed = search::parse(ty, req.query_string())?;
+    let request = parsed.clone();
+    let results = r
+        .disclose(AccessKind::Search, move |conn, ctx| {
+            service::search::search(conn, ctx, &request)
+        })
+        .await?;
+    Ok(FhirResponse::ok(bundle::searchset_page(
+        &r.state().base_url,
+        ty.as_str(),
+        &parsed.canonical,
+        (parsed.count, parsed.offset),
+        results.total,
+        results.entries,
+    )))
+}

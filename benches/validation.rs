@@ -11,7 +11,10 @@ use std::time::{Duration, Instant};
 use cpis::auth::jwt::Identity;
 use cpis::auth::{Caller, Role};
 use cpis::fhir::NhsNumber;
-use cpis::service::{self, plan::PlanInput};
+use cpis::service::{
+    self,
+    plan::{PlanInput, PlanWrites},
+};
 use cpis::validation::Profiles;
 use serde_json::{json, Value};
 
@@ -164,7 +167,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let started = Instant::now();
         let input = PlanInput::check(&profiles, body)?;
         let checked = Instant::now();
-        service::plan::create(&mut conn, &social, &input, None, now)?;
+        service::plan::create(
+            &mut conn,
+            &mut PlanWrites::alone(&social, now),
+            &input,
+            None,
+        )?;
         validating += checked - started;
         writing += checked.elapsed();
     }

@@ -8,7 +8,8 @@ use crate::auth::{Caller, Role};
 use crate::db::DbConn;
 use crate::error::FhirError;
 use crate::fhir::types::{NHS_NUMBER_SYSTEM, ODS_SYSTEM, SNOMED_SYSTEM};
-use crate::service::{self, now_ms, plan::PlanInput};
+use crate::service::plan::{PlanInput, PlanWrites};
+use crate::service::{self, now_ms};
 use crate::validation::Profiles;
 
 /// (ODS, name, office-hours phone, emergency duty team phone)
@@ -106,13 +107,13 @@ pub fn seed(conn: &mut DbConn, profiles: &Profiles) -> Result<(), FhirError> {
             "period": {"start": start}
         });
         let input = PlanInput::check(profiles, plan)?;
+        let la = caller(Role::SocialCare, ods);
         service::plan::upsert(
             conn,
-            &caller(Role::SocialCare, ods),
+            &mut PlanWrites::alone(&la, now),
             &(system, reference.to_string()),
             &input,
             None,
-            now,
         )?;
     }
     tracing::info!(

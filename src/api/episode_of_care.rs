@@ -8,11 +8,11 @@ use super::extract::{if_match, if_none_exist, FhirBody};
 use super::respond::FhirResponse;
 use super::write::{validation_outcome, Writing};
 use super::{history_routes, instance, stored_type, type_level};
-use crate::auth::{Action, Caller};
+use crate::auth::Action;
 use crate::db::DbConn;
 use crate::error::FhirResult;
 use crate::fhir::ResourceType;
-use crate::service::plan::{self, PlanInput};
+use crate::service::plan::{self, PlanInput, PlanWrites};
 use crate::service::{conditional_identifier, Written};
 
 const TYPE: ResourceType = ResourceType::EpisodeOfCare;
@@ -37,12 +37,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 /// Checks a plan body for a write (`plan::check_for_write`), then runs `write` with it.
 async fn write_plan<F>(w: Writing, resource: Value, write: F) -> FhirResult<FhirResponse>
 where
-    F: FnOnce(&mut DbConn, &Caller, &PlanInput, i64) -> FhirResult<Written> + Send + 'static,
+    F: FnOnce(&mut DbConn, &mut PlanWrites<'_>, &PlanInput) -> FhirResult<Written> + Send + 'static,
 {
     let profiles = w.state().profiles.clone();
     w.respond(move |conn, caller, now| {
         let input = plan::check_for_write(conn, &profiles, resource)?;
-        write(conn, caller, &input, now)
+        write(conn, &mut PlanWrites::alone(caller, now), &input)
     })
     .await
 }
@@ -55,8 +55,8 @@ async fn create(w: Writing, body: FhirBody) -> FhirResult<FhirResponse> {
     let condition = if_none_exist(w.req())?
         .map(|q| conditional_identifier(TYPE, &q))
         .transpose()?;
-    write_plan(w, resource, move |conn, caller, input, now| {
-        plan::create(conn, caller, input, condition.as_ref(), now)
+    write_plan(w, resource, move |conn, writes, input| {
+        plan::create(conn, writes, input, condition.as_ref())
     })
     .await
 }
@@ -66,8 +66,8 @@ async fn create(w: Writing, body: FhirBody) -> FhirResult<FhirResponse> {
 async fn update(w: Writing, id: web::Path<String>, body: FhirBody) -> FhirResult<FhirResponse> {
     w.require(Action::WritePlan)?;
     let (id, resource, version) = w.update_parts(TYPE, id, body)?;
-    write_plan(w, resource, move |conn, caller, input, now| {
-        plan::update(conn, caller, &id, input, version, now)
+    write_plan(w, resource, move |conn, writes, input| {
+        plan::update(conn, writes, &id, input, version)
     })
     .await
 }
@@ -79,8 +79,8 @@ async fn conditional_update(w: Writing, body: FhirBody) -> FhirResult<FhirRespon
     let identifier = conditional_identifier(TYPE, w.req().query_string())?;
     let resource = body.resource(TYPE.as_str())?;
     let version = if_match(w.req())?;
-    write_plan(w, resource, move |conn, caller, input, now| {
-        plan::upsert(conn, caller, &identifier, input, version, now)
+    write_plan(w, resource, move |conn, writes, input| {
+        plan::upsert(conn, writes, &identifier, input, version)
     })
     .await
 }
@@ -88,7 +88,7 @@ async fn conditional_update(w: Writing, body: FhirBody) -> FhirResult<FhirRespon
 /// `DELETE /EpisodeOfCare/{id}`: the plan and its Flag are gone (410) from then on.
 #[tracing::instrument(skip_all, fields(fhir.interaction = "delete", fhir.type = "EpisodeOfCare"))]
 async fn delete(w: Writing, id: web::Path<String>) -> FhirResult<FhirResponse> {
-    w.run(move |conn, caller, now| plan::delete(conn, caller, &id, now))
+    w.run(move |conn, caller, now| plan::delete(conn, &PlanWrites::alone(caller, now), &id))
         .await?;
     Ok(FhirResponse::no_content())
 }
@@ -97,8 +97,10 @@ async fn delete(w: Writing, id: web::Path<String>) -> FhirResult<FhirResponse> {
 #[tracing::instrument(skip_all, fields(fhir.interaction = "delete-conditional", fhir.type = "EpisodeOfCare"))]
 async fn conditional_delete(w: Writing) -> FhirResult<FhirResponse> {
     let identifier = conditional_identifier(TYPE, w.req().query_string())?;
-    w.run(move |conn, caller, now| plan::delete_by_identifier(conn, caller, &identifier, now))
-        .await?;
+    w.run(move |conn, caller, now| {
+        plan::delete_by_identifier(conn, &PlanWrites::alone(caller, now), &identifier)
+    })
+    .await?;
     Ok(FhirResponse::no_content())
 }
 

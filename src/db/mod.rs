@@ -10,7 +10,6 @@ pub mod schema;
 pub mod store;
 pub mod subscriptions;
 
-use std::cell::Cell;
 use std::time::Duration;
 
 use diesel::connection::{AnsiTransactionManager, TransactionManager};
@@ -188,11 +187,32 @@ pub fn migration_names() -> (Vec<String>, Vec<String>) {
     (names(&SQLITE_MIGRATIONS), names(&POSTGRES_MIGRATIONS))
 }
 
+/// How a write transaction opened inside another one runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Nesting {
+    /// As a savepoint: a failure undoes this part only (how each entry of a batch upload can
+    /// stand on its own inside the batch's one transaction).
+    Savepoint,
+    /// Folded into the enclosing transaction, no savepoint: for bulk work (an upload) that
+    /// rolls back the whole enclosing transaction on any failure and so has no use for partial
+    /// undo; savepoints cost far more than the writes they wrap. A failed statement may then
+    /// have aborted the whole transaction (PostgreSQL): nothing can be retried inside it.
+    Folded,
+}
+
 /// A write transaction. On SQLite it is `BEGIN IMMEDIATE`, so the write lock is taken up front
 /// and concurrent writers wait (busy_timeout) instead of failing on a read→write upgrade.
-/// Inside another transaction it is a savepoint: a failure undoes this part only (how each
-/// entry of a batch upload stands on its own inside the batch's one transaction).
+/// Inside another transaction it is a savepoint.
 pub fn write_transaction<T, E, F>(conn: &mut DbConn, f: F) -> Result<T, E>
+where
+    F: FnOnce(&mut DbConn) -> Result<T, E>,
+    E: From<diesel::result::Error>,
+{
+    write_transaction_with(conn, Nesting::Savepoint, f)
+}
+
+/// A write transaction that, inside another one, runs as `nesting` says.
+pub fn write_transaction_with<T, E, F>(conn: &mut DbConn, nesting: Nesting, f: F) -> Result<T, E>
 where
     F: FnOnce(&mut DbConn) -> Result<T, E>,
     E: From<diesel::result::Error>,
@@ -203,7 +223,7 @@ where
             .transaction_depth()?
             .is_some(),
     };
-    if nested && FLATTENED.with(Cell::get) {
+    if nested && nesting == Nesting::Folded {
         return f(conn);
     }
     let _turn = match conn {
@@ -253,27 +273,6 @@ fn sqlite_write_turn() -> QueryResult<parking_lot::FairMutexGuard<'static, ()>> 
                 Box::new("database is locked: no write turn in time".to_string()),
             )
         })
-}
-
-thread_local! {
-    static FLATTENED: Cell<bool> = const { Cell::new(false) };
-}
-
-/// Runs `f` with nested write transactions folded into the enclosing one: no savepoints. For
-/// bulk work (an upload) that rolls back the whole enclosing transaction on any failure and
-/// so has no use for partial undo; savepoints cost far more than the writes they wrap.
-pub fn flattened<T>(f: impl FnOnce() -> T) -> T {
-    let before = FLATTENED.with(|flag| flag.replace(true));
-    let result = f();
-    FLATTENED.with(|flag| flag.set(before));
-    result
-}
-
-/// Whether nested write transactions are folded into the enclosing one here: then a failed
-/// statement may have aborted the whole transaction (PostgreSQL), and nothing can be retried
-/// inside it.
-pub fn is_flattened() -> bool {
-    FLATTENED.with(Cell::get)
 }
 
 fn in_transaction(c: &mut SqliteConnection) -> QueryResult<bool> {

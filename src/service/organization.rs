@@ -1,7 +1,6 @@
 //! Local authorities: created and changed by `operations`; an LA may change only its own
 //! telecom (SPEC §2).
 
-use std::cell::RefCell;
 use std::collections::HashMap;
 
 use serde_json::Value;
@@ -19,18 +18,27 @@ use crate::validation::Profiles;
 
 const TY: ResourceType = ResourceType::Organization;
 
-thread_local! {
-    /// Registered LAs already looked up, while `with_la_cache` runs.
-    static LA_CACHE: RefCell<Option<HashMap<String, (String, LocalAuthority)>>> =
-        const { RefCell::new(None) };
-}
+/// Registered LAs already looked up, by ODS code: a plan write looks up its LA, and an upload
+/// names the same LA on every entry.
+#[derive(Debug, Default)]
+pub struct LaCache(HashMap<String, (String, LocalAuthority)>);
 
-/// Runs `f` remembering each LA `find_la` finds: an upload names the same LA on every entry.
-pub fn with_la_cache<T>(f: impl FnOnce() -> T) -> T {
-    let before = LA_CACHE.with(|c| c.replace(Some(HashMap::new())));
-    let result = f();
-    LA_CACHE.with(|c| c.replace(before));
-    result
+impl LaCache {
+    /// `find_la`, remembering what it finds.
+    pub fn find(
+        &mut self,
+        conn: &mut DbConn,
+        ods: &str,
+    ) -> Result<Option<(String, LocalAuthority)>, FhirError> {
+        if let Some(found) = self.0.get(ods) {
+            return Ok(Some(found.clone()));
+        }
+        let found = find_la(conn, ods)?;
+        if let Some(la) = &found {
+            self.0.insert(ods.to_string(), la.clone());
+        }
+        Ok(found)
+    }
 }
 
 /// The Organization id and details of the LA with this ODS code, if it is registered.
@@ -38,22 +46,6 @@ pub fn find_la(
     conn: &mut DbConn,
     ods: &str,
 ) -> Result<Option<(String, LocalAuthority)>, FhirError> {
-    let cached = LA_CACHE.with(|c| c.borrow().as_ref().and_then(|m| m.get(ods).cloned()));
-    if cached.is_some() {
-        return Ok(cached);
-    }
-    let found = lookup_la(conn, ods)?;
-    if let Some(la) = &found {
-        LA_CACHE.with(|c| {
-            if let Some(m) = c.borrow_mut().as_mut() {
-                m.insert(ods.to_string(), la.clone());
-            }
-        });
-    }
-    Ok(found)
-}
-
-fn lookup_la(conn: &mut DbConn, ods: &str) -> Result<Option<(String, LocalAuthority)>, FhirError> {
     let Some(id) = store::find_by_identifier(conn, TY.as_str(), ODS_SYSTEM, ods)? else {
         return Ok(None);
     };

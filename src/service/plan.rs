@@ -3,13 +3,13 @@
 
 use serde_json::Value;
 
-use super::organization::find_la;
+use super::organization::{find_la, LaCache};
 use super::{
     check_if_match, parse_content, require_live, same_content, write_version, NewVersion, Written,
 };
 use crate::auth::{Action, Caller};
 use crate::db::models::ResourceRow;
-use crate::db::{store, write_transaction, DbConn};
+use crate::db::{store, write_transaction_with, DbConn, Nesting};
 use crate::error::{FhirError, Issue, SpineCode};
 use crate::fhir::episode_of_care::{normalise, Plan, PlanStatus};
 use crate::fhir::organization::referenced_ods;
@@ -100,6 +100,44 @@ pub fn validation_issues(
     Ok(issues)
 }
 
+/// Plan writes by one caller at one instant, and how they run: alone (each its own
+/// transaction, a nested one a savepoint) or in bulk (an upload's transaction: nested writes
+/// fold into it, and a lost race goes up to the upload, which runs the entry again). Each LA is
+/// looked up once.
+pub struct PlanWrites<'a> {
+    pub caller: &'a Caller,
+    pub now: i64,
+    pub nesting: Nesting,
+    las: LaCache,
+}
+
+impl<'a> PlanWrites<'a> {
+    /// Writes of their own (the REST interactions).
+    pub fn alone(caller: &'a Caller, now: i64) -> PlanWrites<'a> {
+        PlanWrites {
+            caller,
+            now,
+            nesting: Nesting::Savepoint,
+            las: LaCache::default(),
+        }
+    }
+
+    /// The entries of an upload, folded into its transaction (`nesting` may be changed back
+    /// to savepoints for entries that must stand on their own).
+    pub fn bulk(caller: &'a Caller, now: i64) -> PlanWrites<'a> {
+        PlanWrites {
+            nesting: Nesting::Folded,
+            ..PlanWrites::alone(caller, now)
+        }
+    }
+
+    /// Whether a write that lost a race for its identifier may try again at once: not inside
+    /// a folded transaction, which the failure may have aborted.
+    fn may_retry(&self) -> bool {
+        self.nesting == Nesting::Savepoint
+    }
+}
+
 /// What a plan write needs to know before it starts: the caller may write plans, for its own LA.
 fn authorise(caller: &Caller, plan: &Plan) -> Result<(), FhirError> {
     caller.require(Action::WritePlan)?;
@@ -121,30 +159,30 @@ fn duplicate(plan: &Plan) -> FhirError {
 /// under a unique key, and the loser re-reads and returns the winner.
 pub fn create(
     conn: &mut DbConn,
-    caller: &Caller,
+    w: &mut PlanWrites<'_>,
     input: &PlanInput,
     if_none_exist: Option<&(String, String)>,
-    now: i64,
 ) -> Result<Written, FhirError> {
-    authorise(caller, &input.plan)?;
-    let attempt = |conn: &mut DbConn| {
-        write_transaction(conn, |conn| {
+    authorise(w.caller, &input.plan)?;
+    let nesting = w.nesting;
+    let mut attempt = |conn: &mut DbConn| {
+        write_transaction_with(conn, nesting, |conn| {
             if let Some((system, value)) = if_none_exist {
-                if let Some(existing) = existing_plan(conn, caller, system, value)? {
+                if let Some(existing) = existing_plan(conn, w.caller, system, value)? {
                     return Ok(Written {
                         row: existing,
                         created: false,
                     });
                 }
             }
-            insert(conn, input, now, Lookup::NotYet)
+            insert(conn, w, input, Lookup::NotYet)
         })
     };
     // The loser of a race re-reads the winner's plan, in a transaction of its own: inside a
     // folded upload transaction the conflict goes up, and the upload runs the entry again.
     match attempt(conn) {
         Err(FhirError::Conflict { .. })
-            if if_none_exist.is_some() && !crate::db::is_flattened() =>
+            if if_none_exist.is_some() && nesting == Nesting::Savepoint =>
         {
             attempt(conn)
         }
@@ -159,16 +197,15 @@ pub fn create(
 /// PUT by id: a new version (none when nothing changed).
 pub fn update(
     conn: &mut DbConn,
-    caller: &Caller,
+    w: &mut PlanWrites<'_>,
     id: &str,
     input: &PlanInput,
     if_match: Option<i64>,
-    now: i64,
 ) -> Result<Written, FhirError> {
-    authorise(caller, &input.plan)?;
-    write_transaction(conn, |conn| {
+    authorise(w.caller, &input.plan)?;
+    write_transaction_with(conn, w.nesting, |conn| {
         let current = require_live(store::current(conn, PLAN.as_str(), id)?, PLAN, id)?;
-        replace(conn, caller, current, input, if_match, now)
+        replace(conn, w, current, input, if_match)
     })
 }
 
@@ -176,13 +213,12 @@ pub fn update(
 /// creates it (the idempotent upsert of the daily upload).
 pub fn upsert(
     conn: &mut DbConn,
-    caller: &Caller,
+    w: &mut PlanWrites<'_>,
     identifier: &(String, String),
     input: &PlanInput,
     if_match: Option<i64>,
-    now: i64,
 ) -> Result<Written, FhirError> {
-    authorise(caller, &input.plan)?;
+    authorise(w.caller, &input.plan)?;
     let (system, value) = identifier;
     let mut mismatches = Vec::new();
     for (element, body, url) in [
@@ -199,41 +235,43 @@ pub fn upsert(
     if !mismatches.is_empty() {
         return Err(FhirError::Invalid(mismatches));
     }
-    let attempt = |conn: &mut DbConn| {
-        write_transaction(conn, |conn| {
+    let may_retry = w.may_retry();
+    let nesting = w.nesting;
+    let mut attempt = |conn: &mut DbConn| {
+        write_transaction_with(conn, nesting, |conn| {
             match store::find_by_identifier(conn, PLAN.as_str(), system, value)? {
                 Some(id) => {
                     let current =
                         require_live(store::current(conn, PLAN.as_str(), &id)?, PLAN, &id)?;
-                    replace(conn, caller, current, input, if_match, now)
+                    replace(conn, w, current, input, if_match)
                 }
                 // If-Match names a version of an existing plan: there is none.
                 None if if_match.is_some() => Err(FhirError::VersionMismatch {
                     expected: if_match.unwrap_or_default().to_string(),
                     actual: 0,
                 }),
-                None => insert(conn, input, now, Lookup::Absent),
+                None => insert(conn, w, input, Lookup::Absent),
             }
         })
     };
     match attempt(conn) {
-        Err(FhirError::Conflict { .. }) if !crate::db::is_flattened() => attempt(conn),
+        Err(FhirError::Conflict { .. }) if may_retry => attempt(conn),
         other => other,
     }
 }
 
 /// DELETE by id: the plan and its Flag answer 410 from then on. Deleting a deleted plan is a
 /// no-op (FHIR: delete is idempotent).
-pub fn delete(conn: &mut DbConn, caller: &Caller, id: &str, now: i64) -> Result<(), FhirError> {
-    caller.require(Action::WritePlan)?;
-    write_transaction(conn, |conn| {
+pub fn delete(conn: &mut DbConn, w: &PlanWrites<'_>, id: &str) -> Result<(), FhirError> {
+    w.caller.require(Action::WritePlan)?;
+    write_transaction_with(conn, w.nesting, |conn| {
         match store::current(conn, PLAN.as_str(), id)? {
             None => Err(FhirError::NotFound {
                 ty: PLAN.as_str().into(),
                 id: id.into(),
             }),
             Some(row) if row.deleted => Ok(()),
-            Some(row) => delete_row(conn, caller, row, now),
+            Some(row) => delete_row(conn, w, row),
         }
     })
 }
@@ -241,29 +279,24 @@ pub fn delete(conn: &mut DbConn, caller: &Caller, id: &str, now: i64) -> Result<
 /// DELETE `EpisodeOfCare?identifier=system|value`: deletes the plan holding it, if any.
 pub fn delete_by_identifier(
     conn: &mut DbConn,
-    caller: &Caller,
+    w: &PlanWrites<'_>,
     identifier: &(String, String),
-    now: i64,
 ) -> Result<bool, FhirError> {
-    caller.require(Action::WritePlan)?;
+    w.caller.require(Action::WritePlan)?;
     let (system, value) = identifier;
-    write_transaction(conn, |conn| {
+    write_transaction_with(conn, w.nesting, |conn| {
         let Some(id) = store::find_by_identifier(conn, PLAN.as_str(), system, value)? else {
             return Ok(false);
         };
         let row = require_live(store::current(conn, PLAN.as_str(), &id)?, PLAN, &id)?;
-        delete_row(conn, caller, row, now).map(|_| true)
+        delete_row(conn, w, row).map(|_| true)
     })
 }
 
-fn delete_row(
-    conn: &mut DbConn,
-    caller: &Caller,
-    row: ResourceRow,
-    now: i64,
-) -> Result<(), FhirError> {
+fn delete_row(conn: &mut DbConn, w: &PlanWrites<'_>, row: ResourceRow) -> Result<(), FhirError> {
+    let now = w.now;
     let content = parse_content(&row)?;
-    caller.la_scope().admit(&managing_ods(&content)?)?;
+    w.caller.la_scope().admit(&managing_ods(&content)?)?;
     store::release_identifiers(conn, PLAN.as_str(), &row.id)?;
     write_version(
         conn,
@@ -341,12 +374,15 @@ enum Lookup {
 
 fn insert(
     conn: &mut DbConn,
+    w: &mut PlanWrites<'_>,
     input: &PlanInput,
-    now: i64,
     lookup: Lookup,
 ) -> Result<Written, FhirError> {
-    let plan = &input.plan;
-    let (org_id, la) = find_la(conn, &plan.managing_ods)?.ok_or_else(|| unknown_la(plan))?;
+    let (plan, now) = (&input.plan, w.now);
+    let (org_id, la) = w
+        .las
+        .find(conn, &plan.managing_ods)?
+        .ok_or_else(|| unknown_la(plan))?;
     if lookup == Lookup::NotYet
         && store::find_by_identifier(
             conn,
@@ -394,14 +430,14 @@ fn insert(
 /// If-Match, the status rules, the identifier's uniqueness, then plan and Flag together.
 fn replace(
     conn: &mut DbConn,
-    caller: &Caller,
+    w: &mut PlanWrites<'_>,
     current: ResourceRow,
     input: &PlanInput,
     if_match: Option<i64>,
-    now: i64,
 ) -> Result<Written, FhirError> {
+    let now = w.now;
     let existing = parse_content(&current)?;
-    caller.la_scope().admit(&managing_ods(&existing)?)?;
+    w.caller.la_scope().admit(&managing_ods(&existing)?)?;
     check_if_match(if_match, &current)?;
     let plan = &input.plan;
     let old_status = existing
@@ -420,7 +456,10 @@ fn replace(
             created: false,
         });
     }
-    let (org_id, la) = find_la(conn, &plan.managing_ods)?.ok_or_else(|| unknown_la(plan))?;
+    let (org_id, la) = w
+        .las
+        .find(conn, &plan.managing_ods)?
+        .ok_or_else(|| unknown_la(plan))?;
     let id = current.id.clone();
     let old_identifier = (
         existing

@@ -3,18 +3,17 @@
 //! `PUT EpisodeOfCare?identifier=system|value` (the idempotent daily upsert) and conditional
 //! `DELETE EpisodeOfCare?identifier=…`.
 //!
-//! Every entry is checked before anything is written; then all entries run inside one database
-//! transaction, each in its own savepoint. A transaction stops at the first failure and rolls
-//! everything back; a batch keeps the entries that succeeded. Errors name their entry
-//! (`Bundle.entry[3].resource.period.start`).
+//! Every entry is checked before anything is written (`execute` says how they then run). A
+//! transaction stops at the first failure and rolls everything back; a batch keeps the entries
+//! that succeeded. Errors name their entry (`Bundle.entry[3].resource.period.start`).
 
 use serde_json::{json, Value};
 
-use super::plan::{self, PlanInput};
+use super::plan::{self, PlanInput, PlanWrites};
 use super::{conditional_identifier, Written};
 use crate::auth::{Action, Caller};
 use crate::db::reports::{self, ReportRow};
-use crate::db::{write_transaction, DbConn};
+use crate::db::{write_transaction, DbConn, Nesting};
 use crate::error::{operation_outcome, FhirError, Issue, SpineCode};
 use crate::fhir::types::{instant, PROFILE_BASE};
 use crate::fhir::ResourceType;
@@ -313,13 +312,15 @@ impl From<diesel::result::Error> for Stop {
 /// each remaining entry a savepoint of its own.
 const RETRIES_BEFORE_SAVEPOINTS: usize = 3;
 
-/// Runs an upload in one database transaction. A transaction that meets a failing entry writes
-/// nothing and returns that entry's error. A batch runs its entries without savepoints (they
-/// cost more than the writes); when one fails while being written, the attempt is rolled back
-/// and run again without it. After a few such failures the rest run one savepoint each.
+/// Runs an upload. A transaction Bundle is one database transaction: meeting a failing entry,
+/// it writes nothing and returns that entry's error. A batch commits every
+/// `BATCH_ENTRIES_PER_COMMIT` entries. Entries run folded into the transaction, without
+/// savepoints (they cost more than the writes, `PlanWrites::bulk`); when one fails while being
+/// written, the attempt is rolled back and run again without it. After a few such failures the
+/// rest of that part run one savepoint each.
 ///
-/// `finish` runs in the same database transaction once the outcomes are known (to keep the
-/// report with the plans it reports on), and its result is returned.
+/// `finish` runs in a database transaction once the outcomes are known (for a transaction, the
+/// same one; to keep the report with the plans it reports on), and its result is returned.
 pub fn execute<R>(
     conn: &mut DbConn,
     caller: &Caller,
@@ -333,7 +334,7 @@ pub fn execute<R>(
             return Err(transaction_failure(upload, i));
         }
     }
-    let result = super::organization::with_la_cache(|| run_all(conn, caller, upload, now, finish));
+    let result = run_all(conn, &mut PlanWrites::bulk(caller, now), upload, finish);
     if result.is_ok() {
         // An upload is what grows the register: keep the planner's statistics current.
         crate::db::refresh_statistics(conn);
@@ -349,9 +350,8 @@ const BATCH_ENTRIES_PER_COMMIT: usize = 250;
 
 fn run_all<R>(
     conn: &mut DbConn,
-    caller: &Caller,
+    writes: &mut PlanWrites<'_>,
     upload: &Upload,
-    now: i64,
     finish: impl Fn(&mut DbConn, &[Outcome]) -> Result<R, FhirError>,
 ) -> Result<R, FhirError> {
     let mut failed: Vec<Option<FhirError>> = upload
@@ -361,7 +361,7 @@ fn run_all<R>(
         .collect();
     let all = 0..upload.entries.len();
     match upload.kind {
-        Kind::Transaction => run_range(conn, caller, upload, all, &mut failed, now, |conn, o| {
+        Kind::Transaction => run_range(conn, writes, upload, all, &mut failed, |conn, o| {
             finish(conn, &o)
         }),
         Kind::Batch => {
@@ -370,11 +370,10 @@ fn run_all<R>(
                 let part = start..(start + BATCH_ENTRIES_PER_COMMIT).min(upload.entries.len());
                 outcomes.extend(run_range(
                     conn,
-                    caller,
+                    writes,
                     upload,
                     part,
                     &mut failed,
-                    now,
                     |_, o| Ok(o),
                 )?);
             }
@@ -391,34 +390,31 @@ fn run_all<R>(
 /// failures the rest run one savepoint each.
 fn run_range<R>(
     conn: &mut DbConn,
-    caller: &Caller,
+    writes: &mut PlanWrites<'_>,
     upload: &Upload,
     range: std::ops::Range<usize>,
     failed: &mut [Option<FhirError>],
-    now: i64,
     finish: impl Fn(&mut DbConn, Vec<Outcome>) -> Result<R, FhirError>,
 ) -> Result<R, FhirError> {
     let mut raced = Vec::new();
     let mut retries = 0;
     while retries < RETRIES_BEFORE_SAVEPOINTS {
+        writes.nesting = Nesting::Folded;
         let attempt = write_transaction(conn, |conn| {
-            crate::db::flattened(|| {
-                let mut written = Vec::with_capacity(range.len());
-                for i in range.clone() {
-                    match (
-                        upload.entries.get(i),
-                        failed.get(i).and_then(Option::as_ref),
-                    ) {
-                        (Some(Ok(op)), None) => written.push(Some(
-                            run(conn, caller, op, now)
-                                .map_err(|e| Stop::Entry(i, in_entry(i, e)))?,
-                        )),
-                        _ => written.push(None),
-                    }
+            let mut written = Vec::with_capacity(range.len());
+            for i in range.clone() {
+                match (
+                    upload.entries.get(i),
+                    failed.get(i).and_then(Option::as_ref),
+                ) {
+                    (Some(Ok(op)), None) => written.push(Some(
+                        run(conn, writes, op).map_err(|e| Stop::Entry(i, in_entry(i, e)))?,
+                    )),
+                    _ => written.push(None),
                 }
-                let outcomes = merge(written, failures(failed, &range));
-                finish(conn, outcomes).map_err(Stop::Finish)
-            })
+            }
+            let outcomes = merge(written, failures(failed, &range));
+            finish(conn, outcomes).map_err(Stop::Finish)
         });
         match attempt {
             Ok(result) => return Ok(result),
@@ -437,6 +433,8 @@ fn run_range<R>(
             Err(Stop::Database(e)) => return Err(e.into()),
         }
     }
+    // The rest one savepoint each.
+    writes.nesting = Nesting::Savepoint;
     write_transaction(conn, |conn| {
         let mut written = Vec::with_capacity(range.len());
         for i in range.clone() {
@@ -444,7 +442,7 @@ fn run_range<R>(
                 upload.entries.get(i),
                 failed.get(i).and_then(Option::as_ref),
             ) {
-                (Some(Ok(op)), None) => match run(conn, caller, op, now) {
+                (Some(Ok(op)), None) => match run(conn, writes, op) {
                     Ok(done) => written.push(Some(done)),
                     Err(e) => {
                         if let Some(slot) = failed.get_mut(i) {
@@ -527,26 +525,29 @@ fn copy(e: &FhirError) -> FhirError {
     }
 }
 
-fn run(conn: &mut DbConn, caller: &Caller, op: &Operation, now: i64) -> Result<Outcome, FhirError> {
+fn run(
+    conn: &mut DbConn,
+    writes: &mut PlanWrites<'_>,
+    op: &Operation,
+) -> Result<Outcome, FhirError> {
     match op {
         Operation::Create {
             input,
             if_none_exist,
-        } => plan::create(conn, caller, input, if_none_exist.as_ref(), now).map(Outcome::Written),
+        } => plan::create(conn, writes, input, if_none_exist.as_ref()).map(Outcome::Written),
         Operation::Upsert {
             identifier,
             input,
             if_match,
-        } => plan::upsert(conn, caller, identifier, input, *if_match, now).map(Outcome::Written),
-        Operation::Delete { identifier } => {
-            plan::delete_by_identifier(conn, caller, identifier, now).map(|deleted| {
+        } => plan::upsert(conn, writes, identifier, input, *if_match).map(Outcome::Written),
+        Operation::Delete { identifier } => plan::delete_by_identifier(conn, writes, identifier)
+            .map(|deleted| {
                 if deleted {
                     Outcome::Deleted
                 } else {
                     Outcome::NothingToDelete
                 }
-            })
-        }
+            }),
     }
 }
 

@@ -10,8 +10,8 @@ use crate::auth::{Action, Caller};
 use crate::db::{self, subscriptions::SubscriptionRow};
 use crate::error::{FhirError, FhirResult};
 use crate::fhir::bundle::{self, SearchEntry};
-use crate::search::params::DEFAULT_COUNT;
-use crate::search::parse::result_param;
+use crate::search::params::{Searched, DEFAULT_COUNT};
+use crate::search::parse::filter_params;
 use crate::service::parse_content;
 use crate::service::subscription::{
     self as service, as_resource_row, SubscriptionInput, SubscriptionStatus,
@@ -119,25 +119,19 @@ pub async fn search(
     let mut status = None;
     let (mut count, mut offset) = (DEFAULT_COUNT, 0usize);
     let mut canonical = Vec::new();
-    for (name, value) in url::form_urlencoded::parse(req.query_string().as_bytes()) {
+    let query = req.query_string();
+    // `status`, the one parameter.
+    for (def, name, value) in filter_params(Searched::Subscription, query, &mut count, &mut offset)?
+    {
         let invalid = |reason: &str| FhirError::InvalidSearch {
-            param: name.to_string(),
+            param: name.clone(),
             reason: reason.into(),
         };
-        match name.as_ref() {
-            _ if value.is_empty() => {}
-            "status" if SubscriptionStatus::from_code(&value).is_some() => {
-                status = Some(value.to_string());
-                canonical.push((name.to_string(), value.to_string()));
-            }
-            "status" => return Err(invalid("requested | active | error | off")),
-            _ if result_param(&name, &value, &mut count, &mut offset)? => {}
-            _ => {
-                return Err(FhirError::UnknownParameter {
-                    param: name.into_owned(),
-                })
-            }
+        if SubscriptionStatus::from_code(&value).is_none() {
+            return Err(invalid(def.documentation));
         }
+        status = Some(value.clone());
+        canonical.push((name, value));
     }
     let wanted = status.clone();
     let (rows, total) = db::run(&state.pool, move |conn| {

@@ -11,8 +11,8 @@ use crate::db;
 use crate::db::reports::{self, ReportRow};
 use crate::error::{FhirError, FhirResult};
 use crate::fhir::bundle::{self, SearchEntry};
-use crate::search::params::DEFAULT_COUNT;
-use crate::search::parse::{instant_bounds, result_param};
+use crate::search::params::{ParamKind, Searched, DEFAULT_COUNT};
+use crate::search::parse::{filter_params, instant_bounds};
 use crate::service::upload::{self, Kind};
 
 /// `POST /FHIR/R4` with a transaction or batch Bundle.
@@ -88,30 +88,22 @@ pub async fn search_reports(
     let (mut count, mut offset) = (DEFAULT_COUNT, 0usize);
     let (mut from, mut to) = (i64::MIN, i64::MAX);
     let mut canonical = Vec::new();
-    for (name, value) in url::form_urlencoded::parse(req.query_string().as_bytes()) {
+    let query = req.query_string();
+    for (def, name, value) in filter_params(Searched::Bundle, query, &mut count, &mut offset)? {
         let invalid = |reason: &str| FhirError::InvalidSearch {
-            param: name.to_string(),
+            param: name.clone(),
             reason: reason.into(),
         };
-        match name.as_ref() {
-            _ if value.is_empty() => {}
-            "type" if value == "batch-response" => {
-                canonical.push((name.to_string(), value.to_string()))
-            }
-            "type" => return Err(invalid("the stored Bundles are batch-response reports")),
-            "_lastUpdated" => {
+        match def.kind {
+            ParamKind::LastUpdated => {
                 let (f, t) = instant_bounds(&name, &value)?;
                 from = from.max(f);
                 to = to.min(t);
-                canonical.push((name.to_string(), value.to_string()));
             }
-            _ if result_param(&name, &value, &mut count, &mut offset)? => {}
-            _ => {
-                return Err(FhirError::UnknownParameter {
-                    param: name.into_owned(),
-                })
-            }
+            _ if value == "batch-response" => {}
+            _ => return Err(invalid("the stored Bundles are batch-response reports")),
         }
+        canonical.push((name, value));
     }
     let (rows, total) = db::run(&state.pool, move |conn| {
         caller.require(Action::ReadPlan)?;

@@ -5,8 +5,7 @@ use serde_json::{json, Value};
 
 use super::types::PROFILE_BASE;
 use super::ResourceType;
-use crate::search::audit::AUDIT_EVENT_PARAMS;
-use crate::search::params::{includes_for, params_for, LAST_UPDATED};
+use crate::search::params::{includes_for, search_params, Searched};
 
 /// The interactions each type supports.
 fn interactions(ty: ResourceType) -> &'static [&'static str] {
@@ -41,12 +40,16 @@ fn documentation(ty: ResourceType) -> &'static str {
     }
 }
 
-fn resource(ty: ResourceType) -> Value {
-    let mut params: Vec<Value> = params_for(ty)
+/// A type's `searchParam`s, from the table its parser uses.
+fn search_params_of(searched: Searched) -> Vec<Value> {
+    search_params(searched)
         .iter()
         .map(|p| json!({"name": p.name, "type": p.kind.fhir_type(), "documentation": p.documentation}))
-        .collect();
-    params.push(json!({"name": LAST_UPDATED.name, "type": "date", "documentation": LAST_UPDATED.documentation}));
+        .collect()
+}
+
+fn resource(ty: ResourceType) -> Value {
+    let params = search_params_of(Searched::Stored(ty));
     let writable = matches!(ty, ResourceType::Organization | ResourceType::EpisodeOfCare);
     let mut r = json!({
         "type": ty.as_str(),
@@ -76,11 +79,7 @@ fn resource(ty: ResourceType) -> Value {
 
 /// AuditEvent: written by the server alone; searched as the access history.
 fn audit_event() -> Value {
-    let mut params: Vec<Value> = AUDIT_EVENT_PARAMS
-        .iter()
-        .map(|(name, ty, doc)| json!({"name": name, "type": ty, "documentation": doc}))
-        .collect();
-    params.push(json!({"name": LAST_UPDATED.name, "type": "date", "documentation": "When the access was recorded (= recorded), with prefixes. Commit order is recorded order, so an LA that always pulls with gt the newest meta.lastUpdated it has received (all pages) misses no access"}));
+    let params = search_params_of(Searched::AuditEvent);
     json!({
         "type": "AuditEvent",
         "profile": format!("{PROFILE_BASE}CPIS-AuditEvent"),
@@ -109,7 +108,7 @@ fn subscription() -> Value {
         "readHistory": false,
         "updateCreate": false,
         "searchInclude": [],
-        "searchParam": [{"name": "status", "type": "token", "documentation": "requested | active | error | off"}],
+        "searchParam": search_params_of(Searched::Subscription),
     })
 }
 
@@ -124,10 +123,7 @@ fn upload_report() -> Value {
         "readHistory": false,
         "updateCreate": false,
         "searchInclude": [],
-        "searchParam": [
-            {"name": "type", "type": "token", "documentation": "batch-response"},
-            {"name": "_lastUpdated", "type": "date", "documentation": "When the upload was made, with prefixes"},
-        ],
+        "searchParam": search_params_of(Searched::Bundle),
     })
 }
 

@@ -1,25 +1,11 @@
-//! `AuditEvent?` search parameters (SPEC §4): `patient:identifier`, `_lastUpdated` and `date`
-//! (both the access's `recorded` instant), with `_count`/`_offset` paging.
+//! `AuditEvent?` search (SPEC §4), with the parameters of `params` (`patient:identifier`,
+//! `_lastUpdated` and `date`, both the access's `recorded` instant) and `_count`/`_offset` paging.
 
-use super::params::DEFAULT_COUNT;
-use super::parse::{instant_bounds, result_param};
+use super::params::{ParamKind, Searched, DEFAULT_COUNT};
+use super::parse::{filter_params, instant_bounds};
 use crate::error::FhirError;
 use crate::fhir::nhs_number::NhsNumber;
 use crate::fhir::types::NHS_NUMBER_SYSTEM;
-
-/// The parameters `AuditEvent` supports, for the parser and the CapabilityStatement.
-pub const AUDIT_EVENT_PARAMS: &[(&str, &str, &str)] = &[
-    (
-        "patient:identifier",
-        "token",
-        "The child's NHS number: https://fhir.nhs.uk/Id/nhs-number|{nhs}",
-    ),
-    (
-        "date",
-        "date",
-        "When the access was recorded, with prefixes",
-    ),
-];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditQuery {
@@ -49,13 +35,11 @@ pub fn parse(query: &str) -> Result<AuditQuery, FhirError> {
         offset: 0,
         canonical: Vec::new(),
     };
-    for (name, value) in url::form_urlencoded::parse(query.as_bytes()) {
-        let (name, value) = (name.trim().to_string(), value.trim().to_string());
-        if name.is_empty() || value.is_empty() {
-            continue;
-        }
-        match name.as_str() {
-            "patient:identifier" | "subject:identifier" => {
+    for (def, name, value) in
+        filter_params(Searched::AuditEvent, query, &mut q.count, &mut q.offset)?
+    {
+        match def.kind {
+            ParamKind::ReferenceIdentifier => {
                 let number = match value.split_once('|') {
                     Some((system, number)) if system.is_empty() || system == NHS_NUMBER_SYSTEM => {
                         number
@@ -76,14 +60,12 @@ pub fn parse(query: &str) -> Result<AuditQuery, FhirError> {
                 q.patient = Some(nhs);
                 q.canonical.push((name, value));
             }
-            "_lastUpdated" | "date" => {
+            _ => {
                 let (from, to) = instant_bounds(&name, &value)?;
                 q.from_ms = q.from_ms.max(from);
                 q.to_ms = q.to_ms.min(to);
                 q.canonical.push((name, value));
             }
-            _ if result_param(&name, &value, &mut q.count, &mut q.offset)? => {}
-            _ => return Err(FhirError::UnknownParameter { param: name }),
         }
     }
     Ok(q)

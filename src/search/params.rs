@@ -1,5 +1,5 @@
-//! The search parameters each resource type supports (SPEC §4). One table: the parser accepts
-//! exactly these, and the CapabilityStatement lists exactly these.
+//! The search parameters each searched type supports (SPEC §4). One table for every type: the
+//! parsers accept exactly these (`find`), and the CapabilityStatement lists exactly these.
 
 use crate::fhir::ResourceType;
 
@@ -15,6 +15,8 @@ pub enum ParamKind {
     String,
     /// `Flag.status`, computed for today.
     FlagStatus,
+    /// `_lastUpdated`, with date prefixes against `meta.lastUpdated`.
+    LastUpdated,
 }
 
 impl ParamKind {
@@ -22,7 +24,7 @@ impl ParamKind {
     pub fn fhir_type(self) -> &'static str {
         match self {
             ParamKind::Token | ParamKind::ReferenceIdentifier | ParamKind::FlagStatus => "token",
-            ParamKind::Date => "date",
+            ParamKind::Date | ParamKind::LastUpdated => "date",
             ParamKind::String => "string",
         }
     }
@@ -56,6 +58,7 @@ const FLAG: &[ParamDef] = &[
     p("patient:identifier", ParamKind::ReferenceIdentifier, "patient", "The child's (or, for an unborn child plan, the mother's) NHS number: https://fhir.nhs.uk/Id/nhs-number|{nhs}"),
     p("subject:identifier", ParamKind::ReferenceIdentifier, "patient", "Alias of patient:identifier"),
     p("status", ParamKind::FlagStatus, "stored-status", "active | inactive | entered-in-error, as of today"),
+    LAST_UPDATED,
 ];
 
 const EPISODE_OF_CARE: &[ParamDef] = &[
@@ -95,6 +98,7 @@ const EPISODE_OF_CARE: &[ParamDef] = &[
         "organization",
         "The managing LA's ODS code",
     ),
+    LAST_UPDATED,
 ];
 
 const ORGANIZATION: &[ParamDef] = &[
@@ -110,22 +114,114 @@ const ORGANIZATION: &[ParamDef] = &[
         "name",
         "Name, case-insensitive, from the start",
     ),
+    LAST_UPDATED,
 ];
 
-/// `_lastUpdated`, supported on every type.
-pub const LAST_UPDATED: ParamDef = p(
+/// The access history (`search::audit` parses it).
+const AUDIT_EVENT: &[ParamDef] = &[
+    p(
+        "patient:identifier",
+        ParamKind::ReferenceIdentifier,
+        "patient",
+        "The child's NHS number: https://fhir.nhs.uk/Id/nhs-number|{nhs}",
+    ),
+    p(
+        "subject:identifier",
+        ParamKind::ReferenceIdentifier,
+        "patient",
+        "Alias of patient:identifier",
+    ),
+    p(
+        "date",
+        ParamKind::Date,
+        "recorded",
+        "When the access was recorded, with prefixes",
+    ),
+    p(
+        "_lastUpdated",
+        ParamKind::LastUpdated,
+        "recorded",
+        "When the access was recorded (= recorded), with prefixes. Commit order is recorded order, so an LA that always pulls with gt the newest meta.lastUpdated it has received (all pages) misses no access",
+    ),
+];
+
+/// An LA's Subscriptions (`api::subscription` parses it).
+const SUBSCRIPTION: &[ParamDef] = &[p(
+    "status",
+    ParamKind::Token,
+    "status",
+    "requested | active | error | off",
+)];
+
+/// The upload reports (`api::upload` parses it).
+const BUNDLE: &[ParamDef] = &[
+    p("type", ParamKind::Token, "type", "batch-response"),
+    p(
+        "_lastUpdated",
+        ParamKind::LastUpdated,
+        "created",
+        "When the upload was made, with prefixes",
+    ),
+];
+
+/// `_lastUpdated` of the stored types.
+const LAST_UPDATED: ParamDef = p(
     "_lastUpdated",
-    ParamKind::Date,
+    ParamKind::LastUpdated,
     "_lastUpdated",
     "When the resource last changed, with prefixes",
 );
 
-pub fn params_for(ty: ResourceType) -> &'static [ParamDef] {
-    match ty {
-        ResourceType::Flag => FLAG,
-        ResourceType::EpisodeOfCare => EPISODE_OF_CARE,
-        ResourceType::Organization => ORGANIZATION,
+/// Every type the server searches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Searched {
+    Stored(ResourceType),
+    AuditEvent,
+    Subscription,
+    /// The upload reports.
+    Bundle,
+}
+
+impl Searched {
+    pub const ALL: [Searched; 6] = [
+        Searched::Stored(ResourceType::Organization),
+        Searched::Stored(ResourceType::EpisodeOfCare),
+        Searched::Stored(ResourceType::Flag),
+        Searched::AuditEvent,
+        Searched::Subscription,
+        Searched::Bundle,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Searched::Stored(ty) => ty.as_str(),
+            Searched::AuditEvent => "AuditEvent",
+            Searched::Subscription => "Subscription",
+            Searched::Bundle => "Bundle",
+        }
     }
+}
+
+/// The search parameters of a type.
+pub fn search_params(searched: Searched) -> &'static [ParamDef] {
+    match searched {
+        Searched::Stored(ResourceType::Flag) => FLAG,
+        Searched::Stored(ResourceType::EpisodeOfCare) => EPISODE_OF_CARE,
+        Searched::Stored(ResourceType::Organization) => ORGANIZATION,
+        Searched::AuditEvent => AUDIT_EVENT,
+        Searched::Subscription => SUBSCRIPTION,
+        Searched::Bundle => BUNDLE,
+    }
+}
+
+/// The search parameters of a stored type.
+pub fn params_for(ty: ResourceType) -> &'static [ParamDef] {
+    search_params(Searched::Stored(ty))
+}
+
+/// The definition of parameter `name` of a type, if the type has it.
+pub fn find(searched: Searched, name: &str) -> Option<&'static ParamDef> {
+    search_params(searched).iter().find(|d| d.name == name)
 }
 
 /// `_include` values: (value, target type, the element holding the reference).

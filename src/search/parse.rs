@@ -4,7 +4,8 @@
 use chrono::{DateTime, NaiveDate};
 
 use super::params::{
-    includes_for, params_for, ParamDef, ParamKind, DEFAULT_COUNT, MAX_COUNT, RESULT_PARAMS,
+    find, includes_for, params_for, ParamDef, ParamKind, Searched, DEFAULT_COUNT, MAX_COUNT,
+    RESULT_PARAMS,
 };
 use crate::error::FhirError;
 use crate::fhir::nhs_number::NhsNumber;
@@ -122,11 +123,6 @@ pub fn parse(ty: ResourceType, query: &str) -> Result<SearchRequest, FhirError> 
             continue;
         }
         match name.as_str() {
-            "_lastUpdated" => {
-                let (prefix, lo, hi) = parse_date(&name, &value)?;
-                req.filters.push(Filter::LastUpdated { prefix, lo, hi });
-                req.canonical.push((name, value));
-            }
             "_include" => {
                 let target = includes_for(ty)
                     .iter()
@@ -153,6 +149,10 @@ fn parse_param(
     patients: &mut Vec<NhsNumber>,
 ) -> Result<Filter, FhirError> {
     match def.kind {
+        ParamKind::LastUpdated => {
+            let (prefix, lo, hi) = parse_date(name, value)?;
+            Ok(Filter::LastUpdated { prefix, lo, hi })
+        }
         ParamKind::Token => Ok(Filter::Token {
             index: def.index,
             values: parse_tokens(name, value)?,
@@ -273,6 +273,30 @@ pub fn result_param(
         _ => return Ok(false),
     }
     Ok(true)
+}
+
+/// A search's filter parameters on `searched`, each with its definition: the result
+/// parameters go into `count` and `offset`, empty values are skipped (FHIR: ignored), and a
+/// parameter the type does not have is 400 not-supported. For the types whose parser is their
+/// own (the access history, Subscriptions, upload reports).
+pub fn filter_params(
+    searched: Searched,
+    query: &str,
+    count: &mut usize,
+    offset: &mut usize,
+) -> Result<Vec<(&'static ParamDef, String, String)>, FhirError> {
+    let mut filters = Vec::new();
+    for (name, value) in url::form_urlencoded::parse(query.as_bytes()) {
+        let (name, value) = (name.trim().to_string(), value.trim().to_string());
+        if name.is_empty() || value.is_empty() || result_param(&name, &value, count, offset)? {
+            continue;
+        }
+        let def = find(searched, &name).ok_or_else(|| FhirError::UnknownParameter {
+            param: name.clone(),
+        })?;
+        filters.push((def, name, value));
+    }
+    Ok(filters)
 }
 
 /// The instants `[from, to)` a date parameter selects when its target is an instant (when an

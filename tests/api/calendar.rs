@@ -126,3 +126,99 @@ async fn on_a_winter_night_the_day_in_england_is_the_utc_day() {
     )
     .await;
 }
+
+/// The Flag status rule is written twice: in Rust (what a read or a search entry shows) and in
+/// SQL (what `Flag?status=` selects). Over plans starting and ending on each day around both
+/// 2026 clock changes, seen at instants either side of midnight in England and in UTC, the two
+/// always agree.
+#[tokio::test]
+async fn the_status_a_flag_shows_and_the_status_search_agree_on_every_day_and_hour() {
+    let clock = Clock::fixed(at(2026, 1, 5, 12, 0));
+    let app = TestApp::spawn_with(|c| c.clock = clock.clone()).await;
+    app.create_la(LA_A).await;
+    let days = [
+        "2026-03-28",
+        "2026-03-29",
+        "2026-03-30",
+        "2026-10-24",
+        "2026-10-25",
+        "2026-10-26",
+    ];
+    let mut stem = 944_930_000u64;
+    let mut next_nhs = || loop {
+        stem += 1;
+        if let Some(n) = cpis::fhir::NhsNumber::from_stem(stem) {
+            break n.as_str().to_string();
+        }
+    };
+    for (i, day) in days.iter().enumerate() {
+        let starts = plan_with_period(&next_nhs(), &format!("S{i}"), day, None);
+        let ends = plan_with_period(&next_nhs(), &format!("E{i}"), "2026-01-01", Some(day));
+        let mut finished = plan_with_period(&next_nhs(), &format!("F{i}"), "2026-01-01", Some(day));
+        finished["status"] = "finished".into();
+        for plan in [starts, ends, finished] {
+            app.create_plan(&plan).await;
+        }
+    }
+    let flags = |query: &'static str| {
+        let app = &app;
+        async move {
+            let found = body(
+                app.get(&format!("/Flag?_count=500{query}"), &app.ops())
+                    .await,
+            )
+            .await;
+            found["entry"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| {
+                    let r = &e["resource"];
+                    (
+                        r["id"].as_str().unwrap().to_string(),
+                        r["status"].as_str().unwrap().to_string(),
+                    )
+                })
+                .collect::<Vec<_>>()
+        }
+    };
+    let mut instants = Vec::new();
+    for (m, d) in [
+        (3, 28),
+        (3, 29),
+        (3, 30),
+        (3, 31),
+        (10, 24),
+        (10, 25),
+        (10, 26),
+        (10, 27),
+    ] {
+        for (h, min) in [(0, 0), (0, 30), (22, 59), (23, 0), (23, 30)] {
+            instants.push(at(2026, m, d, h, min));
+        }
+    }
+    for now in instants {
+        clock.set(now);
+        let shown = flags("").await;
+        assert_eq!(shown.len(), days.len() * 3);
+        for asked in ["active", "inactive"] {
+            let mut selected: Vec<String> = flags(if asked == "active" {
+                "&status=active"
+            } else {
+                "&status=inactive"
+            })
+            .await
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect();
+            let mut expected: Vec<String> = shown
+                .iter()
+                .filter(|(_, status)| status == asked)
+                .map(|(id, _)| id.clone())
+                .collect();
+            selected.sort();
+            expected.sort();
+            assert_eq!(selected, expected, "Flag?status={asked} at {now} ms");
+        }
+    }
+}

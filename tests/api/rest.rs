@@ -88,6 +88,53 @@ async fn every_listed_search_parameter_and_include_works() {
     }
 }
 
+/// ... and only what it lists is accepted: every other parameter is 400 not-supported, on
+/// every searched type (the parsers and the statement read one table).
+#[tokio::test]
+async fn a_search_parameter_the_statement_does_not_list_is_rejected() {
+    let app = TestApp::spawn().await;
+    let cs: Value = app.get("/metadata", &app.ops()).await.fhir().await;
+    let resources = cs["rest"][0]["resource"].as_array().unwrap();
+    let listed = |r: &Value| -> Vec<String> {
+        r["searchParam"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    // Every type's parameters, and common FHIR ones the server does not support.
+    let mut candidates: Vec<String> = resources.iter().flat_map(listed).collect();
+    candidates.extend(
+        [
+            "_id",
+            "_sort",
+            "_elements",
+            "_summary",
+            "_total",
+            "_text",
+            "_has",
+            "patient",
+            "subject",
+        ]
+        .map(String::from),
+    );
+    candidates.sort();
+    candidates.dedup();
+    for resource in resources {
+        let ty = resource["type"].as_str().unwrap();
+        let own = listed(resource);
+        for name in candidates.iter().filter(|c| !own.contains(c)) {
+            let res = app.get(&format!("/{ty}?{name}=x"), &app.ops()).await;
+            let outcome = expect_outcome(res, 400, "INVALID_SEARCH_DATA").await;
+            assert_eq!(
+                outcome["issue"][0]["code"], "not-supported",
+                "{ty}?{name} is not listed, so it is not supported"
+            );
+        }
+    }
+}
+
 #[tokio::test]
 async fn health_is_200_while_the_database_answers() {
     let app = TestApp::spawn().await;

@@ -253,6 +253,8 @@ fn import(
                         job_role_code: None,
                     }),
                     max_entries: config.max_bundle_entries,
+                    parallel_writes: crate::db::Backend::from_url(&config.database_url)?
+                        .writes_in_parallel(),
                 })
             }
         };

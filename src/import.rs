@@ -330,6 +330,8 @@ pub struct DirectSink {
     pub profiles: crate::validation::Profiles,
     pub caller: crate::auth::Caller,
     pub max_entries: usize,
+    /// The engine runs several write transactions at once (`Backend::writes_in_parallel`).
+    pub parallel_writes: bool,
 }
 
 impl DirectSink {
@@ -346,11 +348,12 @@ impl DirectSink {
         .map_err(|e| e.to_string())
     }
 
-    /// PostgreSQL runs several write transactions at once; SQLite has one writer.
+    /// How many batches are written at once (`Backend::writes_in_parallel`).
     fn writers(&self) -> usize {
-        match self.pool.get().as_deref() {
-            Ok(crate::db::DbConn::Postgres(_)) => IN_FLIGHT,
-            _ => 1,
+        if self.parallel_writes {
+            IN_FLIGHT
+        } else {
+            1
         }
     }
 }

@@ -8,14 +8,11 @@ use std::sync::Weak;
 use std::time::Duration;
 
 use chrono::Months;
-use diesel::prelude::*;
+use diesel::QueryResult;
 
 use crate::clock::uk_date;
-use crate::db::schema::{
-    audit_events, resource_versions, resources, search_dates, search_tokens, unique_identifiers,
-    upload_reports,
-};
-use crate::db::{write_transaction, DbConn, DbPool};
+pub use crate::db::retention::{remove_unchanged, Expired};
+use crate::db::{retention, write_transaction, DbConn, DbPool};
 use crate::fhir::types::{day_start_ms, to_datetime};
 
 /// How long records are kept.
@@ -34,8 +31,6 @@ pub struct Purged {
     pub reports: usize,
 }
 
-const PLAN: &str = "EpisodeOfCare";
-const FLAG: &str = "Flag";
 /// Plans are removed in chunks, each in its own transaction.
 const CHUNK: i64 = 500;
 
@@ -65,11 +60,11 @@ impl PlanCutoff {
     }
 }
 
-/// A plan past retention, as it was when found: it is removed only if still that version.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Expired {
-    pub id: String,
-    pub version_id: i64,
+/// Up to a chunk of plans past retention at `cutoff` (SPEC §7): with a `period.end`, the
+/// months after it, whatever their status; without one, finished, cancelled, withdrawn or
+/// deleted and unchanged since before the cutoff.
+pub fn expired_plans(conn: &mut DbConn, cutoff: PlanCutoff) -> QueryResult<Vec<Expired>> {
+    retention::expired_plans(conn, cutoff.day, cutoff.instant, CHUNK)
 }
 
 /// Purges everything past retention at `now_ms`.
@@ -89,107 +84,13 @@ pub fn purge(conn: &mut DbConn, policy: RetentionPolicy, now_ms: i64) -> QueryRe
         }
     }
     purged.reports = write_transaction(conn, |conn| {
-        diesel::delete(upload_reports::table.filter(upload_reports::created_ms.lt(cutoff.instant)))
-            .execute(conn)
+        retention::remove_reports_before(conn, cutoff.instant)
     })?;
     let audit_cutoff = months_before(now_ms, policy.audit_months);
     purged.audit_events = write_transaction(conn, |conn| {
-        diesel::delete(audit_events::table.filter(audit_events::recorded_ms.lt(audit_cutoff)))
-            .execute(conn)
+        retention::remove_audit_events_before(conn, audit_cutoff)
     })?;
     Ok(purged)
-}
-
-/// Up to `CHUNK` plans past retention (SPEC §7): with a `period.end`, 12 months after it,
-/// whatever their status; without one, finished, cancelled, withdrawn or deleted and unchanged
-/// since before the cutoff.
-pub fn expired_plans(conn: &mut DbConn, cutoff: PlanCutoff) -> QueryResult<Vec<Expired>> {
-    let with_end = || {
-        search_dates::table
-            .filter(search_dates::resource_type.eq(PLAN))
-            .filter(search_dates::param.eq("date"))
-            .filter(search_dates::end_ms.lt(i64::MAX))
-    };
-    let ended = with_end()
-        .filter(search_dates::end_ms.le(cutoff.day))
-        .select(search_dates::resource_id);
-    let closed = search_tokens::table
-        .filter(search_tokens::resource_type.eq(PLAN))
-        .filter(search_tokens::param.eq("status"))
-        .filter(search_tokens::value.eq_any(["finished", "cancelled", "entered-in-error"]))
-        .select(search_tokens::resource_id);
-    let rows: Vec<(String, i64)> = resources::table
-        .filter(resources::resource_type.eq(PLAN))
-        .filter(
-            resources::id.eq_any(ended).or(resources::last_updated
-                .lt(cutoff.instant)
-                .and(resources::id.ne_all(with_end().select(search_dates::resource_id)))
-                .and(resources::deleted.eq(true).or(resources::id.eq_any(closed)))),
-        )
-        .select((resources::id, resources::version_id))
-        .limit(CHUNK)
-        .load(conn)?;
-    Ok(rows
-        .into_iter()
-        .map(|(id, version_id)| Expired { id, version_id })
-        .collect())
-}
-
-/// Removes the plans (and their Flags) that are still the version found expired; a plan
-/// changed since (re-opened, say) stays. Returns how many were removed.
-pub fn remove_unchanged(conn: &mut DbConn, expired: &[Expired]) -> QueryResult<usize> {
-    let mut ids = Vec::with_capacity(expired.len());
-    for plan in expired {
-        let deleted = diesel::delete(
-            resources::table
-                .filter(resources::resource_type.eq(PLAN))
-                .filter(resources::id.eq(&plan.id))
-                .filter(resources::version_id.eq(plan.version_id)),
-        )
-        .execute(conn)?;
-        if deleted == 1 {
-            ids.push(plan.id.clone());
-        }
-    }
-    remove(conn, &ids)?;
-    Ok(ids.len())
-}
-
-/// Removes plans and their Flags: every version and index row.
-fn remove(conn: &mut DbConn, ids: &[String]) -> QueryResult<()> {
-    for ty in [PLAN, FLAG] {
-        diesel::delete(
-            search_tokens::table
-                .filter(search_tokens::resource_type.eq(ty))
-                .filter(search_tokens::resource_id.eq_any(ids)),
-        )
-        .execute(conn)?;
-        diesel::delete(
-            search_dates::table
-                .filter(search_dates::resource_type.eq(ty))
-                .filter(search_dates::resource_id.eq_any(ids)),
-        )
-        .execute(conn)?;
-        diesel::delete(
-            unique_identifiers::table
-                .filter(unique_identifiers::resource_type.eq(ty))
-                .filter(unique_identifiers::resource_id.eq_any(ids)),
-        )
-        .execute(conn)?;
-        diesel::delete(
-            resource_versions::table
-                .filter(resource_versions::resource_type.eq(ty))
-                .filter(resource_versions::id.eq_any(ids)),
-        )
-        .execute(conn)?;
-        diesel::delete(
-            resources::table
-                .filter(resources::resource_type.eq(ty))
-                .filter(resources::id.eq_any(ids)),
-        )
-        .execute(conn)?;
-    }
-    Ok(())
 }
 
 /// Runs `purge` once a day (the first a minute after start) until `alive` is gone.

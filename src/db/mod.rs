@@ -6,7 +6,9 @@ pub mod models;
 pub mod outbox;
 pub mod raw;
 pub mod reports;
+pub mod retention;
 pub mod schema;
+pub mod search;
 pub mod store;
 pub mod subscriptions;
 
@@ -58,6 +60,12 @@ impl Backend {
                 url.split("://").next().unwrap_or_default()
             ))
         }
+    }
+
+    /// Whether several write transactions can run at once usefully: PostgreSQL locks rows,
+    /// SQLite has one writer.
+    pub fn writes_in_parallel(&self) -> bool {
+        matches!(self, Backend::Postgres(_))
     }
 
     pub fn name(&self) -> &'static str {
@@ -404,7 +412,7 @@ pub fn start_checkpointer(
 /// `PRAGMA optimize` analyses the tables that have none or have grown tenfold since (bounded by
 /// `analysis_limit`, so it costs milliseconds); it runs at start, after uploads and hourly.
 /// PostgreSQL's autovacuum analyses tables as they grow. Lookups do not depend on either: their
-/// queries are shaped to use the token index (`search::query`). A failure is logged only.
+/// queries are shaped to use the token index (`db::search`). A failure is logged only.
 pub fn refresh_statistics(conn: &mut DbConn) {
     let done = match conn {
         // ANALYZE writes (sqlite_stat1): it takes a write turn like any writer.

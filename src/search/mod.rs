@@ -1,9 +1,9 @@
-//! Search: the per-type parameter table (`params`, which also feeds the CapabilityStatement),
-//! a strict parser (`parse`), and the diesel query over the index tables (`query`).
+//! Search: the parameter table of every searched type (`params`, which also feeds the
+//! CapabilityStatement), and strict parsers (`parse`; `audit` for the access history). The
+//! query over the index tables is `db::search`.
 
 pub mod audit;
 pub mod params;
 pub mod parse;
-pub mod query;
 
 pub use parse::{parse, SearchRequest};

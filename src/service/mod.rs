@@ -1,6 +1,6 @@
 //! The domain operations behind the API: each runs inside one database transaction, with the
 //! caller's authority checked against the data it touches. No HTTP here, and no SQL (that is
-//! `db::store` and `search::query`).
+//! `db::store` and `db::search`).
 
 pub mod access_history;
 pub mod organization;

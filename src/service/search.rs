@@ -10,6 +10,7 @@ use super::parse_content;
 use super::read::read_action;
 use crate::audit::{self, AccessContext, Disclosed, Returned};
 use crate::auth::{Caller, Role};
+use crate::db::search as query;
 use crate::db::{store, DbConn};
 use crate::error::FhirError;
 use crate::fhir::bundle::SearchEntry;
@@ -17,7 +18,7 @@ use crate::fhir::organization::referenced_ods;
 use crate::fhir::types::ODS_SYSTEM;
 use crate::fhir::{flag, ResourceType};
 use crate::search::parse::{Filter, TokenValue};
-use crate::search::{query, SearchRequest};
+use crate::search::SearchRequest;
 
 pub struct Results {
     pub entries: Vec<SearchEntry>,

@@ -15,13 +15,13 @@ use diesel::query_builder::{AstPass, QueryFragment, QueryId};
 use diesel::serialize::ToSql;
 use diesel::sql_types::{BigInt, Bool, HasSqlType, Text};
 
-use super::parse::{DatePrefix, Filter, FlagStatus, SearchRequest, TokenValue};
 use crate::clock::uk_date;
 use crate::db::models::ResourceRow;
 use crate::db::raw::RawStatement;
 use crate::db::schema::resources;
 use crate::db::{DbBackend, DbConn};
 use crate::fhir::types::day_start_ms;
+use crate::search::parse::{DatePrefix, Filter, FlagStatus, SearchRequest, TokenValue};
 
 /// One page of matches, newest first, and how many match in all.
 pub struct Page {

@@ -13,11 +13,11 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::sync::Notify;
 
+use crate::clock::Clock;
 use crate::db::outbox::{self, Due};
 use crate::db::{write_transaction, DbPool};
 use crate::endpoints::{check_header, EndpointPolicy};
 use crate::error::FhirError;
-use crate::service::now_ms;
 use crate::service::subscription::{record_delivery, SubscriptionStatus};
 
 /// How deliveries are paced.
@@ -64,14 +64,144 @@ impl DeliveryConfig {
     }
 }
 
-/// Starts the dispatcher on its own thread. It stops when `wake` is dropped (the application
-/// that owned it has gone).
-pub fn start(
+/// Delivers the outbox: claims what is due, POSTs it, records the outcomes. The server runs
+/// one in the background (`start`); a test drives one step by step (`deliver_pending`).
+#[derive(Clone)]
+pub struct Dispatcher {
     pool: DbPool,
-    wake: &Arc<Notify>,
+    client: reqwest::Client,
     config: DeliveryConfig,
     policy: Arc<EndpointPolicy>,
-) -> std::io::Result<()> {
+    clock: Clock,
+}
+
+impl Dispatcher {
+    pub fn new(
+        pool: DbPool,
+        config: DeliveryConfig,
+        policy: Arc<EndpointPolicy>,
+        clock: Clock,
+    ) -> Result<Dispatcher, String> {
+        // Every name is resolved through the endpoint policy, and the client connects only to
+        // the addresses it allowed; redirects are not followed (they could point anywhere).
+        let client = reqwest::Client::builder()
+            .timeout(config.timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .dns_resolver(policy.resolver())
+            .build()
+            .map_err(|e| format!("notification HTTP client: {e}"))?;
+        Ok(Dispatcher {
+            pool,
+            client,
+            config,
+            policy,
+            clock,
+        })
+    }
+
+    /// Delivers everything due now, round after round, until nothing is; returns how many
+    /// rows it handled. Every attempt has been answered and recorded when it returns.
+    pub async fn deliver_pending(&self) -> usize {
+        let mut handled = 0;
+        loop {
+            let n = self.round().await;
+            handled += n;
+            if n == 0 {
+                return handled;
+            }
+        }
+    }
+
+    /// Runs until `wake` is gone: a round whenever the audit writer queues notifications, and
+    /// every `poll` otherwise.
+    async fn run(self, wake: Weak<Notify>) {
+        loop {
+            let delivered = self.round().await;
+            // A full batch means more may be waiting: go again at once.
+            if delivered >= usize::try_from(self.config.batch).unwrap_or(usize::MAX) {
+                continue;
+            }
+            let Some(notify) = wake.upgrade() else {
+                return;
+            };
+            let _ = tokio::time::timeout(self.config.poll, notify.notified()).await;
+        }
+    }
+
+    /// Claims and delivers one batch; returns how many rows it handled.
+    async fn round(&self) -> usize {
+        let now = self.clock.now_ms();
+        let lease = i64::try_from(self.config.lease().as_millis()).unwrap_or(i64::MAX / 2);
+        let (pool, batch) = (self.pool.clone(), self.config.batch);
+        let claimed = tokio::task::spawn_blocking(move || {
+            let mut conn = pool.get().map_err(|e| e.to_string())?;
+            outbox::claim(&mut conn, now, now.saturating_add(lease), batch)
+                .map_err(|e| e.to_string())
+        })
+        .await;
+        let due = match claimed {
+            Ok(Ok(due)) => due,
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "notification outbox not readable");
+                return 0;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "notification claim task failed");
+                return 0;
+            }
+        };
+        let handled = due.len();
+        let mut deliveries = tokio::task::JoinSet::new();
+        for row in due {
+            let this = self.clone();
+            deliveries.spawn(async move { this.deliver(row).await });
+        }
+        let mut attempts = Vec::with_capacity(handled);
+        while let Some(joined) = deliveries.join_next().await {
+            if let Ok(attempt) = joined {
+                attempts.push(attempt);
+            }
+        }
+        record(&self.pool, attempts, self.clock.now_ms()).await;
+        handled
+    }
+
+    /// Sends one notification (or abandons it when its Subscription is off).
+    async fn deliver(&self, row: Due) -> Attempt {
+        let subscription: Value = serde_json::from_str(&row.subscription).unwrap_or(Value::Null);
+        let outcome = if !SubscriptionStatus::parse(&row.subscription_status).delivers() {
+            Outcome::Abandoned
+        } else {
+            match post(&self.client, &self.policy, &subscription, &row).await {
+                Ok(()) => Outcome::Delivered,
+                Err(e) => Outcome::Failed(e),
+            }
+        };
+        match &outcome {
+            Outcome::Delivered => {
+                tracing::info!(notification.id = %row.id, attempts = row.attempts + 1, "notification delivered");
+            }
+            Outcome::Failed(e) => {
+                tracing::warn!(notification.id = %row.id, attempts = row.attempts + 1, error = %e, "notification delivery failed");
+            }
+            Outcome::Abandoned => {}
+        }
+        let backoff = self.config.backoff(row.attempts).as_millis();
+        let next_attempt_ms = self
+            .clock
+            .now_ms()
+            .saturating_add(i64::try_from(backoff).unwrap_or(i64::MAX / 2));
+        Attempt {
+            row,
+            outcome,
+            next_attempt_ms,
+        }
+    }
+}
+
+/// Starts `dispatcher` on its own thread. It stops when `wake` is dropped (the application
+/// that owned it has gone).
+pub fn start(dispatcher: Dispatcher, wake: &Arc<Notify>) -> std::io::Result<()> {
     let wake = Arc::downgrade(wake);
     std::thread::Builder::new()
         .name("cpis-notify".into())
@@ -86,87 +216,9 @@ pub fn start(
                     return;
                 }
             };
-            runtime.block_on(run(pool, wake, config, policy));
+            runtime.block_on(dispatcher.run(wake));
         })
         .map(|_| ())
-}
-
-async fn run(
-    pool: DbPool,
-    wake: Weak<Notify>,
-    config: DeliveryConfig,
-    policy: Arc<EndpointPolicy>,
-) {
-    // Every name is resolved through the endpoint policy, and the client connects only to the
-    // addresses it allowed; redirects are not followed (they could point anywhere).
-    let client = match reqwest::Client::builder()
-        .timeout(config.timeout)
-        .redirect(reqwest::redirect::Policy::none())
-        .dns_resolver(policy.resolver())
-        .build()
-    {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::error!(error = %e, "notification HTTP client could not be built");
-            return;
-        }
-    };
-    loop {
-        let delivered = round(&pool, &client, &config, &policy).await;
-        // A full batch means more may be waiting: go again at once.
-        if delivered >= usize::try_from(config.batch).unwrap_or(usize::MAX) {
-            continue;
-        }
-        let Some(notify) = wake.upgrade() else {
-            return;
-        };
-        let _ = tokio::time::timeout(config.poll, notify.notified()).await;
-    }
-}
-
-/// Claims and delivers one batch; returns how many rows it handled.
-async fn round(
-    pool: &DbPool,
-    client: &reqwest::Client,
-    config: &DeliveryConfig,
-    policy: &Arc<EndpointPolicy>,
-) -> usize {
-    let now = now_ms();
-    let lease_until = now + i64::try_from(config.lease().as_millis()).unwrap_or(i64::MAX / 2);
-    let batch = config.batch;
-    let claim_pool = pool.clone();
-    let claimed = tokio::task::spawn_blocking(move || {
-        let mut conn = claim_pool.get().map_err(|e| e.to_string())?;
-        outbox::claim(&mut conn, now, lease_until, batch).map_err(|e| e.to_string())
-    })
-    .await;
-    let due = match claimed {
-        Ok(Ok(due)) => due,
-        Ok(Err(e)) => {
-            tracing::warn!(error = %e, "notification outbox not readable");
-            return 0;
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "notification claim task failed");
-            return 0;
-        }
-    };
-    let handled = due.len();
-    let mut deliveries = tokio::task::JoinSet::new();
-    for row in due {
-        let client = client.clone();
-        let config = config.clone();
-        let policy = policy.clone();
-        deliveries.spawn(async move { deliver(&client, &config, &policy, row).await });
-    }
-    let mut attempts = Vec::with_capacity(handled);
-    while let Some(joined) = deliveries.join_next().await {
-        if let Ok(attempt) = joined {
-            attempts.push(attempt);
-        }
-    }
-    record(pool, attempts).await;
-    handled
 }
 
 /// One delivery attempt's result, to be recorded.
@@ -177,51 +229,16 @@ struct Attempt {
     next_attempt_ms: i64,
 }
 
-/// Sends one notification (or abandons it when its Subscription is off).
-async fn deliver(
-    client: &reqwest::Client,
-    config: &DeliveryConfig,
-    policy: &EndpointPolicy,
-    row: Due,
-) -> Attempt {
-    let subscription: Value = serde_json::from_str(&row.subscription).unwrap_or(Value::Null);
-    let outcome = if !SubscriptionStatus::parse(&row.subscription_status).delivers() {
-        Outcome::Abandoned
-    } else {
-        match post(client, policy, &subscription, &row).await {
-            Ok(()) => Outcome::Delivered,
-            Err(e) => Outcome::Failed(e),
-        }
-    };
-    match &outcome {
-        Outcome::Delivered => {
-            tracing::info!(notification.id = %row.id, attempts = row.attempts + 1, "notification delivered");
-        }
-        Outcome::Failed(e) => {
-            tracing::warn!(notification.id = %row.id, attempts = row.attempts + 1, error = %e, "notification delivery failed");
-        }
-        Outcome::Abandoned => {}
-    }
-    let next_attempt_ms =
-        now_ms() + i64::try_from(config.backoff(row.attempts).as_millis()).unwrap_or(i64::MAX / 2);
-    Attempt {
-        row,
-        outcome,
-        next_attempt_ms,
-    }
-}
-
 /// Records a round's outcomes, and each Subscription's health, in one write transaction: a
 /// write per delivery would compete with the audit writer (which every audited lookup waits on)
 /// for SQLite's one write lock hundreds of times a second.
-async fn record(pool: &DbPool, attempts: Vec<Attempt>) {
+async fn record(pool: &DbPool, attempts: Vec<Attempt>, now: i64) {
     if attempts.is_empty() {
         return;
     }
     let pool = pool.clone();
     let recorded = tokio::task::spawn_blocking(move || -> Result<(), String> {
         let mut conn = pool.get().map_err(|e| e.to_string())?;
-        let now = now_ms();
         write_transaction(&mut conn, |conn| {
             for attempt in &attempts {
                 let id = &attempt.row.id;

@@ -23,6 +23,9 @@ pub struct Application {
     server: Server,
     pool: DbPool,
     base_url: String,
+    /// Delivers the notification outbox; running in the background unless the configuration
+    /// says not to (then a test drives it: `Dispatcher::deliver_pending`).
+    dispatcher: notify::Dispatcher,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -93,14 +96,16 @@ impl Application {
         let wake_dispatcher = Arc::new(Notify::new());
         let auditor = Auditor::start(config.database_url.clone(), wake_dispatcher.clone())
             .map_err(|e| StartupError::Database(format!("audit writer: {e}")))?;
+        let dispatcher = notify::Dispatcher::new(
+            pool.clone(),
+            config.delivery.clone(),
+            endpoints.clone(),
+            config.clock.clone(),
+        )
+        .map_err(StartupError::Database)?;
         if config.dispatcher {
-            notify::start(
-                pool.clone(),
-                &wake_dispatcher,
-                config.delivery.clone(),
-                endpoints.clone(),
-            )
-            .map_err(|e| StartupError::Database(format!("notification dispatcher: {e}")))?;
+            notify::start(dispatcher.clone(), &wake_dispatcher)
+                .map_err(|e| StartupError::Database(format!("notification dispatcher: {e}")))?;
         }
         db::start_checkpointer(pool.clone(), Arc::downgrade(&wake_dispatcher))
             .map_err(|e| StartupError::Database(format!("checkpoint task: {e}")))?;
@@ -142,6 +147,7 @@ impl Application {
         Ok(Application {
             port: address.port(),
             server: server.run(),
+            dispatcher,
             pool,
             base_url,
         })
@@ -160,6 +166,11 @@ impl Application {
     }
 
     /// A handle to stop the server gracefully.
+    /// The notification dispatcher (for a test to run its due work).
+    pub fn dispatcher(&self) -> notify::Dispatcher {
+        self.dispatcher.clone()
+    }
+
     pub fn handle(&self) -> actix_web::dev::ServerHandle {
         self.server.handle()
     }

@@ -100,6 +100,7 @@ pub struct TestApp {
     pub pool: DbPool,
     pub config: Config,
     handle: actix_web::dev::ServerHandle,
+    dispatcher: cpis::notify::Dispatcher,
     _db: TestDb,
 }
 
@@ -134,6 +135,7 @@ impl TestApp {
         let base = app.base_url().to_string();
         let pool = app.pool();
         let handle = app.handle();
+        let dispatcher = app.dispatcher();
         tokio::spawn(app.run_until_stopped());
         TestApp {
             address,
@@ -142,6 +144,7 @@ impl TestApp {
             pool,
             config,
             handle,
+            dispatcher,
             _db: db,
         }
     }
@@ -274,18 +277,32 @@ impl TestApp {
         body(res).await
     }
 
+    /// Runs the notification dispatcher's due work now (an app spawned with
+    /// `dispatcher = false` delivers nothing otherwise); returns how many rows it handled.
+    /// Every attempt has been answered and recorded when it returns.
+    pub async fn deliver_pending(&self) -> usize {
+        self.dispatcher.deliver_pending().await
+    }
+
     /// How many rows a table holds (to show that a rejected request wrote nothing).
     pub fn count_rows(&self, table: &str) -> i64 {
+        self.count_where(table, "1 = 1")
+    }
+
+    /// How many rows of a table meet an SQL condition.
+    pub fn count_where(&self, table: &str, condition: &str) -> i64 {
         #[derive(diesel::QueryableByName)]
         struct Count {
             #[diesel(sql_type = diesel::sql_types::BigInt)]
             n: i64,
         }
         let mut conn = self.pool.get().unwrap();
-        diesel::sql_query(format!("SELECT COUNT(*) AS n FROM {table}"))
-            .get_result::<Count>(&mut *conn)
-            .unwrap()
-            .n
+        diesel::sql_query(format!(
+            "SELECT COUNT(*) AS n FROM {table} WHERE {condition}"
+        ))
+        .get_result::<Count>(&mut *conn)
+        .unwrap()
+        .n
     }
 
     /// Row counts of every table: the whole database, for before/after comparisons.

@@ -7,6 +7,7 @@ use std::net::TcpListener;
 use std::time::Duration;
 
 use cpis::auth::Role;
+use cpis::clock::Clock;
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -45,6 +46,27 @@ async fn app_with_children() -> TestApp {
     let app = TestApp::spawn().await;
     setup_children(&app).await;
     app
+}
+
+/// An app whose dispatcher the test steps (`TestApp::deliver_pending`), on a clock the test
+/// moves: a retry is due when the test says so, and nothing is waited for.
+async fn stepped_app(customise: impl FnOnce(&mut cpis::config::Config)) -> (TestApp, Clock) {
+    let clock = Clock::fixed(Clock::system().now_ms());
+    let app = TestApp::spawn_with(|c| {
+        c.dispatcher = false;
+        c.clock = clock.clone();
+        customise(c);
+    })
+    .await;
+    setup_children(&app).await;
+    (app, clock)
+}
+
+/// Delivers what is due, then moves the clock past the longest backoff: one attempt per
+/// notification per round.
+async fn delivery_round(app: &TestApp, clock: &Clock) {
+    app.deliver_pending().await;
+    clock.set(clock.now_ms() + app.config.delivery.max_backoff.as_millis() as i64 + 1);
 }
 
 async fn setup_children(app: &TestApp) {
@@ -191,16 +213,17 @@ async fn an_unscheduled_access_is_delivered_to_the_childs_la_within_two_seconds(
         .headers
         .iter()
         .any(|(k, v)| k == "authorization" && v == "Bearer la-shared-secret"));
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(
-        receiver_b.attempts().is_empty(),
-        "LA B never hears of LA A's children"
+    assert_eq!(
+        app.count_rows("notification_outbox"),
+        1,
+        "nothing queued for LA B, which never hears of LA A's children"
     );
+    assert!(receiver_b.attempts().is_empty());
 }
 
 #[tokio::test]
 async fn scheduled_and_repeated_accesses_are_not_notified() {
-    let app = app_with_children().await;
+    let (app, clock) = stepped_app(|_| {}).await;
     let receiver = Receiver::start();
     subscribe(&app, LA_A, &receiver.url).await;
     let nurse = clinician(&app, 1);
@@ -213,8 +236,9 @@ async fn scheduled_and_repeated_accesses_are_not_notified() {
     .await;
     look_up(&app, &nurse, CHILD, &[]).await;
     look_up(&app, &nurse, CHILD, &[]).await;
-    receiver.wait_for(1, SOON).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Accesses in one instant are stamped a millisecond apart: a round later, all are due.
+    clock.set(clock.now_ms() + 1000);
+    app.deliver_pending().await;
     assert_eq!(
         receiver.attempts().len(),
         1,
@@ -225,7 +249,7 @@ async fn scheduled_and_repeated_accesses_are_not_notified() {
 
 #[tokio::test]
 async fn a_failing_endpoint_gets_the_same_notification_again_until_it_recovers() {
-    let app = app_with_children().await;
+    let (app, clock) = stepped_app(|_| {}).await;
     let receiver = Receiver::start();
     let id = subscribe(&app, LA_A, &receiver.url).await["id"]
         .as_str()
@@ -233,7 +257,10 @@ async fn a_failing_endpoint_gets_the_same_notification_again_until_it_recovers()
         .to_string();
     receiver.fail_next(6);
     look_up(&app, &app.health(), CHILD, &[]).await;
-    let delivered = receiver.wait_for(1, Duration::from_secs(15)).await;
+    for _ in 0..8 {
+        delivery_round(&app, &clock).await;
+    }
+    let delivered = receiver.delivered();
     assert_eq!(delivered.len(), 1, "delivered once the endpoint recovered");
     let attempts = receiver.attempts();
     assert_eq!(attempts.len(), 7);
@@ -244,21 +271,14 @@ async fn a_failing_endpoint_gets_the_same_notification_again_until_it_recovers()
         "the same X-CPIS-Notification-Id on every retry"
     );
     // Back to active after the successful delivery.
-    let mut status = subscription_status(&app, &id).await;
-    for _ in 0..50 {
-        if status["status"] == "active" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        status = subscription_status(&app, &id).await;
-    }
+    let status = subscription_status(&app, &id).await;
     assert_eq!(status["status"], "active");
     assert!(status.get("error").is_none());
 }
 
 #[tokio::test]
 async fn five_failures_in_a_row_put_the_subscription_in_error_with_the_reason() {
-    let app = app_with_children().await;
+    let (app, clock) = stepped_app(|_| {}).await;
     let receiver = Receiver::start();
     let id = subscribe(&app, LA_A, &receiver.url).await["id"]
         .as_str()
@@ -266,17 +286,16 @@ async fn five_failures_in_a_row_put_the_subscription_in_error_with_the_reason() 
         .to_string();
     receiver.fail_next(usize::MAX);
     look_up(&app, &app.health(), CHILD, &[]).await;
-    let mut status = subscription_status(&app, &id).await;
-    for _ in 0..300 {
-        if status["status"] == "error" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        status = subscription_status(&app, &id).await;
+    for attempt in 1..=4 {
+        delivery_round(&app, &clock).await;
+        let status = subscription_status(&app, &id).await;
+        assert_eq!(status["status"], "active", "after {attempt} failures");
     }
+    delivery_round(&app, &clock).await;
+    let status = subscription_status(&app, &id).await;
     assert_eq!(status["status"], "error", "{status}");
     assert!(status["error"].as_str().unwrap().contains("500"));
-    assert!(receiver.attempts().len() >= 5);
+    assert_eq!(receiver.attempts().len(), 5);
 }
 
 #[tokio::test]
@@ -293,7 +312,7 @@ async fn an_unchanged_subscription_put_makes_no_new_version() {
 
 #[tokio::test]
 async fn a_subscription_turned_off_gets_nothing() {
-    let app = app_with_children().await;
+    let (app, _clock) = stepped_app(|_| {}).await;
     let receiver = Receiver::start();
     let created = subscribe(&app, LA_A, &receiver.url).await;
     let id = created["id"].as_str().unwrap();
@@ -304,7 +323,7 @@ async fn a_subscription_turned_off_gets_nothing() {
         .await;
     assert_eq!(res.status(), 200);
     look_up(&app, &app.health(), CHILD, &[]).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(app.deliver_pending().await, 0, "nothing queued");
     assert!(receiver.attempts().is_empty());
 }
 
@@ -365,8 +384,14 @@ async fn two_server_processes_on_one_database_deliver_each_notification_once() {
     }
     let delivered = receiver.wait_for(ACCESSES, Duration::from_secs(10)).await;
     assert_eq!(delivered.len(), ACCESSES);
-    // Give a double delivery the chance to show itself.
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    // Each row is marked delivered after its POST was answered: once none is left, every
+    // POST either server will ever make has been made.
+    let undelivered = || app.count_where("notification_outbox", "delivered_ms IS NULL");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while undelivered() > 0 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(undelivered(), 0);
     let mut per_id: BTreeMap<String, usize> = BTreeMap::new();
     for attempt in receiver.attempts() {
         *per_id.entry(attempt.notification_id).or_default() += 1;
@@ -378,33 +403,26 @@ async fn two_server_processes_on_one_database_deliver_each_notification_once() {
     );
 }
 
-/// An app whose endpoint policy has no opt-in (as production has by default).
-async fn strict_app(customise: impl FnOnce(&mut cpis::config::Config)) -> TestApp {
-    let app = TestApp::spawn_with(|c| {
+/// A stepped app whose endpoint policy has no opt-in (as production has by default).
+async fn strict_app(customise: impl FnOnce(&mut cpis::config::Config)) -> (TestApp, Clock) {
+    stepped_app(|c| {
         c.notify_allow_private_networks = false;
         customise(c);
     })
-    .await;
-    setup_children(&app).await;
-    app
+    .await
 }
 
-/// Waits until the Subscription shows `status: error` (five failed deliveries).
-async fn until_in_error(app: &TestApp, id: &str) -> Value {
-    let mut status = subscription_status(app, id).await;
-    for _ in 0..300 {
-        if status["status"] == "error" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        status = subscription_status(app, id).await;
+/// The Subscription after five delivery rounds (five failures put it in `error`).
+async fn after_five_rounds(app: &TestApp, clock: &Clock, id: &str) -> Value {
+    for _ in 0..5 {
+        delivery_round(app, clock).await;
     }
-    status
+    subscription_status(app, id).await
 }
 
 #[tokio::test]
 async fn endpoints_at_internal_addresses_are_refused_at_registration() {
-    let app = strict_app(|_| {}).await;
+    let (app, _clock) = strict_app(|_| {}).await;
     for endpoint in [
         "http://127.0.0.1:9000/hook",
         "http://10.0.0.7/hook",
@@ -434,7 +452,7 @@ async fn endpoints_at_internal_addresses_are_refused_at_registration() {
 
 #[tokio::test]
 async fn a_name_that_resolves_to_loopback_is_refused_at_delivery_without_detail() {
-    let app = strict_app(|_| {}).await;
+    let (app, clock) = strict_app(|_| {}).await;
     let receiver = Receiver::start();
     // `localhost` is a name: it passes registration, and is refused once resolved.
     let endpoint = receiver.url.replace("127.0.0.1", "localhost");
@@ -443,7 +461,7 @@ async fn a_name_that_resolves_to_loopback_is_refused_at_delivery_without_detail(
         .unwrap()
         .to_string();
     look_up(&app, &app.health(), CHILD, &[]).await;
-    let status = until_in_error(&app, &id).await;
+    let status = after_five_rounds(&app, &clock, &id).await;
     assert_eq!(status["status"], "error", "{status}");
     assert_eq!(status["error"], "delivery failed", "no network detail");
     assert!(receiver.attempts().is_empty(), "nothing reached loopback");
@@ -452,11 +470,13 @@ async fn a_name_that_resolves_to_loopback_is_refused_at_delivery_without_detail(
 #[tokio::test]
 async fn the_operator_opts_in_by_naming_the_host() {
     let receiver = Receiver::start();
-    let app = strict_app(|c| c.notify_allowed_hosts = Some(vec!["localhost".into()])).await;
+    let (app, _clock) =
+        strict_app(|c| c.notify_allowed_hosts = Some(vec!["localhost".into()])).await;
     let endpoint = receiver.url.replace("127.0.0.1", "localhost");
     subscribe(&app, LA_A, &endpoint).await;
     look_up(&app, &app.health(), CHILD, &[]).await;
-    assert_eq!(receiver.wait_for(1, SOON).await.len(), 1);
+    app.deliver_pending().await;
+    assert_eq!(receiver.delivered().len(), 1);
 }
 
 #[tokio::test]
@@ -515,7 +535,13 @@ async fn a_tightened_policy_stops_an_existing_subscription() {
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
-    let status = until_in_error(&app, &id).await;
+    // The server delivering is another process: its rounds are waited for, not stepped.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let mut status = subscription_status(&app, &id).await;
+    while status["status"] != "error" && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        status = subscription_status(&app, &id).await;
+    }
     assert_eq!(status["error"], "delivery failed");
     assert!(receiver.attempts().is_empty());
 }

@@ -19,3 +19,4 @@ pub mod service;
 pub mod startup;
 pub mod telemetry;
 pub mod validation;
+pub mod views;

@@ -144,6 +144,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .configure(flag::routes)
                 .default_service(web::to(not_found)),
         )
+        .configure(crate::views::configure)
         .default_service(web::to(not_found));
 }
 

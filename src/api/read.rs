@@ -62,6 +62,10 @@ impl Reading {
         &self.state
     }
 
+    pub fn caller(&self) -> &Caller {
+        &self.caller
+    }
+
     /// Runs `read` on the pool as this caller, now, and hands over what it disclosed once the
     /// accesses it makes are committed: nothing is shown that was not recorded.
     pub async fn disclose<T, F>(&self, kind: AccessKind, read: F) -> FhirResult<T>

@@ -41,6 +41,15 @@ impl LaCache {
     }
 }
 
+/// The Organization resource of the LA with this ODS code, if it is registered (an LA's
+/// contact details are not about any child: reading them records nothing).
+pub fn la_resource(conn: &mut DbConn, ods: &str) -> Result<Option<Value>, FhirError> {
+    let Some(id) = store::find_by_identifier(conn, TY.as_str(), ODS_SYSTEM, ods)? else {
+        return Ok(None);
+    };
+    super::read::supporting(conn, TY, &id)
+}
+
 /// The Organization id and details of the LA with this ODS code, if it is registered.
 pub fn find_la(
     conn: &mut DbConn,

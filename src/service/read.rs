@@ -67,6 +67,19 @@ fn visible(
     Ok(content)
 }
 
+/// The current content of a live resource, recording nothing: for what supports a disclosure
+/// that records the child's access itself (a plan's LA, the plan behind a Flag).
+pub fn supporting(
+    conn: &mut DbConn,
+    ty: ResourceType,
+    id: &str,
+) -> Result<Option<Value>, FhirError> {
+    store::current(conn, ty.as_str(), id)?
+        .filter(|row| !row.deleted)
+        .map(|row| parse_content(&row))
+        .transpose()
+}
+
 /// A resource as `ctx.caller` may see it, with the access that seeing it makes.
 pub fn read(
     conn: &mut DbConn,

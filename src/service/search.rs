@@ -17,6 +17,7 @@ use crate::fhir::bundle::SearchEntry;
 use crate::fhir::organization::referenced_ods;
 use crate::fhir::types::ODS_SYSTEM;
 use crate::fhir::{flag, ResourceType};
+use crate::search::params::MAX_COUNT;
 use crate::search::parse::{Filter, TokenValue};
 use crate::search::SearchRequest;
 
@@ -81,6 +82,26 @@ pub fn search(
         .collect();
     let accesses = audit::accesses(ctx, &returned);
     Ok(Disclosed::new(results, accesses))
+}
+
+/// A child's plans as `caller` may see them (health-care: none withdrawn), recording nothing:
+/// for what supports a disclosure that records the child's access itself (the plans behind a
+/// Flag search).
+pub fn supporting_plans(
+    conn: &mut DbConn,
+    caller: &Caller,
+    nhs: &str,
+    now: i64,
+) -> Result<Vec<Value>, FhirError> {
+    let req = crate::search::parse(
+        ResourceType::EpisodeOfCare,
+        &format!("patient:identifier={nhs}&_count={MAX_COUNT}"),
+    )?;
+    Ok(matches(conn, caller, &req, now)?
+        .entries
+        .into_iter()
+        .map(|e| e.resource)
+        .collect())
 }
 
 /// The search's matches and includes, with nothing recorded: for the server's own questions

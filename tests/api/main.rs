@@ -15,6 +15,7 @@ mod calendar;
 mod fuzz;
 mod helpers;
 mod import;
+mod nhs_views;
 mod notifications;
 mod organization;
 mod plans;

@@ -26,6 +26,10 @@ CHILD = "9449306753"
 LA = "E09000030"
 
 BASE = os.environ["CPIS_BASE"].rstrip("/")
+# NHS England's views, at the server's root (the native base without /FHIR/R4).
+ROOT = BASE[: -len("/FHIR/R4")] if BASE.endswith("/FHIR/R4") else BASE
+CPIS_VIEW = ROOT + "/cpis/FHIR/R4"
+FLAG_VIEW = ROOT + "/patient-flags-api/FHIR/R4"
 TOKENS = {
     "health": os.environ["HEALTH_TOKEN"],
     "social": os.environ["SOCIAL_TOKEN"],
@@ -39,7 +43,8 @@ checked = 0
 def call(method, path, token=None, body=None):
     """(status, parsed JSON body) of one request."""
     data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(BASE + path, data=data, method=method)
+    url = path if path.startswith("http") else BASE + path
+    req = urllib.request.Request(url, data=data, method=method)
     req.add_header("Accept", "application/fhir+json")
     if token:
         req.add_header("Authorization", "Bearer " + TOKENS[token])
@@ -158,11 +163,45 @@ def main():
         check("Subscription search", "GET", "/Subscription?status=active", "social",
               resource_type="Bundle")
 
+    check_views()
+
     print(f"\nfhir.resources R4B: {checked - len(failures)} of {checked} responses valid")
     if failures:
         print("invalid: " + "; ".join(failures))
         return 1
     return 0
+
+
+def check_views():
+    """Every resource NHS England's views return (NHS-COMPAT.md), and their errors."""
+    check("CP-IS view: CapabilityStatement", "GET", f"{CPIS_VIEW}/metadata",
+          resource_type="CapabilityStatement")
+    teams = check("CP-IS view: CareTeam search", "GET",
+                  f"{CPIS_VIEW}/CareTeam?patient:identifier={NHS}|{CHILD}", "health",
+                  resource_type="Bundle")
+    if teams and teams.get("entry"):
+        check("CP-IS view: CareTeam read", "GET",
+              f"{CPIS_VIEW}/CareTeam/{teams['entry'][0]['resource']['id']}", "health",
+              resource_type="CareTeam")
+    check("CP-IS view: AuditEvent search with PractitionerRoles", "GET",
+          f"{CPIS_VIEW}/AuditEvent?patient={CHILD}&_include=AuditEvent:agent", "health",
+          resource_type="Bundle")
+    check("CP-IS view: OperationOutcome 400 invalid NHS number", "GET",
+          f"{CPIS_VIEW}/CareTeam?patient=9449306754", "health", status=400,
+          resource_type="OperationOutcome")
+    check("CP-IS view: OperationOutcome 403 social-care", "GET",
+          f"{CPIS_VIEW}/CareTeam?patient={CHILD}", "social", status=403,
+          resource_type="OperationOutcome")
+    check("Patient Flag view: CapabilityStatement", "GET", f"{FLAG_VIEW}/metadata",
+          resource_type="CapabilityStatement")
+    flags = check("Patient Flag view: PatientFlag search with code", "GET",
+                  f"{FLAG_VIEW}/PatientFlag?patient={CHILD}&code=child-protection-information-system-flag",
+                  "health", resource_type="Bundle")
+    for entry in (flags or {}).get("entry", []):
+        resource = entry["resource"]
+        ty = resource["resourceType"]
+        check(f"Patient Flag view: {ty} read", "GET", f"{FLAG_VIEW}/{ty}/{resource['id']}", "health",
+              resource_type=ty)
 
 
 if __name__ == "__main__":

@@ -164,12 +164,40 @@ def main():
               resource_type="Bundle")
 
     check_views()
+    check_attendance_extension(history)
 
     print(f"\nfhir.resources R4B: {checked - len(failures)} of {checked} responses valid")
     if failures:
         print("invalid: " + "; ".join(failures))
         return 1
     return 0
+
+
+def check_attendance_extension(history):
+    """The repeated-attendance extension: its StructureDefinition is valid R4B, and the
+    unscheduled accesses in the history carry it (validated with them above)."""
+    global checked
+    checked += 1
+    here = os.path.dirname(os.path.abspath(__file__))
+    path = os.path.join(here, "..", "fhir-profiles", "StructureDefinition-attendance-summary.json")
+    try:
+        with open(path) as f:
+            get_fhir_model_class("StructureDefinition").model_validate(json.load(f))
+        print("ok   StructureDefinition attendance-summary: valid")
+    except Exception as err:
+        failures.append("StructureDefinition attendance-summary")
+        print(f"FAIL StructureDefinition attendance-summary: {err}")
+    checked += 1
+    url = "https://fhir.cpis.example.org/StructureDefinition/attendance-summary"
+    carried = [
+        e for e in (history or {}).get("entry", [])
+        if any(x.get("url") == url for x in e["resource"].get("extension", []))
+    ]
+    if carried:
+        print(f"ok   attendance-summary extension on {len(carried)} AuditEvent(s) of the history")
+    else:
+        failures.append("attendance-summary extension")
+        print("FAIL no AuditEvent of the history carries the attendance-summary extension")
 
 
 def check_views():

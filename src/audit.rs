@@ -13,6 +13,7 @@ use std::sync::Arc;
 use serde_json::Value;
 use tokio::sync::{oneshot, Notify};
 
+use crate::attendance::{AttendanceRule, Summary};
 use crate::auth::jwt::Identity;
 use crate::auth::{Caller, Role};
 use crate::db::audit::{self, EarlierView, NewAccess};
@@ -90,11 +91,15 @@ impl<T> Disclosed<T> {
 impl Auditor {
     /// Starts the writer thread. `delivery` is woken whenever notifications were queued.
     /// The writer keeps a connection of its own to `database_url`, outside the pool.
-    pub fn start(database_url: String, delivery: Arc<Notify>) -> std::io::Result<Auditor> {
+    pub fn start(
+        database_url: String,
+        delivery: Arc<Notify>,
+        attendance: AttendanceRule,
+    ) -> std::io::Result<Auditor> {
         let (queue, jobs) = mpsc::sync_channel(QUEUE_CAPACITY);
         std::thread::Builder::new()
             .name("cpis-audit-writer".into())
-            .spawn(move || write_loop(&database_url, &jobs, &delivery))?;
+            .spawn(move || write_loop(&database_url, &jobs, &delivery, attendance))?;
         Ok(Auditor { queue })
     }
 
@@ -134,7 +139,12 @@ impl Auditor {
     }
 }
 
-fn write_loop(database_url: &str, jobs: &Receiver<Job>, delivery: &Notify) {
+fn write_loop(
+    database_url: &str,
+    jobs: &Receiver<Job>,
+    delivery: &Notify,
+    attendance: AttendanceRule,
+) {
     // One connection kept for the writer's life: as the only writer, its page cache stays
     // valid between batches (a connection that sees another's commit must drop its cache).
     let mut held = None;
@@ -156,7 +166,7 @@ fn write_loop(database_url: &str, jobs: &Receiver<Job>, delivery: &Notify) {
         {
             Err(e) => Err(e),
             Ok(mut conn) => {
-                let written = write_batch(&mut conn, &batch);
+                let written = write_batch(&mut conn, &batch, attendance);
                 if written.is_ok() {
                     held = Some(conn);
                 }
@@ -186,28 +196,49 @@ fn fresh_connection(database_url: &str) -> Result<DbConn, String> {
 /// after it has taken the audit write lock, later than anything committed before. So commit
 /// order is stamp order, on one server or several: an LA that pulls with `_lastUpdated=gt` the
 /// newest stamp it has received can never miss an access committed after its pull.
-fn write_batch(conn: &mut DbConn, batch: &[Job]) -> Result<usize, String> {
+fn write_batch(
+    conn: &mut DbConn,
+    batch: &[Job],
+    attendance: AttendanceRule,
+) -> Result<usize, String> {
     let accesses = || batch.iter().flat_map(|(accesses, _)| accesses);
     let requested = accesses().map(|a| a.requested_ms).max().unwrap_or_default();
     write_transaction(conn, |conn| {
         let stamp = audit::lock_and_stamp(conn, requested)?;
         let mut queued = 0;
         for access in accesses() {
-            queued += store(conn, &access.stored(stamp))?;
+            queued += store(conn, access, stamp, attendance)?;
         }
         Ok::<usize, diesel::result::Error>(queued)
     })
     .map_err(|e| e.to_string())
 }
 
-/// Stores one access with what it is shown as, and queues its notifications; returns how many.
-fn store(conn: &mut DbConn, access: &NewAccess) -> diesel::QueryResult<usize> {
+/// Stores one access recorded at `stamp` with what it is shown as and, when reportable, the
+/// child's attendance summary as of it; queues its notifications; returns how many.
+fn store(
+    conn: &mut DbConn,
+    pending: &PendingAccess,
+    stamp: i64,
+    rule: AttendanceRule,
+) -> diesel::QueryResult<usize> {
+    let mut access = pending.row(stamp);
     let earlier = if access.reportable {
-        audit::earlier_views(conn, access, access.recorded_ms - COLLAPSE_MS)?
+        audit::earlier_views(conn, &access, access.recorded_ms - COLLAPSE_MS)?
     } else {
         Vec::new()
     };
     let showing = collapse(access.reportable, &access.la_ods, &earlier);
+    let attendance = if access.reportable {
+        let shown = audit::attendances(conn, &access.nhs_number, rule.since_ms(stamp))?;
+        let this = showing.in_history.then_some(access.agent_org.as_str());
+        Some(rule.summarise(&shown, this, stamp))
+    } else {
+        None
+    };
+    access.content = pending.render(stamp, attendance.as_ref());
+    access.pattern_reached = attendance.is_some_and(|a| a.first);
+    let access = &access;
     audit::insert(conn, access, showing.in_history, &showing.to_las)?;
     let mut queued = 0;
     for la in &showing.to_las {
@@ -275,9 +306,9 @@ pub struct PendingAccess {
 }
 
 impl PendingAccess {
-    /// The stored row, recorded at `stamp`.
-    fn stored(&self, stamp: i64) -> NewAccess {
-        let content = audit_event::to_json(&Access {
+    /// Its AuditEvent, recorded at `stamp` (with the attendance summary as of it, if any).
+    fn render(&self, stamp: i64, attendance: Option<&Summary>) -> String {
+        audit_event::to_json(&Access {
             id: &self.id,
             recorded_ms: stamp,
             nhs_number: &self.nhs_number,
@@ -286,7 +317,12 @@ impl PendingAccess {
             who: &self.who,
             entities: &self.entities,
             observer: &self.observer,
-        });
+            attendance,
+        })
+    }
+
+    /// The stored row, recorded at `stamp`; its content is rendered once the summary is known.
+    fn row(&self, stamp: i64) -> NewAccess {
         NewAccess {
             id: self.id.clone(),
             recorded_ms: stamp,
@@ -298,7 +334,8 @@ impl PendingAccess {
             reportable: self.who.role == Role::HealthCare
                 && self.care_setting == CareSetting::Unscheduled,
             la_ods: self.la_ods.clone(),
-            content,
+            pattern_reached: false,
+            content: String::new(),
         }
     }
 }

@@ -4,6 +4,7 @@
 use std::fmt;
 use std::time::Duration;
 
+use crate::attendance::AttendanceRule;
 use crate::auth::jwt::{JwtAlgorithm, KeyConfig};
 use crate::notify::DeliveryConfig;
 
@@ -55,6 +56,9 @@ pub struct Config {
     pub delivery: DeliveryConfig,
     /// `CPIS_NOTIFY_DISPATCHER=0` runs this process without delivering notifications.
     pub dispatcher: bool,
+    /// `CPIS_ATTENDANCE_WINDOW_DAYS` (30) and `CPIS_ATTENDANCE_SETTINGS` (3): when a child's
+    /// unscheduled attendances make a pattern (`attendance`).
+    pub attendance: AttendanceRule,
     /// The system clock; tests fix it.
     pub clock: crate::clock::Clock,
 }
@@ -72,6 +76,17 @@ pub enum ConfigError {
 
 fn var(name: &'static str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+/// A count that must be 1 or more.
+fn at_least_one(name: &'static str, default: u32) -> Result<u32, ConfigError> {
+    match parsed(name, default)? {
+        0 => Err(ConfigError::Invalid {
+            var: name,
+            reason: "must be at least 1".into(),
+        }),
+        n => Ok(n),
+    }
 }
 
 fn parsed<T: std::str::FromStr>(name: &'static str, default: T) -> Result<T, ConfigError>
@@ -197,6 +212,10 @@ impl Config {
                 var("CPIS_NOTIFY_DISPATCHER").as_deref(),
                 Some("0" | "false" | "no")
             ),
+            attendance: AttendanceRule {
+                window_days: at_least_one("CPIS_ATTENDANCE_WINDOW_DAYS", 30)?,
+                settings: at_least_one("CPIS_ATTENDANCE_SETTINGS", 3)?,
+            },
             clock: crate::clock::Clock::system(),
         })
     }
@@ -232,6 +251,7 @@ impl Config {
                 ..DeliveryConfig::default()
             },
             dispatcher: true,
+            attendance: AttendanceRule::default(),
             clock: crate::clock::Clock::system(),
         }
     }
@@ -271,6 +291,7 @@ impl fmt::Debug for Config {
             .field("audit_retention_months", &self.audit_retention_months)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("db_pool_size", &self.db_pool_size)
+            .field("attendance", &self.attendance)
             .finish_non_exhaustive()
     }
 }

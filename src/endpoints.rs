@@ -22,6 +22,7 @@ const SERVER_HEADERS: &[&str] = &[
     "transfer-encoding",
     "connection",
     "x-cpis-notification-id",
+    "x-cpis-attendance-pattern",
 ];
 
 #[derive(Debug, Clone, Default)]

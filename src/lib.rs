@@ -1,6 +1,7 @@
 //! CP-IS: Child Protection – Information Sharing, a FHIR R4 REST API server.
 
 pub mod api;
+pub mod attendance;
 pub mod audit;
 pub mod auth;
 pub mod cli;

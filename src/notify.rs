@@ -18,6 +18,7 @@ use crate::db::outbox::{self, Due};
 use crate::db::{write_transaction, DbPool};
 use crate::endpoints::{check_header, EndpointPolicy};
 use crate::error::FhirError;
+use crate::fhir::audit_event::reaches_attendance_pattern;
 use crate::service::subscription::{record_delivery, SubscriptionStatus};
 
 /// How deliveries are paced.
@@ -274,6 +275,10 @@ enum Outcome {
     Abandoned,
 }
 
+/// Set (`true`) on the notification of the access that first brings a child to a
+/// repeated-attendance pattern (`crate::attendance`).
+pub const ATTENDANCE_PATTERN_HEADER: &str = "X-CPIS-Attendance-Pattern";
+
 /// What a failed delivery records in `Subscription.error`: nothing an LA could use to map the
 /// network the server sits in (the detail goes to the server's log only).
 const DELIVERY_FAILED: &str = "delivery failed";
@@ -296,8 +301,13 @@ async fn post(
     let mut request = client
         .post(url)
         .header("Content-Type", "application/fhir+json")
-        .header("X-CPIS-Notification-Id", &row.id)
-        .body(row.payload.clone());
+        .header("X-CPIS-Notification-Id", &row.id);
+    // The access that first brings a child to a repeated-attendance pattern: a task to raise.
+    let payload: Value = serde_json::from_str(&row.payload).unwrap_or(Value::Null);
+    if reaches_attendance_pattern(&payload) {
+        request = request.header(ATTENDANCE_PATTERN_HEADER, "true");
+    }
+    let mut request = request.body(row.payload.clone());
     let headers = subscription
         .pointer("/channel/header")
         .and_then(Value::as_array)

@@ -94,8 +94,12 @@ impl Application {
             allow_private_networks: config.notify_allow_private_networks,
         });
         let wake_dispatcher = Arc::new(Notify::new());
-        let auditor = Auditor::start(config.database_url.clone(), wake_dispatcher.clone())
-            .map_err(|e| StartupError::Database(format!("audit writer: {e}")))?;
+        let auditor = Auditor::start(
+            config.database_url.clone(),
+            wake_dispatcher.clone(),
+            config.attendance,
+        )
+        .map_err(|e| StartupError::Database(format!("audit writer: {e}")))?;
         let dispatcher = notify::Dispatcher::new(
             pool.clone(),
             config.delivery.clone(),

@@ -20,6 +20,8 @@ pub struct NewAccess {
     pub reportable: bool,
     /// The LAs whose plans were returned.
     pub la_ods: Vec<String>,
+    /// It first brought the child to a repeated-attendance pattern (`crate::attendance`).
+    pub pattern_reached: bool,
     pub content: String,
 }
 
@@ -35,6 +37,7 @@ struct EventRow<'a> {
     accessor_role: &'a str,
     shown: bool,
     content: &'a str,
+    pattern_reached: bool,
 }
 
 #[derive(Insertable)]
@@ -119,6 +122,17 @@ pub fn earlier_views(
         .collect())
 }
 
+/// The child's accesses shown in its history since `since_ms`: (setting ODS code, instant), the
+/// attendances of `crate::attendance`. Answered from the child index alone.
+pub fn attendances(conn: &mut DbConn, nhs: &str, since_ms: i64) -> QueryResult<Vec<(String, i64)>> {
+    audit_events::table
+        .filter(audit_events::nhs_number.eq(nhs))
+        .filter(audit_events::recorded_ms.ge(since_ms))
+        .filter(audit_events::shown.eq(true))
+        .select((audit_events::agent_org, audit_events::recorded_ms))
+        .load(conn)
+}
+
 /// Stores one access inside the caller's transaction (which holds `lock_and_stamp`'s lock):
 /// shown in the child's history or not, and to which of its LAs.
 pub fn insert(
@@ -138,6 +152,7 @@ pub fn insert(
             accessor_role: access.accessor_role,
             shown: shown_in_history,
             content: &access.content,
+            pattern_reached: access.pattern_reached,
         })
         .execute(conn)?;
     for la in &access.la_ods {
@@ -201,12 +216,14 @@ pub struct EventPage {
     pub total: i64,
 }
 
-/// Accesses in `scope` recorded in `[from_ms, to_ms)`, newest first.
+/// Accesses in `scope` recorded in `[from_ms, to_ms)` (only those marked as reaching a
+/// repeated-attendance pattern, or only those not, when `pattern` says), newest first.
 pub fn history(
     conn: &mut DbConn,
     scope: &HistoryScope,
     from_ms: i64,
     to_ms: i64,
+    pattern: Option<bool>,
     limit: i64,
     offset: i64,
 ) -> QueryResult<EventPage> {
@@ -215,6 +232,9 @@ pub fn history(
             .into_boxed::<super::DbBackend>()
             .filter(audit_events::recorded_ms.ge(from_ms))
             .filter(audit_events::recorded_ms.lt(to_ms));
+        if let Some(marked) = pattern {
+            q = q.filter(audit_events::pattern_reached.eq(marked));
+        }
         match scope {
             HistoryScope::Child { nhs_number } => {
                 q = q

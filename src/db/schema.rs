@@ -72,6 +72,7 @@ diesel::table! {
         accessor_role -> Text,
         shown -> Bool,
         content -> Text,
+        pattern_reached -> Bool,
     }
 }
 

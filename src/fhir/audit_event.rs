@@ -4,6 +4,7 @@
 use serde::Serialize;
 
 use super::types::{instant, NHS_NUMBER_SYSTEM, ODS_SYSTEM, PROFILE_BASE};
+use crate::attendance::Summary;
 use crate::auth::jwt::Identity;
 
 pub const SDS_USER_SYSTEM: &str = "https://fhir.nhs.uk/Id/sds-user-id";
@@ -60,6 +61,33 @@ pub struct Access<'a> {
     pub entities: &'a [String],
     /// This server's base URL (the observer).
     pub observer: &'a str,
+    /// The child's attendance summary as of this access (unscheduled health-care accesses).
+    pub attendance: Option<&'a Summary>,
+}
+
+/// The extension that carries a child's attendance summary (`fhir-profiles/`
+/// `StructureDefinition-attendance-summary.json`).
+pub const ATTENDANCE_EXTENSION: &str =
+    "https://fhir.cpis.example.org/StructureDefinition/attendance-summary";
+
+/// Whether an AuditEvent (as JSON) is the access that first brought its child to a pattern.
+pub fn reaches_attendance_pattern(event: &serde_json::Value) -> bool {
+    event
+        .get("extension")
+        .and_then(serde_json::Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|e| e.get("url").and_then(serde_json::Value::as_str) == Some(ATTENDANCE_EXTENSION))
+        .flat_map(|e| {
+            e.get("extension")
+                .and_then(serde_json::Value::as_array)
+                .into_iter()
+                .flatten()
+        })
+        .any(|part| {
+            part.get("url").and_then(serde_json::Value::as_str) == Some("patternReached")
+                && part.get("valueBoolean") == Some(&serde_json::Value::Bool(true))
+        })
 }
 
 pub fn profile() -> String {
@@ -128,6 +156,7 @@ fn document<'a>(access: &'a Access<'a>) -> AuditEventDoc<'a> {
     AuditEventDoc {
         resource_type: "AuditEvent",
         id: access.id,
+        extension: access.attendance.map(|a| [attendance_extension(a)]),
         meta: Meta {
             version_id: "1",
             last_updated: recorded.clone(),
@@ -156,6 +185,47 @@ fn document<'a>(access: &'a Access<'a>) -> AuditEventDoc<'a> {
     }
 }
 
+/// The summary as a complex extension: attendances, settings and the window (days) as
+/// unsignedInt, whether it is a pattern, and whether this access first reached it.
+fn attendance_extension(a: &Summary) -> Extension {
+    let count = |url: &'static str, n: u32| Part {
+        url,
+        value_unsigned_int: Some(n),
+        value_boolean: None,
+    };
+    let flag = |url: &'static str, b: bool| Part {
+        url,
+        value_unsigned_int: None,
+        value_boolean: Some(b),
+    };
+    Extension {
+        url: ATTENDANCE_EXTENSION,
+        extension: [
+            count("attendances", a.attendances),
+            count("settings", a.settings),
+            count("windowDays", a.window_days),
+            flag("pattern", a.pattern),
+            flag("patternReached", a.first),
+        ],
+    }
+}
+
+#[derive(Serialize)]
+struct Extension {
+    url: &'static str,
+    extension: [Part; 5],
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Part {
+    url: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    value_unsigned_int: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    value_boolean: Option<bool>,
+}
+
 /// `role[0]`: the job role's text, with its SDS coding when a code was given.
 fn job_role(who: &Identity) -> Option<[Role<'_>; 1]> {
     if who.job_role.is_none() && who.job_role_code.is_none() {
@@ -179,6 +249,8 @@ struct AuditEventDoc<'a> {
     resource_type: &'static str,
     id: &'a str,
     meta: Meta,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    extension: Option<[Extension; 1]>,
     #[serde(rename = "type")]
     kind: Coding<'a>,
     subtype: [Coding<'a>; 1],
@@ -307,6 +379,13 @@ mod tests {
     fn an_access_builds_an_audit_event_that_meets_its_profile() {
         let who = nurse();
         let entities = vec!["Flag/abc".to_string()];
+        let summary = Summary {
+            attendances: 3,
+            settings: 3,
+            window_days: 30,
+            pattern: true,
+            first: true,
+        };
         let event: Value = serde_json::from_str(&to_json(&Access {
             id: "3f1c0a5e-0000-4000-8000-000000000001",
             recorded_ms: 1_790_000_000_000,
@@ -316,6 +395,7 @@ mod tests {
             who: &who,
             entities: &entities,
             observer: "http://127.0.0.1/FHIR/R4",
+            attendance: Some(&summary),
         }))
         .unwrap();
         let profiles = Profiles::load().unwrap();
@@ -331,5 +411,7 @@ mod tests {
             "unscheduled"
         );
         assert_eq!(event["entity"][1]["what"]["reference"], "Flag/abc");
+        assert!(reaches_attendance_pattern(&event));
+        assert_eq!(event["extension"][0]["extension"][1]["valueUnsignedInt"], 3);
     }
 }

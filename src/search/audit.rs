@@ -13,6 +13,8 @@ pub struct AuditQuery {
     /// Recorded in `[from_ms, to_ms)`.
     pub from_ms: i64,
     pub to_ms: i64,
+    /// `attendance-pattern`: only the accesses marked as reaching a pattern (or only the others).
+    pub pattern: Option<bool>,
     pub count: usize,
     pub offset: usize,
     /// `(name, value)` of the filters, for `self`/`next` links.
@@ -31,6 +33,7 @@ pub fn parse(query: &str) -> Result<AuditQuery, FhirError> {
         patient: None,
         from_ms: i64::MIN,
         to_ms: i64::MAX,
+        pattern: None,
         count: DEFAULT_COUNT,
         offset: 0,
         canonical: Vec::new(),
@@ -58,6 +61,14 @@ pub fn parse(query: &str) -> Result<AuditQuery, FhirError> {
                     return Err(invalid(&name, "one NHS number at a time"));
                 }
                 q.patient = Some(nhs);
+                q.canonical.push((name, value));
+            }
+            ParamKind::Token => {
+                q.pattern = Some(match value.as_str() {
+                    "true" => true,
+                    "false" => false,
+                    _ => return Err(invalid(&name, "true or false")),
+                });
                 q.canonical.push((name, value));
             }
             _ => {

@@ -138,6 +138,12 @@ const AUDIT_EVENT: &[ParamDef] = &[
         "When the access was recorded, with prefixes",
     ),
     p(
+        "attendance-pattern",
+        ParamKind::Token,
+        "pattern_reached",
+        "true: only the accesses that first brought a child to a repeated-attendance pattern (unscheduled attendances at CPIS_ATTENDANCE_SETTINGS settings within CPIS_ATTENDANCE_WINDOW_DAYS days); false: the others. social-care (its own children) and operations",
+    ),
+    p(
         "_lastUpdated",
         ParamKind::LastUpdated,
         "recorded",

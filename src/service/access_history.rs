@@ -55,6 +55,11 @@ pub fn prepare(
 
 fn decide(conn: &mut DbConn, caller: &Caller, q: &AuditQuery, now: i64) -> Result<Plan, FhirError> {
     caller.require(Action::ReadAccessHistory)?;
+    if q.pattern.is_some() && caller.role() == Role::HealthCare {
+        return Err(FhirError::Forbidden(
+            "attendance-pattern is for the LA and operations: a clinician sees the summary on each access".into(),
+        ));
+    }
     let Some(nhs) = q.patient.as_ref().map(|n| n.as_str().to_string()) else {
         return match caller.role() {
             Role::HealthCare => Err(FhirError::InvalidSearch {
@@ -169,6 +174,7 @@ pub fn page(
         &plan.scope,
         q.from_ms,
         q.to_ms,
+        q.pattern,
         limit as i64,
         i64::try_from(q.offset).unwrap_or(i64::MAX),
     )?;

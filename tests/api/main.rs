@@ -9,6 +9,7 @@
 //! PostgreSQL with `CPIS_TEST_DATABASE_URL=postgres://…`.
 
 mod access_pull;
+mod attendance;
 mod audit;
 mod auth;
 mod calendar;

@@ -60,6 +60,8 @@ async fn every_listed_search_parameter_and_include_works() {
             let name = p["name"].as_str().unwrap();
             let value = if name == "status" {
                 "active"
+            } else if name == "attendance-pattern" {
+                "true"
             } else if (ty, name) == ("Bundle", "type") {
                 "batch-response"
             } else {

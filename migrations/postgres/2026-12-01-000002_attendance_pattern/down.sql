@@ -1,0 +1,2 @@
+DROP INDEX audit_events_pattern;
+ALTER TABLE audit_events DROP COLUMN pattern_reached;

@@ -145,9 +145,17 @@ impl Application {
             bind: config.bind.clone(),
             source,
         })?;
-        if let Some(workers) = config.workers {
-            server = server.workers(workers);
-        }
+        let workers = config
+            .workers
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
+        // Database work runs on each worker's blocking threads (`db::run`), and no more of it can
+        // run at once than the pool has connections: threads beyond that only wait for one, and
+        // each keeps an allocator heap of its own (RSS that grows with load and stays).
+        let blocking = usize::try_from(config.db_pool_size)
+            .unwrap_or(1)
+            .div_ceil(workers.max(1))
+            + 2;
+        server = server.workers(workers).worker_max_blocking_threads(blocking);
         Ok(Application {
             port: address.port(),
             server: server.run(),

@@ -93,9 +93,10 @@ fn configure_sqlite(conn: &mut SqliteConnection) -> QueryResult<()> {
     diesel::sql_query(format!("PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")).execute(conn)?;
     diesel::sql_query("PRAGMA foreign_keys = ON").execute(conn)?;
     diesel::sql_query("PRAGMA synchronous = NORMAL").execute(conn)?;
-    // 4 MiB of page cache per connection (the pool's and the audit writer's): enough for the
-    // lookup indexes' upper levels; more made RSS grow with the pool for little gain.
-    diesel::sql_query("PRAGMA cache_size = -4096").execute(conn)?;
+    // 2 MiB of page cache per connection (the pool's and the audit writer's): enough for the
+    // lookup indexes' upper levels (the OS caches the rest of the file); each connection's
+    // cache fills as it works, so this times the pool is how far RSS grows after start.
+    diesel::sql_query("PRAGMA cache_size = -2048").execute(conn)?;
     // Once a checkpoint has reset the WAL, it is cut back to this size on disk.
     diesel::sql_query("PRAGMA journal_size_limit = 67108864").execute(conn)?;
     // Checkpoint every ~16 MiB of WAL instead of 4 MiB: audit writes touch the same index

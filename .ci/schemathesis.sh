@@ -31,11 +31,14 @@ for role in ${SCHEMATHESIS_ROLES:-health-care social-care operations}; do
         operations) token=$("$cpis" token --role operations --org X26) ;;
     esac
     echo "== schemathesis as $role"
+    # One worker: with two, CPython 3.11 sometimes fails inside schemathesis itself ("AST
+    # constructor recursion depth mismatch" while compiling a generator), a flaky runtime error
+    # that says nothing about the server.
     "$venv/bin/schemathesis" run "$root/openapi.yaml" --url "$base" \
         -H "Authorization: Bearer $token" \
         --checks not_a_server_error,status_code_conformance,response_schema_conformance \
         --phases examples,coverage,fuzzing --max-examples "$MAX_EXAMPLES" --max-time "$MAX_TIME" \
-        --seed 42 --workers 2 --suppress-health-check all --warnings off --no-color || status=1
+        --seed 42 --workers 1 --suppress-health-check all --warnings off --no-color || status=1
 done
 if [[ "$status" != 0 ]]; then
     echo "schemathesis: failures; the server log ends:" >&2

@@ -155,7 +155,9 @@ impl Application {
             .unwrap_or(1)
             .div_ceil(workers.max(1))
             + 2;
-        server = server.workers(workers).worker_max_blocking_threads(blocking);
+        server = server
+            .workers(workers)
+            .worker_max_blocking_threads(blocking);
         Ok(Application {
             port: address.port(),
             server: server.run(),

@@ -212,6 +212,7 @@ pub enum Nesting {
 /// A write transaction. On SQLite it is `BEGIN IMMEDIATE`, so the write lock is taken up front
 /// and concurrent writers wait (busy_timeout) instead of failing on a read→write upgrade.
 /// Inside another transaction it is a savepoint.
+#[track_caller]
 pub fn write_transaction<T, E, F>(conn: &mut DbConn, f: F) -> Result<T, E>
 where
     F: FnOnce(&mut DbConn) -> Result<T, E>,
@@ -221,6 +222,7 @@ where
 }
 
 /// A write transaction that, inside another one, runs as `nesting` says.
+#[track_caller]
 pub fn write_transaction_with<T, E, F>(conn: &mut DbConn, nesting: Nesting, f: F) -> Result<T, E>
 where
     F: FnOnce(&mut DbConn) -> Result<T, E>,
@@ -272,16 +274,50 @@ const SQLITE_WRITE_WAIT: Duration = Duration::from_millis(5000);
 /// turns here first, in the order they came. PostgreSQL locks rows, not the database.
 static SQLITE_WRITERS: parking_lot::FairMutex<()> = parking_lot::const_fair_mutex(());
 
+/// A turn held longer than this is logged, with where it was taken: every other writer (and so
+/// every audited lookup) waited that long.
+const LONG_TURN: Duration = Duration::from_secs(1);
+
+/// A write turn. Dropping it gives the turn to the next writer.
+pub struct WriteTurn {
+    _guard: parking_lot::FairMutexGuard<'static, ()>,
+    since: std::time::Instant,
+    taken_at: &'static std::panic::Location<'static>,
+}
+
+impl Drop for WriteTurn {
+    fn drop(&mut self) {
+        let held = self.since.elapsed();
+        if held > LONG_TURN {
+            tracing::warn!(
+                held_ms = u64::try_from(held.as_millis()).unwrap_or(u64::MAX),
+                taken_at = %self.taken_at,
+                "SQLite write turn held long"
+            );
+        }
+    }
+}
+
 /// This thread's turn to write on SQLite, or the contention error (503) after the wait.
-fn sqlite_write_turn() -> QueryResult<parking_lot::FairMutexGuard<'static, ()>> {
-    SQLITE_WRITERS
-        .try_lock_for(SQLITE_WRITE_WAIT)
-        .ok_or_else(|| {
-            diesel::result::Error::DatabaseError(
-                diesel::result::DatabaseErrorKind::Unknown,
-                Box::new("database is locked: no write turn in time".to_string()),
-            )
-        })
+#[track_caller]
+fn sqlite_write_turn() -> QueryResult<WriteTurn> {
+    sqlite_write_turn_within(SQLITE_WRITE_WAIT).ok_or_else(|| {
+        diesel::result::Error::DatabaseError(
+            diesel::result::DatabaseErrorKind::Unknown,
+            Box::new("database is locked: no write turn in time".to_string()),
+        )
+    })
+}
+
+/// A write turn, if one comes within `wait`.
+#[track_caller]
+fn sqlite_write_turn_within(wait: Duration) -> Option<WriteTurn> {
+    let taken_at = std::panic::Location::caller();
+    SQLITE_WRITERS.try_lock_for(wait).map(|guard| WriteTurn {
+        _guard: guard,
+        since: std::time::Instant::now(),
+        taken_at,
+    })
 }
 
 fn in_transaction(c: &mut SqliteConnection) -> QueryResult<bool> {
@@ -351,8 +387,7 @@ fn checkpoint(c: &mut SqliteConnection) -> QueryResult<()> {
     if i64::from(passive.log) * PAGE_BYTES > WAL_RESET_BYTES {
         // It takes the write lock while it waits and copies: a turn like any writer's, so
         // writers queue fairly behind it instead of in SQLite's busy handler.
-        let Some(_turn) = SQLITE_WRITERS.try_lock_for(Duration::from_millis(TRUNCATE_WAIT_MS))
-        else {
+        let Some(_turn) = sqlite_write_turn_within(Duration::from_millis(TRUNCATE_WAIT_MS)) else {
             return Ok(()); // writers are busy: the next tick tries again
         };
         c.batch_execute(&format!("PRAGMA busy_timeout = {TRUNCATE_WAIT_MS}"))?;

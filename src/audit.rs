@@ -69,22 +69,12 @@ impl<T> Disclosed<T> {
         Disclosed { data, accesses }
     }
 
-    /// Nothing to record (a read by the child's own LA, or nothing that names a child).
-    pub fn unaudited(data: T) -> Disclosed<T> {
-        Disclosed::new(data, Vec::new())
-    }
-
     /// The same accesses, with the data changed (e.g. rendered into a Bundle).
     pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Disclosed<U> {
         Disclosed {
             data: f(self.data),
             accesses: self.accesses,
         }
-    }
-
-    /// The accesses it makes (for tests and for the views that count them).
-    pub fn accesses(&self) -> &[PendingAccess] {
-        &self.accesses
     }
 }
 

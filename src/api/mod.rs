@@ -158,7 +158,8 @@ async fn method_not_allowed(req: HttpRequest) -> Result<HttpResponse, FhirError>
     })
 }
 
-async fn not_found(req: HttpRequest) -> Result<HttpResponse, FhirError> {
+/// A path nothing serves: 404 (also the NHS views' fallback for GET).
+pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, FhirError> {
     Err(FhirError::NotFound {
         ty: "endpoint".into(),
         id: req.path().trim_start_matches('/').to_string(),

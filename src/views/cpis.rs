@@ -87,7 +87,7 @@ async fn care_team_search(r: Reading, req: HttpRequest) -> FhirResult<FhirRespon
         })
         .await?;
     let (mut plans, las) = map::matches_and_includes(results.entries);
-    map::newest_first(&mut plans);
+    map::newest_first(&mut plans, |plan| plan);
     let today = uk_date(now);
     let entries: Vec<SearchEntry> = plans
         .iter()

@@ -115,9 +115,11 @@ pub fn matches_and_includes(entries: Vec<SearchEntry>) -> (Vec<Value>, Vec<Value
     )
 }
 
-/// Plans newest first by `period.start`, then by id: the order both views list them in.
-pub fn newest_first(plans: &mut [Value]) {
-    plans.sort_by(|a, b| {
+/// Items newest first by their plan's `period.start`, then by the plan's id: the order both
+/// views list plans in.
+pub fn newest_first<T>(items: &mut [T], plan: impl Fn(&T) -> &Value) {
+    items.sort_by(|a, b| {
+        let (a, b) = (plan(a), plan(b));
         str_at(b, "/period/start")
             .cmp(str_at(a, "/period/start"))
             .then_with(|| str_at(a, "/id").cmp(str_at(b, "/id")))

@@ -200,11 +200,7 @@ async fn flag_search(r: Reading, req: HttpRequest) -> FhirResult<FhirResponse> {
             Some((native, plan.clone(), la))
         })
         .collect();
-    flagged.sort_by(|a, b| {
-        map::str_at(&b.1, "/period/start")
-            .cmp(map::str_at(&a.1, "/period/start"))
-            .then_with(|| map::str_at(&a.1, "/id").cmp(map::str_at(&b.1, "/id")))
-    });
+    map::newest_first(&mut flagged, |(_, plan, _)| plan);
     let mut entries: Vec<SearchEntry> = flagged
         .iter()
         .map(|(native, plan, la)| SearchEntry {

@@ -41,6 +41,21 @@ pub fn searchset(
     })
 }
 
+/// A search's link: `base/ty` and its parameters, percent-encoded (so a token's `|` is `%7C`
+/// and the link is a valid `uri`).
+pub fn search_link<K: AsRef<str>, V: AsRef<str>>(
+    base: &str,
+    ty: &str,
+    params: impl IntoIterator<Item = (K, V)>,
+) -> String {
+    let mut query = url::form_urlencoded::Serializer::new(String::new());
+    query.extend_pairs(params);
+    match query.finish() {
+        query if query.is_empty() => format!("{base}/{ty}"),
+        query => format!("{base}/{ty}?{query}"),
+    }
+}
+
 /// A page's `self`/`next` link: the search's own parameters, then `_count` and `_offset`.
 pub fn page_link(
     base: &str,
@@ -49,15 +64,14 @@ pub fn page_link(
     count: usize,
     offset: usize,
 ) -> String {
-    let mut query = url::form_urlencoded::Serializer::new(String::new());
-    for (k, v) in canonical {
-        query.append_pair(k, v);
-    }
-    query.append_pair("_count", &count.to_string());
-    if offset > 0 {
-        query.append_pair("_offset", &offset.to_string());
-    }
-    format!("{base}/{ty}?{}", query.finish())
+    let paging = [("_count", count.to_string())]
+        .into_iter()
+        .chain((offset > 0).then(|| ("_offset", offset.to_string())));
+    let params = canonical
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.clone()))
+        .chain(paging);
+    search_link(base, ty, params)
 }
 
 /// A searchset page: `total` matches, this page at `offset` of `count`.

@@ -121,10 +121,8 @@ pub async fn read_plan(r: &Reading, ty: ResourceType, id: String) -> FhirResult<
 
 /// The request's URL at the view's base (a searchset's `self` link).
 fn self_link(base: &str, req: &HttpRequest, ty: &str) -> String {
-    match req.query_string() {
-        "" => format!("{base}/{ty}"),
-        query => format!("{base}/{ty}?{query}"),
-    }
+    let params = url::form_urlencoded::parse(req.query_string().as_bytes());
+    crate::fhir::bundle::search_link(base, ty, params)
 }
 
 /// The views are NHS consumer APIs: health-care only. LAs and operations keep the native API.

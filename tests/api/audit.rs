@@ -91,22 +91,30 @@ async fn a_clinicians_lookup_is_recorded_before_the_answer_with_who_role_and_org
 }
 
 #[tokio::test]
-async fn a_read_by_id_is_recorded_as_a_read() {
+async fn a_read_vread_and_history_are_each_recorded_with_their_interaction() {
     let app = app_with_children().await;
     let flags = app.flags_of(CHILD).await;
     let id = flags["entry"][0]["resource"]["id"].as_str().unwrap();
-    let res = app
-        .get(&format!("/EpisodeOfCare/{id}"), &app.health())
-        .await;
-    assert_eq!(res.status(), 200);
-    let bundle = history(&app, &app.ops(), &format!("patient:identifier={CHILD}")).await;
-    let newest = &events(&bundle)[0];
-    assert_eq!(newest["subtype"][0]["code"], "read");
-    assert_eq!(newest["action"], "R");
-    assert_eq!(
-        newest["entity"][1]["what"]["reference"],
-        format!("EpisodeOfCare/{id}")
-    );
+    for (path, subtype) in [
+        (format!("/EpisodeOfCare/{id}"), "read"),
+        (format!("/EpisodeOfCare/{id}/_history/1"), "vread"),
+        (format!("/EpisodeOfCare/{id}/_history"), "history-instance"),
+    ] {
+        // A new person each time, so the 24-hour collapse keeps every access in the history.
+        let res = app.get(&path, &clinician(&app, subtype.len())).await;
+        assert_eq!(res.status(), 200, "{path}");
+        // Operations' history shows every access (the response is checked against the profile
+        // and openapi.yaml on arrival).
+        let bundle = history(&app, &app.ops(), &format!("patient:identifier={CHILD}")).await;
+        let newest = &events(&bundle)[0];
+        assert_eq!(newest["subtype"][0]["code"], subtype, "{path}");
+        assert_eq!(newest["action"], "R", "{path}");
+        assert_eq!(
+            newest["entity"][1]["what"]["reference"],
+            format!("EpisodeOfCare/{id}"),
+            "{path}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -395,12 +395,13 @@ fn output_profile(resource: &Value) -> Option<(&'static str, &'static str)> {
 /// profile in `fhir-profiles/`, and every stored resource in it (itself, or a Bundle's
 /// entries) carries the `id` and `meta` SPEC §3 promises.
 pub fn conform(resource: &Value, context: &str) {
+    let in_view = [cpis::views::CPIS_PATH, cpis::views::PATIENT_FLAG_PATH]
+        .iter()
+        .any(|view| context.contains(view));
+    conform_to_contract(resource, context, in_view);
     // NHS England's views answer in the guides' shapes, not ours: CI validates them against
     // FHIR itself (`.ci/fhir_resources_check.py`), and `nhs_views` checks them element by element.
-    if [cpis::views::CPIS_PATH, cpis::views::PATIENT_FLAG_PATH]
-        .iter()
-        .any(|view| context.contains(view))
-    {
+    if in_view {
         return;
     }
     let Some((profile, root)) = output_profile(resource) else {
@@ -443,6 +444,72 @@ pub fn conform(resource: &Value, context: &str) {
              meta.profile {canonical}: {r}"
         );
     }
+}
+
+/// The `openapi.yaml` component schema a resource the server returns is published as, so
+/// that the contract integrators generate clients from cannot drift from what the server sends.
+fn contract_schema(resource: &Value, in_view: bool) -> Option<&'static str> {
+    let ty = resource["resourceType"].as_str().unwrap_or_default();
+    Some(match (ty, resource["type"].as_str()) {
+        ("OperationOutcome", _) => "OperationOutcome",
+        ("CapabilityStatement", _) => "CapabilityStatement",
+        ("Bundle", _) if in_view => "NhsViewBundle",
+        _ if in_view => "NhsViewResource",
+        ("Bundle", Some("batch-response" | "transaction-response")) => "UploadResponseBundle",
+        ("Bundle", _) => "Bundle",
+        ("Flag", _) => "Flag",
+        ("EpisodeOfCare", _) => "EpisodeOfCare",
+        ("Organization", _) => "Organization",
+        ("AuditEvent", _) => "AuditEvent",
+        ("Subscription", _) => "Subscription",
+        _ => return None,
+    })
+}
+
+/// Fails the test unless `resource` is valid against its component schema in `openapi.yaml`
+/// (read as JSON Schema draft 4, which OpenAPI 3.0's schema objects extend).
+fn conform_to_contract(resource: &Value, context: &str, in_view: bool) {
+    type Validators =
+        std::collections::HashMap<&'static str, std::sync::Arc<jsonschema::Validator>>;
+    static CONTRACT: OnceLock<Value> = OnceLock::new();
+    static VALIDATORS: OnceLock<std::sync::Mutex<Validators>> = OnceLock::new();
+    let Some(schema_name) = contract_schema(resource, in_view) else {
+        return;
+    };
+    let validator = {
+        let mut validators = VALIDATORS
+            .get_or_init(Default::default)
+            .lock()
+            .expect("unpoisoned");
+        validators
+            .entry(schema_name)
+            .or_insert_with(|| {
+                let components = CONTRACT.get_or_init(|| {
+                    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/openapi.yaml");
+                    let text = std::fs::read_to_string(path).expect("openapi.yaml is readable");
+                    let contract: Value =
+                        serde_norway::from_str(&text).expect("openapi.yaml parses");
+                    contract["components"].clone()
+                });
+                let schema = json!({
+                    "$ref": format!("#/components/schemas/{schema_name}"),
+                    "components": components,
+                });
+                std::sync::Arc::new(
+                    jsonschema::draft4::new(&schema).expect("openapi.yaml's schemas compile"),
+                )
+            })
+            .clone()
+    };
+    let errors: Vec<String> = validator
+        .iter_errors(resource)
+        .map(|e| format!("  {}: {e}", e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "{context}: the response breaks openapi.yaml's {schema_name} schema:\n{}\n{resource}",
+        errors.join("\n")
+    );
 }
 
 /// A reqwest client whose every response is checked on arrival: a body that is a FHIR

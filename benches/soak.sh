@@ -104,6 +104,12 @@ PY
 }
 wal_bytes() { case "$DB" in sqlite://*) stat -c %s "${DB#sqlite://}-wal" 2>/dev/null || echo 0 ;; *) echo 0 ;; esac; }
 rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$SERVER/status"; }
+# What the RSS is made of, to tell a leak from warm-up: anonymous memory, the part of it in
+# transparent huge pages, file pages mapped, and the server's thread count.
+memory_parts() {
+    awk '/^Anonymous:/ {a=$2} /^AnonHugePages:/ {h=$2} /^Rss:/ {r=$2} END {print a, h, r - a}' "/proc/$SERVER/smaps_rollup"
+    ls "/proc/$SERVER/task" | wc -l
+}
 
 ACCESSES_BEFORE=$(audit_count); BYTES_BEFORE=$(audit_bytes)
 wrk -t2 -c12 -d"${DURATION}s" -s "$WORK/soak.lua" "http://127.0.0.1:$PORT" > "$WORK/wrk.txt" & WRK=$!
@@ -112,7 +118,7 @@ START=$(date +%s); MAX_WAL=0; UPLOADS=0; UPLOAD_ERRORS=0; NEXT_UPLOAD=60
 while kill -0 $WRK 2>/dev/null; do
     NOW=$(( $(date +%s) - START ))
     W=$(wal_bytes); [ "$W" -gt "$MAX_WAL" ] && MAX_WAL=$W
-    echo "$NOW $(rss_kib) $W" >> "$WORK/samples.txt"
+    echo "$NOW $(rss_kib) $W" $(memory_parts) >> "$WORK/samples.txt"
     if [ "$NOW" -ge "$NEXT_UPLOAD" ]; then
         NEXT_UPLOAD=$((NEXT_UPLOAD + 60)); UPLOADS=$((UPLOADS + 1))
         LA=$(printf 'L%05d' $((UPLOADS % LAS)))
@@ -147,6 +153,11 @@ def rss_at(t):
     window = [s[1] for s in samples if t <= s[0] < t + 60] or [min(samples, key=lambda s: abs(s[0] - t))[1]]
     return sum(window) / len(window) / 1024
 start, five, middle, end = rss_at(0), rss_at(300), rss_at(duration / 2), rss_at(duration - 60)
+def parts_at(t):
+    s = min(samples, key=lambda s: abs(s[0] - t))
+    return f"anon={s[3] / 1024:.0f} huge={s[4] / 1024:.0f} file={s[5] / 1024:.0f} threads={s[6]}" if len(s) > 6 else ""
+for label, t in [("start", 0), ("five_min", 300), ("middle", duration / 2), ("end", duration - 60)]:
+    print(f"memory_mib at {label}: {parts_at(t)}")
 growth = (end - five) / five if five else 0
 print(f"largest_wal_mib={max_wal / 2**20:.1f} bytes_per_access={nbytes / max(accesses, 1):.0f} accesses={accesses} "
       f"notifications_received={received} uploads={uploads} upload_errors={upload_errors} lookup_errors={errors}")

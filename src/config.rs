@@ -59,6 +59,9 @@ pub struct Config {
     /// `CPIS_ATTENDANCE_WINDOW_DAYS` (30) and `CPIS_ATTENDANCE_SETTINGS` (3): when a child's
     /// unscheduled attendances make a pattern (`attendance`).
     pub attendance: AttendanceRule,
+    /// `CPIS_CORS_ORIGINS`: comma-separated browser origins (`https://app.example.org`) that
+    /// may call the API; unset = no CORS (browsers on other origins cannot call).
+    pub cors_origins: Vec<String>,
     /// The system clock; tests fix it.
     pub clock: crate::clock::Clock,
 }
@@ -100,6 +103,26 @@ where
             reason: format!("{e}"),
         }),
     }
+}
+
+/// `CPIS_CORS_ORIGINS`: each an origin as browsers send it (`scheme://host[:port]`, no path).
+fn cors_origins(list: &str) -> Result<Vec<String>, ConfigError> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|origin| !origin.is_empty())
+        .map(|origin| match url::Url::parse(origin) {
+            Ok(url)
+                if matches!(url.scheme(), "http" | "https")
+                    && url.origin().ascii_serialization() == origin =>
+            {
+                Ok(origin.to_string())
+            }
+            _ => Err(ConfigError::Invalid {
+                var: "CPIS_CORS_ORIGINS",
+                reason: format!("{origin:?} is not an origin (scheme://host[:port], no path)"),
+            }),
+        })
+        .collect()
 }
 
 fn millis(name: &'static str, default: u64) -> Result<Duration, ConfigError> {
@@ -216,6 +239,10 @@ impl Config {
                 window_days: at_least_one("CPIS_ATTENDANCE_WINDOW_DAYS", 30)?,
                 settings: at_least_one("CPIS_ATTENDANCE_SETTINGS", 3)?,
             },
+            cors_origins: var("CPIS_CORS_ORIGINS")
+                .map(|origins| cors_origins(&origins))
+                .transpose()?
+                .unwrap_or_default(),
             clock: crate::clock::Clock::system(),
         })
     }
@@ -252,6 +279,7 @@ impl Config {
             },
             dispatcher: true,
             attendance: AttendanceRule::default(),
+            cors_origins: Vec::new(),
             clock: crate::clock::Clock::system(),
         }
     }
@@ -292,6 +320,7 @@ impl fmt::Debug for Config {
             .field("max_body_bytes", &self.max_body_bytes)
             .field("db_pool_size", &self.db_pool_size)
             .field("attendance", &self.attendance)
+            .field("cors_origins", &self.cors_origins)
             .finish_non_exhaustive()
     }
 }

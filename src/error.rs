@@ -173,7 +173,12 @@ pub enum FhirError {
     #[error("{ty}/{id} has been deleted")]
     Gone { ty: String, id: String },
     #[error("{interaction} is not allowed on {ty}")]
-    MethodNotAllowed { ty: String, interaction: String },
+    MethodNotAllowed {
+        ty: String,
+        interaction: String,
+        /// The methods the path serves (the `Allow` header).
+        allow: String,
+    },
     #[error("only application/fhir+json is supported")]
     NotAcceptable,
     #[error("unsupported media type: {0}")]
@@ -404,6 +409,9 @@ impl ResponseError for FhirError {
             }
             FhirError::Unavailable(_) => {
                 response.insert_header((header::RETRY_AFTER, "5"));
+            }
+            FhirError::MethodNotAllowed { allow, .. } => {
+                response.insert_header((header::ALLOW, allow.as_str()));
             }
             _ => {}
         }

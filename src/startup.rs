@@ -128,13 +128,24 @@ impl Application {
             endpoints,
             max_bundle_entries: config.max_bundle_entries,
             clock: config.clock.clone(),
+            cors: !config.cors_origins.is_empty(),
         });
         let verifier = web::Data::new(verifier);
         let max_body = config.max_body_bytes;
+        let cors_origins = config.cors_origins.clone();
         let mut server = HttpServer::new(move || {
             App::new()
+                // Innermost first: HEAD and POST _search become the GETs they stand for, after
+                // CORS has answered preflights and before routing.
+                .wrap(actix_web::middleware::from_fn(api::normalise::normalise))
+                .wrap(actix_web::middleware::Condition::new(
+                    !cors_origins.is_empty(),
+                    api::cors::layer(&cors_origins),
+                ))
                 .wrap(actix_web::middleware::from_fn(crate::telemetry::request_id))
                 .wrap(TracingLogger::<crate::telemetry::PrivacyRootSpan>::new())
+                // gzip or br when the client asks (`Accept-Encoding`).
+                .wrap(actix_web::middleware::Compress::default())
                 .app_data(state.clone())
                 .app_data(verifier.clone())
                 .app_data(web::PayloadConfig::new(max_body))

@@ -12,6 +12,7 @@ use crate::error::FhirResult;
 use crate::fhir::audit_event::AccessKind;
 use crate::fhir::bundle::{self, SearchEntry};
 use crate::search::audit::parse;
+use crate::search::params::Searched;
 use crate::service::access_history;
 
 const TYPE: &str = "AuditEvent";
@@ -43,9 +44,9 @@ pub async fn search(r: Reading, req: HttpRequest) -> FhirResult<FhirResponse> {
         .collect();
     Ok(FhirResponse::ok(bundle::searchset_page(
         &state.base_url,
-        TYPE,
+        Searched::AuditEvent,
         &query.canonical,
-        (query.count, query.offset),
+        &query.paging,
         total,
         entries,
     )))

@@ -19,19 +19,16 @@ const TYPE: ResourceType = ResourceType::EpisodeOfCare;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     // `$validate` before `/{id}`, which would take it for an id.
-    cfg.service(stored_type(TYPE, "/$validate").route(web::post().to(validate)));
+    cfg.service(stored_type(TYPE, "/$validate").post(validate).build());
     history_routes(cfg, TYPE);
-    cfg.service(
-        instance(TYPE)
-            .route(web::put().to(update))
-            .route(web::delete().to(delete)),
-    )
-    .service(
-        type_level(TYPE)
-            .route(web::post().to(create))
-            .route(web::put().to(conditional_update))
-            .route(web::delete().to(conditional_delete)),
-    );
+    cfg.service(instance(TYPE).put(update).delete(delete).build())
+        .service(
+            type_level(TYPE)
+                .create(create)
+                .put(conditional_update)
+                .delete(conditional_delete)
+                .build(),
+        );
 }
 
 /// Checks a plan body for a write (`plan::check_for_write`), then runs `write` with it.

@@ -10,7 +10,8 @@ const TYPE: ResourceType = ResourceType::Flag;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     // `$validate` before `/{id}`, which would take it for an id.
-    cfg.service(stored_type(TYPE, "/$validate"));
+    cfg.service(stored_type(TYPE, "/$validate").build());
     history_routes(cfg, TYPE);
-    cfg.service(instance(TYPE)).service(type_level(TYPE));
+    cfg.service(instance(TYPE).build())
+        .service(type_level(TYPE).build());
 }

@@ -7,5 +7,5 @@ use super::AppState;
 use crate::fhir::capability::capability_statement;
 
 pub async fn capabilities(state: web::Data<AppState>) -> FhirResponse {
-    FhirResponse::ok(capability_statement(&state.base_url))
+    FhirResponse::ok(capability_statement(&state.base_url, state.cors))
 }

@@ -11,6 +11,8 @@
 //! | `/EpisodeOfCare/{id}`                      | GET read, PUT update, DELETE  | as above                           |
 //! | `/Flag`, `/Flag/{id}`                      | GET (writes are 405)          | as EpisodeOfCare reads             |
 //! | `/{type}/{id}/_history[/{vid}]`            | GET history, vread            | as read                            |
+//! | `/{type}/_search`                          | POST (a form: the GET search, see `normalise`) | as the search     |
+//! | `/_history`, `/{type}/_history`            | none (405, empty `Allow`)     | nobody                             |
 //! | `/{type}/$validate`                        | POST                          | social-care, operations            |
 //! | `/AuditEvent`                              | GET search (writes are 405)   | health-care one child; LA own children; operations all |
 //! | `/AuditEvent/{id}`                         | GET read (writes are 405)     | LA own children; operations        |
@@ -18,14 +20,20 @@
 //! | `` (the base)                              | POST transaction/batch Bundle | social-care, own plans             |
 //! | `/Bundle`, `/Bundle/{id}`                  | GET upload reports            | social-care own LA; operations     |
 //! | `/_health` (server root)                   | GET                           | anyone (no token)                  |
+//!
+//! Every path answers `HEAD` where it answers `GET`, and a method it does not serve with 405
+//! and `Allow` (`endpoint::Endpoint`).
 
 pub mod access;
+pub mod cors;
+pub mod endpoint;
 pub mod episode_of_care;
 pub mod extract;
 pub mod flag;
 pub mod health;
 pub mod metadata;
 pub mod negotiate;
+pub mod normalise;
 pub mod organization;
 pub mod read;
 pub mod respond;
@@ -36,6 +44,8 @@ pub mod write;
 use std::sync::Arc;
 
 use actix_web::{web, HttpRequest, HttpResponse};
+
+pub use endpoint::Endpoint;
 
 use crate::audit::Auditor;
 use crate::db::DbPool;
@@ -59,30 +69,56 @@ pub struct AppState {
     pub max_bundle_entries: usize,
     /// Now, for every date rule and timestamp (a test sets it).
     pub clock: crate::clock::Clock,
+    /// Whether browsers on other origins may call (`CPIS_CORS_ORIGINS`).
+    pub cors: bool,
 }
 
 /// A route of a stored type (`/{type}{suffix}`): the handlers shared by the types learn which
 /// one they serve from it (`resource_type`); a method it has no route for is 405.
-fn stored_type(ty: ResourceType, suffix: &str) -> actix_web::Resource {
-    web::resource(format!("/{}{suffix}", ty.as_str()))
-        .app_data(ty)
-        .default_service(web::to(method_not_allowed))
+fn stored_type(ty: ResourceType, suffix: &str) -> Endpoint {
+    Endpoint::new(&format!("/{}{suffix}", ty.as_str())).app_data(ty)
 }
 
-/// The history routes of a stored type (vread and instance history).
+/// The history routes of a stored type (vread and instance history), and the type-level
+/// paths `/{id}` would otherwise take for an id: `_history` (not offered: 405) and `_search`.
 fn history_routes(cfg: &mut web::ServiceConfig, ty: ResourceType) {
-    cfg.service(stored_type(ty, "/{id}/_history/{vid}").route(web::get().to(read::vread)))
-        .service(stored_type(ty, "/{id}/_history").route(web::get().to(read::history_instance)));
+    cfg.service(search_form(ty.as_str()))
+        .service(stored_type(ty, "/_history").build())
+        .service(
+            stored_type(ty, "/{id}/_history/{vid}")
+                .get(read::vread)
+                .build(),
+        )
+        .service(
+            stored_type(ty, "/{id}/_history")
+                .get(read::history_instance)
+                .build(),
+        );
+}
+
+/// `POST /{type}/_search`: `normalise` turns it into the type's GET search before routing, so
+/// its handler is never reached; the path is declared so its other methods are 405 with
+/// `Allow: POST`.
+fn search_form(ty: &str) -> actix_web::Resource {
+    Endpoint::new(&format!("/{ty}/_search"))
+        .post(rewritten_before_routing)
+        .build()
+}
+
+async fn rewritten_before_routing() -> Result<HttpResponse, FhirError> {
+    Err(FhirError::internal(
+        "a _search form reached routing unrewritten",
+    ))
 }
 
 /// `/{type}/{id}` of a stored type, with its read (a type adds its writes).
-fn instance(ty: ResourceType) -> actix_web::Resource {
-    stored_type(ty, "/{id}").route(web::get().to(read::read))
+fn instance(ty: ResourceType) -> Endpoint {
+    stored_type(ty, "/{id}").get(read::read)
 }
 
 /// `/{type}` of a stored type, with its search (a type adds its writes).
-fn type_level(ty: ResourceType) -> actix_web::Resource {
-    stored_type(ty, "").route(web::get().to(read::search_type))
+fn type_level(ty: ResourceType) -> Endpoint {
+    stored_type(ty, "").get(read::search_type)
 }
 
 /// The stored type a route serves (set by `stored_type`).
@@ -96,48 +132,45 @@ pub fn resource_type(req: &HttpRequest) -> Result<ResourceType, FhirError> {
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/_health", web::get().to(health::health))
+    cfg.service(Endpoint::new("/_health").get(health::health).build())
         .service(
             web::scope("/FHIR/R4")
                 .wrap(actix_web::middleware::from_fn(negotiate::negotiate))
-                .route("/metadata", web::get().to(metadata::capabilities))
                 .service(
-                    web::resource(["", "/"])
-                        .route(web::post().to(upload::upload))
-                        .default_service(web::to(method_not_allowed)),
+                    Endpoint::new("/metadata")
+                        .get(metadata::capabilities)
+                        .build(),
                 )
+                .service(Endpoint::new("").create(upload::upload).build())
+                .service(Endpoint::new("/").create(upload::upload).build())
+                // The system-level history is not offered.
+                .service(Endpoint::new("/_history").build())
+                .service(Endpoint::new("/Bundle").get(upload::search_reports).build())
+                .service(search_form("Bundle"))
+                .service(Endpoint::new("/Bundle/_history").build())
                 .service(
-                    web::resource("/Bundle")
-                        .route(web::get().to(upload::search_reports))
-                        .default_service(web::to(method_not_allowed)),
+                    Endpoint::new("/Bundle/{id}")
+                        .get(upload::read_report)
+                        .build(),
                 )
+                .service(Endpoint::new("/AuditEvent").get(access::search).build())
+                .service(search_form("AuditEvent"))
+                .service(Endpoint::new("/AuditEvent/_history").build())
+                .service(Endpoint::new("/AuditEvent/{id}").get(access::read).build())
                 .service(
-                    web::resource("/Bundle/{id}")
-                        .route(web::get().to(upload::read_report))
-                        .default_service(web::to(method_not_allowed)),
+                    Endpoint::new("/Subscription")
+                        .get(subscription::search)
+                        .create(subscription::create)
+                        .build(),
                 )
+                .service(search_form("Subscription"))
+                .service(Endpoint::new("/Subscription/_history").build())
                 .service(
-                    web::resource("/AuditEvent")
-                        .route(web::get().to(access::search))
-                        .default_service(web::to(method_not_allowed)),
-                )
-                .service(
-                    web::resource("/AuditEvent/{id}")
-                        .route(web::get().to(access::read))
-                        .default_service(web::to(method_not_allowed)),
-                )
-                .service(
-                    web::resource("/Subscription")
-                        .route(web::get().to(subscription::search))
-                        .route(web::post().to(subscription::create))
-                        .default_service(web::to(method_not_allowed)),
-                )
-                .service(
-                    web::resource("/Subscription/{id}")
-                        .route(web::get().to(subscription::read))
-                        .route(web::put().to(subscription::update))
-                        .route(web::delete().to(subscription::delete))
-                        .default_service(web::to(method_not_allowed)),
+                    Endpoint::new("/Subscription/{id}")
+                        .get(subscription::read)
+                        .put(subscription::update)
+                        .delete(subscription::delete)
+                        .build(),
                 )
                 .configure(organization::routes)
                 .configure(episode_of_care::routes)
@@ -146,16 +179,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         )
         .configure(crate::views::configure)
         .default_service(web::to(not_found));
-}
-
-async fn method_not_allowed(req: HttpRequest) -> Result<HttpResponse, FhirError> {
-    Err(FhirError::MethodNotAllowed {
-        ty: req
-            .app_data::<ResourceType>()
-            .map_or("this endpoint", |ty| ty.as_str())
-            .to_string(),
-        interaction: req.method().to_string(),
-    })
 }
 
 /// A path nothing serves: 404 (also the NHS views' fallback for GET).

@@ -16,10 +16,10 @@ const TYPE: ResourceType = ResourceType::Organization;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     // `$validate` before `/{id}`, which would take it for an id.
-    cfg.service(stored_type(TYPE, "/$validate").route(web::post().to(validate)));
+    cfg.service(stored_type(TYPE, "/$validate").post(validate).build());
     history_routes(cfg, TYPE);
-    cfg.service(instance(TYPE).route(web::put().to(update)))
-        .service(type_level(TYPE).route(web::post().to(create)));
+    cfg.service(instance(TYPE).put(update).build())
+        .service(type_level(TYPE).create(create).build());
 }
 
 /// `POST /Organization` (operations): registers an LA.

@@ -142,11 +142,16 @@ pub async fn search_type(r: Reading, req: HttpRequest) -> FhirResult<FhirRespons
             service::search::search(conn, ctx, &request)
         })
         .await?;
+    let paging = search::parse::Paging {
+        count: parsed.count,
+        offset: parsed.offset,
+        sort: parsed.sort,
+    };
     Ok(FhirResponse::ok(bundle::searchset_page(
         &r.state().base_url,
-        ty.as_str(),
+        search::params::Searched::Stored(ty),
         &parsed.canonical,
-        (parsed.count, parsed.offset),
+        &paging,
         results.total,
         results.entries,
     )))

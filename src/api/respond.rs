@@ -1,9 +1,12 @@
 //! `FhirResponse`: a FHIR JSON body with ETag, Last-Modified and Location, honouring `Prefer`.
 
 use actix_web::body::BoxBody;
-use actix_web::http::{header, StatusCode};
-use actix_web::{HttpRequest, HttpResponse, Responder};
-use serde_json::Value;
+use actix_web::http::{header, Method, StatusCode};
+use actix_web::{HttpMessage, HttpRequest, HttpResponse, Responder};
+use serde_json::{json, Value};
+
+use super::normalise::IgnoredParameters;
+use crate::fhir::subset::Shaping;
 
 use crate::db::models::ResourceRow;
 use crate::error::information_outcome;
@@ -81,10 +84,42 @@ pub fn http_date(ms: i64) -> String {
         .to_string()
 }
 
+/// An OperationOutcome entry saying which parameters a lenient search ignored.
+fn ignored_outcome(ignored: &IgnoredParameters) -> Value {
+    json!({
+        "fullUrl": format!("urn:uuid:{}", uuid::Uuid::new_v4()),
+        "resource": {
+            "resourceType": "OperationOutcome",
+            "issue": ignored.0.iter().map(|name| json!({
+                "severity": "warning",
+                "code": "not-supported",
+                "diagnostics": format!("the search parameter {name} is not supported and was ignored (Prefer: handling=lenient)"),
+                "expression": [name],
+            })).collect::<Vec<_>>(),
+        },
+        "search": {"mode": "outcome"},
+    })
+}
+
+/// A read or search's answer as the client shaped it: `_summary`, `_elements`, `_total`
+/// (checked by `normalise`, so valid here), and the parameters a lenient search ignored.
+fn shape(req: &HttpRequest, shaping: &Shaping, body: &mut Value) {
+    shaping.apply(body);
+    let is_searchset = body.get("type").and_then(Value::as_str) == Some("searchset");
+    if let (true, Some(ignored)) = (is_searchset, req.extensions().get::<IgnoredParameters>()) {
+        if let Some(bundle) = body.as_object_mut() {
+            let entries = bundle.entry("entry").or_insert_with(|| json!([]));
+            if let Some(entries) = entries.as_array_mut() {
+                entries.push(ignored_outcome(ignored));
+            }
+        }
+    }
+}
+
 impl Responder for FhirResponse {
     type Body = BoxBody;
 
-    fn respond_to(self, _req: &HttpRequest) -> HttpResponse {
+    fn respond_to(self, req: &HttpRequest) -> HttpResponse {
         let mut response = HttpResponse::build(self.status);
         if let Some((version, last_updated)) = self.version {
             response.insert_header((header::ETAG, format!("W/\"{version}\"")));
@@ -94,9 +129,19 @@ impl Responder for FhirResponse {
             response.insert_header((header::LOCATION, location.clone()));
             response.insert_header((header::CONTENT_LOCATION, location));
         }
-        match self.body {
-            Some(body) => response.content_type(FHIR_JSON).body(body.to_string()),
-            None => response.finish(),
+        let Some(mut body) = self.body else {
+            return response.finish();
+        };
+        let shaping = Shaping::parse(req.query_string()).unwrap_or_default();
+        if req.method() == Method::GET && self.status == StatusCode::OK {
+            shape(req, &shaping, &mut body);
         }
+        crate::fhir::json::prune_empty(&mut body);
+        let text = if shaping.pretty {
+            serde_json::to_string_pretty(&body).unwrap_or_else(|_| body.to_string())
+        } else {
+            body.to_string()
+        };
+        response.content_type(FHIR_JSON).body(text)
     }
 }

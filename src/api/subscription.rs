@@ -7,11 +7,12 @@ use super::extract::{if_match, prefer, FhirBody};
 use super::respond::FhirResponse;
 use super::AppState;
 use crate::auth::{Action, Caller};
+use crate::db::subscriptions::SubscriptionFilter;
 use crate::db::{self, subscriptions::SubscriptionRow};
 use crate::error::{FhirError, FhirResult};
 use crate::fhir::bundle::{self, SearchEntry};
-use crate::search::params::{Searched, DEFAULT_COUNT};
-use crate::search::parse::filter_params;
+use crate::search::params::{ParamKind, Searched};
+use crate::search::parse::{filter_params, ids_of, instant_bounds, Paging};
 use crate::service::parse_content;
 use crate::service::subscription::{
     self as service, as_resource_row, SubscriptionInput, SubscriptionStatus,
@@ -109,39 +110,39 @@ pub async fn delete(
     Ok(FhirResponse::no_content())
 }
 
-/// `GET /Subscription?status=`: the caller's LA's own (operations: all).
+/// `GET /Subscription?status=&_lastUpdated=&_id=`: the caller's LA's own (operations: all).
 #[tracing::instrument(skip_all, fields(fhir.interaction = "search-type", fhir.type = TYPE))]
 pub async fn search(
     state: web::Data<AppState>,
     req: HttpRequest,
     caller: Caller,
 ) -> FhirResult<FhirResponse> {
-    let mut status = None;
-    let (mut count, mut offset) = (DEFAULT_COUNT, 0usize);
+    let mut filter = SubscriptionFilter::default();
+    let mut paging = Paging::default();
     let mut canonical = Vec::new();
     let query = req.query_string();
-    // `status`, the one parameter.
-    for (def, name, value) in filter_params(Searched::Subscription, query, &mut count, &mut offset)?
-    {
-        let invalid = |reason: &str| FhirError::InvalidSearch {
-            param: name.clone(),
-            reason: reason.into(),
-        };
-        if SubscriptionStatus::from_code(&value).is_none() {
-            return Err(invalid(def.documentation));
+    for (def, name, value) in filter_params(Searched::Subscription, query, &mut paging)? {
+        match def.kind {
+            ParamKind::LastUpdated => {
+                let (from, to) = instant_bounds(&name, &value)?;
+                let (lo, hi) = filter.last_updated;
+                filter.last_updated = (lo.max(from), hi.min(to));
+            }
+            ParamKind::Id => filter.ids = Some(ids_of(&value)),
+            _ if SubscriptionStatus::from_code(&value).is_some() => {
+                filter.status = Some(value.clone())
+            }
+            _ => {
+                return Err(FhirError::InvalidSearch {
+                    param: name,
+                    reason: def.documentation.into(),
+                })
+            }
         }
-        status = Some(value.clone());
         canonical.push((name, value));
     }
-    let wanted = status.clone();
     let (rows, total) = db::run(&state.pool, move |conn| {
-        service::search(
-            conn,
-            &caller,
-            wanted.as_deref(),
-            i64::try_from(count).unwrap_or(i64::MAX),
-            i64::try_from(offset).unwrap_or(i64::MAX),
-        )
+        service::search(conn, &caller, &filter, &paging)
     })
     .await?;
     let entries = rows
@@ -155,9 +156,9 @@ pub async fn search(
         .collect::<FhirResult<Vec<_>>>()?;
     Ok(FhirResponse::ok(bundle::searchset_page(
         &state.base_url,
-        TYPE,
+        Searched::Subscription,
         &canonical,
-        (count, offset),
+        &paging,
         total,
         entries,
     )))

@@ -11,8 +11,8 @@ use crate::db;
 use crate::db::reports::{self, ReportRow};
 use crate::error::{FhirError, FhirResult};
 use crate::fhir::bundle::{self, SearchEntry};
-use crate::search::params::{ParamKind, Searched, DEFAULT_COUNT};
-use crate::search::parse::{filter_params, instant_bounds};
+use crate::search::params::{ParamKind, Searched};
+use crate::search::parse::{filter_params, ids_of, instant_bounds, Paging};
 use crate::service::upload::{self, Kind};
 
 /// `POST /FHIR/R4` with a transaction or batch Bundle.
@@ -85,11 +85,12 @@ pub async fn search_reports(
     req: HttpRequest,
     caller: Caller,
 ) -> FhirResult<FhirResponse> {
-    let (mut count, mut offset) = (DEFAULT_COUNT, 0usize);
+    let mut paging = Paging::default();
     let (mut from, mut to) = (i64::MIN, i64::MAX);
+    let mut ids: Option<Vec<String>> = None;
     let mut canonical = Vec::new();
     let query = req.query_string();
-    for (def, name, value) in filter_params(Searched::Bundle, query, &mut count, &mut offset)? {
+    for (def, name, value) in filter_params(Searched::Bundle, query, &mut paging)? {
         let invalid = |reason: &str| FhirError::InvalidSearch {
             param: name.clone(),
             reason: reason.into(),
@@ -100,6 +101,7 @@ pub async fn search_reports(
                 from = from.max(f);
                 to = to.min(t);
             }
+            ParamKind::Id => ids = Some(ids_of(&value)),
             _ if value == "batch-response" => {}
             _ => return Err(invalid("the stored Bundles are batch-response reports")),
         }
@@ -120,8 +122,8 @@ pub async fn search_reports(
             conn,
             la.as_deref(),
             (from, to),
-            i64::try_from(count).unwrap_or(i64::MAX),
-            i64::try_from(offset).unwrap_or(i64::MAX),
+            ids.as_deref(),
+            &paging,
         )?)
     })
     .await?;
@@ -136,9 +138,9 @@ pub async fn search_reports(
         .collect::<FhirResult<Vec<_>>>()?;
     Ok(FhirResponse::ok(bundle::searchset_page(
         &state.base_url,
-        "Bundle",
+        Searched::Bundle,
         &canonical,
-        (count, offset),
+        &paging,
         total,
         entries,
     )))

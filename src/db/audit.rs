@@ -216,17 +216,26 @@ pub struct EventPage {
     pub total: i64,
 }
 
-/// Accesses in `scope` recorded in `[from_ms, to_ms)` (only those marked as reaching a
-/// repeated-attendance pattern, or only those not, when `pattern` says), newest first.
+/// Which accesses of a scope a history shows: recorded in `[from_ms, to_ms)`, and only those
+/// marked as reaching a repeated-attendance pattern (or only those not) when `pattern` says.
+#[derive(Debug, Clone)]
+pub struct HistoryWindow {
+    pub from_ms: i64,
+    pub to_ms: i64,
+    pub pattern: Option<bool>,
+    /// `_id`: only these accesses.
+    pub ids: Option<Vec<String>>,
+}
+
+/// The accesses in `scope` and `window`, `(limit, offset)`, newest first (or oldest first).
 pub fn history(
     conn: &mut DbConn,
     scope: &HistoryScope,
-    from_ms: i64,
-    to_ms: i64,
-    pattern: Option<bool>,
-    limit: i64,
-    offset: i64,
+    window: &HistoryWindow,
+    (limit, offset): (i64, i64),
+    oldest_first: bool,
 ) -> QueryResult<EventPage> {
+    let (from_ms, to_ms, pattern) = (window.from_ms, window.to_ms, window.pattern);
     let filtered = || {
         let mut q = audit_events::table
             .into_boxed::<super::DbBackend>()
@@ -234,6 +243,9 @@ pub fn history(
             .filter(audit_events::recorded_ms.lt(to_ms));
         if let Some(marked) = pattern {
             q = q.filter(audit_events::pattern_reached.eq(marked));
+        }
+        if let Some(ids) = &window.ids {
+            q = q.filter(audit_events::id.eq_any(ids.clone()));
         }
         match scope {
             HistoryScope::Child { nhs_number } => {
@@ -272,8 +284,12 @@ pub fn history(
         }
         q
     };
-    let contents: Vec<String> = filtered()
-        .order((audit_events::recorded_ms.desc(), audit_events::seq.desc()))
+    let ordered = if oldest_first {
+        filtered().order((audit_events::recorded_ms.asc(), audit_events::seq.asc()))
+    } else {
+        filtered().order((audit_events::recorded_ms.desc(), audit_events::seq.desc()))
+    };
+    let contents: Vec<String> = ordered
         .limit(limit)
         .offset(offset)
         .select(audit_events::content)

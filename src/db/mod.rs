@@ -88,15 +88,23 @@ impl Backend {
     }
 }
 
+/// The most heap SQLite should use, all connections together (its page caches give way).
+const SQLITE_HEAP_LIMIT: i64 = 16 * 1024 * 1024;
+
 /// Per-connection SQLite settings. WAL is persistent and set once, at migration.
 fn configure_sqlite(conn: &mut SqliteConnection) -> QueryResult<()> {
     diesel::sql_query(format!("PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")).execute(conn)?;
     diesel::sql_query("PRAGMA foreign_keys = ON").execute(conn)?;
     diesel::sql_query("PRAGMA synchronous = NORMAL").execute(conn)?;
     // 2 MiB of page cache per connection (the pool's and the audit writer's): enough for the
-    // lookup indexes' upper levels (the OS caches the rest of the file); each connection's
-    // cache fills as it works, so this times the pool is how far RSS grows after start.
+    // lookup indexes' upper levels (the OS caches the rest of the file).
     diesel::sql_query("PRAGMA cache_size = -2048").execute(conn)?;
+    // And at most SQLITE_HEAP_LIMIT for all of them together (process-wide; past it the page
+    // caches recycle pages instead of growing). The pool hands out the connection returned
+    // last, so the deeper ones are used, and fill, only in bursts: without a common bound the
+    // caches grow for half an hour after start, and again whenever the pool replaces an idle
+    // connection (the soak, issue #10).
+    diesel::sql_query(format!("PRAGMA soft_heap_limit = {SQLITE_HEAP_LIMIT}")).execute(conn)?;
     // Once a checkpoint has reset the WAL, it is cut back to this size on disk.
     diesel::sql_query("PRAGMA journal_size_limit = 67108864").execute(conn)?;
     // Checkpoint every ~16 MiB of WAL instead of 4 MiB: audit writes touch the same index
@@ -381,21 +389,47 @@ struct CheckpointResult {
 /// audited lookup waits on), so it waits only `TRUNCATE_WAIT_MS`: if readers are still busy, the
 /// next tick tries again.
 fn checkpoint(c: &mut SqliteConnection) -> QueryResult<()> {
-    use diesel::connection::SimpleConnection;
     let passive: CheckpointResult =
         diesel::sql_query("PRAGMA wal_checkpoint(PASSIVE)").get_result(c)?;
     if i64::from(passive.log) * PAGE_BYTES > WAL_RESET_BYTES {
         // It takes the write lock while it waits and copies: a turn like any writer's, so
         // writers queue fairly behind it instead of in SQLite's busy handler.
-        let Some(_turn) = sqlite_write_turn_within(Duration::from_millis(TRUNCATE_WAIT_MS)) else {
-            return Ok(()); // writers are busy: the next tick tries again
-        };
-        c.batch_execute(&format!("PRAGMA busy_timeout = {TRUNCATE_WAIT_MS}"))?;
-        let truncated = diesel::sql_query("PRAGMA wal_checkpoint(TRUNCATE)").execute(c);
-        c.batch_execute(&format!("PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}"))?;
-        truncated?;
+        maintenance_write(c, |c| {
+            diesel::sql_query("PRAGMA wal_checkpoint(TRUNCATE)")
+                .execute(c)
+                .map(|_| ())
+        })?;
     }
     Ok(())
+}
+
+/// Runs housekeeping that writes (a TRUNCATE checkpoint, `PRAGMA optimize`) without ever
+/// holding writers back for long: it takes a write turn only if one comes within
+/// `TRUNCATE_WAIT_MS`, and waits on SQLite's locks no longer than that either; otherwise it is
+/// skipped (Ok), for the next tick or upload to try again. Every audited lookup waits on the
+/// writers, so a maintenance task that waited out the busy timeout in its turn stalled them all
+/// (a 5.6 s stall in the soak, issue #10).
+fn maintenance_write(
+    c: &mut SqliteConnection,
+    work: impl FnOnce(&mut SqliteConnection) -> QueryResult<()>,
+) -> QueryResult<()> {
+    use diesel::connection::SimpleConnection;
+    let Some(_turn) = sqlite_write_turn_within(Duration::from_millis(TRUNCATE_WAIT_MS)) else {
+        return Ok(()); // writers are busy: the next tick tries again
+    };
+    c.batch_execute(&format!("PRAGMA busy_timeout = {TRUNCATE_WAIT_MS}"))?;
+    let done = work(c);
+    c.batch_execute(&format!("PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}"))?;
+    match done {
+        Err(diesel::result::Error::DatabaseError(
+            diesel::result::DatabaseErrorKind::Unknown,
+            info,
+        )) if info.message().contains("locked") || info.message().contains("busy") => {
+            tracing::debug!("housekeeping write skipped: the database is busy");
+            Ok(())
+        }
+        other => other,
+    }
 }
 
 /// At a graceful stop: everything into the database file, and the WAL emptied.
@@ -451,8 +485,8 @@ pub fn start_checkpointer(
 /// queries are shaped to use the token index (`db::search`). A failure is logged only.
 pub fn refresh_statistics(conn: &mut DbConn) {
     let done = match conn {
-        // ANALYZE writes (sqlite_stat1): it takes a write turn like any writer.
-        DbConn::Sqlite(c) => sqlite_write_turn().and_then(|_turn| {
+        // ANALYZE writes (sqlite_stat1): housekeeping that gives way to the writers.
+        DbConn::Sqlite(c) => maintenance_write(c, |c| {
             diesel::connection::SimpleConnection::batch_execute(
                 c,
                 "PRAGMA analysis_limit = 1000; PRAGMA optimize = 0x10002;",

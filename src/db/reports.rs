@@ -1,5 +1,6 @@
 //! Upload reports: each batch upload's batch-response, kept for its LA.
 
+use crate::search::parse::Paging;
 use diesel::prelude::*;
 
 use super::schema::upload_reports;
@@ -36,8 +37,8 @@ pub fn search(
     conn: &mut DbConn,
     la: Option<&str>,
     (from_ms, to_ms): (i64, i64),
-    limit: i64,
-    offset: i64,
+    ids: Option<&[String]>,
+    paging: &Paging,
 ) -> QueryResult<(Vec<ReportRow>, i64)> {
     let filtered = || {
         let mut q = upload_reports::table
@@ -47,12 +48,19 @@ pub fn search(
         if let Some(la) = la {
             q = q.filter(upload_reports::la_ods.eq(la.to_string()));
         }
+        if let Some(ids) = ids {
+            q = q.filter(upload_reports::id.eq_any(ids.to_vec()));
+        }
         q
     };
-    let rows = filtered()
-        .order((upload_reports::created_ms.desc(), upload_reports::id.desc()))
-        .limit(limit)
-        .offset(offset)
+    let ordered = if paging.oldest_first() {
+        filtered().order((upload_reports::created_ms.asc(), upload_reports::id.asc()))
+    } else {
+        filtered().order((upload_reports::created_ms.desc(), upload_reports::id.desc()))
+    };
+    let rows = ordered
+        .limit(paging.limit())
+        .offset(paging.skip())
         .select(ReportRow::as_select())
         .load(conn)?;
     let total = filtered().count().get_result(conn)?;

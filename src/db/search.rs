@@ -21,6 +21,7 @@ use crate::db::raw::RawStatement;
 use crate::db::schema::resources;
 use crate::db::{DbBackend, DbConn};
 use crate::fhir::types::day_start_ms;
+use crate::search::params::SortKey;
 use crate::search::parse::{DatePrefix, Filter, FlagStatus, SearchRequest, TokenValue};
 
 /// One page of matches, newest first, and how many match in all.
@@ -84,15 +85,26 @@ pub fn execute(
     let rows = if req.count == 0 {
         Vec::new()
     } else {
-        let newest_first = if lookup {
-            build().order((
-                sql::<BigInt>("+resources.last_updated").desc(),
-                resources::id.asc(),
-            ))
+        // Newest first unless `_sort` says otherwise. A lookup orders by an expression (see
+        // above); the few rows it matches are sorted in memory whatever the key.
+        let last_updated = if lookup {
+            "+resources.last_updated"
         } else {
-            build().order((resources::last_updated.desc(), resources::id.asc()))
+            "resources.last_updated"
         };
-        newest_first
+        let key = match req.sort.map(|s| s.key) {
+            Some(SortKey::Date) => format!(
+                "(SELECT MIN(start_ms) FROM search_dates WHERE search_dates.resource_type = '{ty}' \
+                 AND search_dates.param = 'date' AND search_dates.resource_id = resources.id)"
+            ),
+            Some(SortKey::LastUpdated) | None => last_updated.to_string(),
+        };
+        let ordered = if req.sort.is_some_and(|s| !s.descending) {
+            build().order((sql::<BigInt>(&key).asc(), resources::id.asc()))
+        } else {
+            build().order((sql::<BigInt>(&key).desc(), resources::id.asc()))
+        };
+        ordered
             .limit(i64::try_from(req.count).unwrap_or(i64::MAX))
             .offset(i64::try_from(req.offset).unwrap_or(i64::MAX))
             .select(ResourceRow::as_select())
@@ -161,6 +173,19 @@ fn predicate(ty: &str, filter: &Filter, now_ms: i64) -> SqlPredicate {
             }
             if statuses.is_empty() {
                 p.sql("1 = 1");
+            }
+            p.sql(")")
+        }
+        Filter::Ids(ids) => {
+            p.sql("resources.id IN (");
+            for (i, id) in ids.iter().enumerate() {
+                if i > 0 {
+                    p.sql(", ");
+                }
+                p.text(id);
+            }
+            if ids.is_empty() {
+                p.sql("NULL");
             }
             p.sql(")")
         }

@@ -1,5 +1,6 @@
 //! Subscription rows: an LA's notification endpoints, and their delivery health.
 
+use crate::search::parse::Paging;
 use diesel::prelude::*;
 
 use super::schema::subscriptions;
@@ -60,27 +61,56 @@ pub fn delete(conn: &mut DbConn, id: &str) -> QueryResult<bool> {
 }
 
 /// Subscriptions of `la` (all LAs when `None`), optionally of one status, newest first.
+/// What a Subscription search asks for: a status, ids (`_id`), a `_lastUpdated` range.
+#[derive(Debug, Clone)]
+pub struct SubscriptionFilter {
+    pub status: Option<String>,
+    pub ids: Option<Vec<String>>,
+    /// `meta.lastUpdated` in `[from, to)`.
+    pub last_updated: (i64, i64),
+}
+
+impl Default for SubscriptionFilter {
+    fn default() -> Self {
+        SubscriptionFilter {
+            status: None,
+            ids: None,
+            last_updated: (i64::MIN, i64::MAX),
+        }
+    }
+}
+
 pub fn search(
     conn: &mut DbConn,
     la: Option<&str>,
-    status: Option<&str>,
-    limit: i64,
-    offset: i64,
+    filter: &SubscriptionFilter,
+    paging: &Paging,
 ) -> QueryResult<(Vec<SubscriptionRow>, i64)> {
     let filtered = || {
-        let mut q = subscriptions::table.into_boxed::<DbBackend>();
+        let (from, to) = filter.last_updated;
+        let mut q = subscriptions::table
+            .into_boxed::<DbBackend>()
+            .filter(subscriptions::last_updated.ge(from))
+            .filter(subscriptions::last_updated.lt(to));
         if let Some(la) = la {
             q = q.filter(subscriptions::la_ods.eq(la.to_string()));
         }
-        if let Some(status) = status {
-            q = q.filter(subscriptions::status.eq(status.to_string()));
+        if let Some(status) = &filter.status {
+            q = q.filter(subscriptions::status.eq(status.clone()));
+        }
+        if let Some(ids) = &filter.ids {
+            q = q.filter(subscriptions::id.eq_any(ids.clone()));
         }
         q
     };
-    let rows = filtered()
-        .order((subscriptions::last_updated.desc(), subscriptions::id.asc()))
-        .limit(limit)
-        .offset(offset)
+    let ordered = if paging.oldest_first() {
+        filtered().order((subscriptions::last_updated.asc(), subscriptions::id.asc()))
+    } else {
+        filtered().order((subscriptions::last_updated.desc(), subscriptions::id.asc()))
+    };
+    let rows = ordered
+        .limit(paging.limit())
+        .offset(paging.skip())
         .select(SubscriptionRow::as_select())
         .load(conn)?;
     let total = filtered().count().get_result(conn)?;

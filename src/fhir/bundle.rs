@@ -4,6 +4,8 @@ use serde_json::{json, Value};
 
 use super::types::instant;
 use crate::db::models::ResourceRow;
+use crate::search::params::Searched;
+use crate::search::parse::Paging;
 
 /// A searchset entry: the resource and whether it matched or was included.
 pub struct SearchEntry {
@@ -56,41 +58,44 @@ pub fn search_link<K: AsRef<str>, V: AsRef<str>>(
     }
 }
 
-/// A page's `self`/`next` link: the search's own parameters, then `_count` and `_offset`.
+/// A page's `self`/`next` link: the search's own parameters, then `_sort`, `_count` and
+/// `_offset`.
 pub fn page_link(
     base: &str,
-    ty: &str,
+    searched: Searched,
     canonical: &[(String, String)],
-    count: usize,
+    paging: &Paging,
     offset: usize,
 ) -> String {
-    let paging = [("_count", count.to_string())]
+    let sort = paging.sort_param(searched).map(|sort| ("_sort", sort));
+    let paging = sort
         .into_iter()
+        .chain([("_count", paging.count.to_string())])
         .chain((offset > 0).then(|| ("_offset", offset.to_string())));
     let params = canonical
         .iter()
         .map(|(k, v)| (k.as_str(), v.clone()))
         .chain(paging);
-    search_link(base, ty, params)
+    search_link(base, searched.name(), params)
 }
 
-/// A searchset page: `total` matches, this page at `offset` of `count`.
+/// A searchset page: `total` matches, this page as `paging` says.
 pub fn searchset_page(
     base: &str,
-    ty: &str,
+    searched: Searched,
     canonical: &[(String, String)],
-    (count, offset): (usize, usize),
+    paging: &Paging,
     total: i64,
     entries: Vec<SearchEntry>,
 ) -> Value {
-    let next_offset = offset + count;
-    let next = (count > 0 && (next_offset as i64) < total)
-        .then(|| page_link(base, ty, canonical, count, next_offset));
+    let next_offset = paging.offset + paging.count;
+    let next = (paging.count > 0 && (next_offset as i64) < total)
+        .then(|| page_link(base, searched, canonical, paging, next_offset));
     searchset(
         base,
         total,
         entries,
-        page_link(base, ty, canonical, count, offset),
+        page_link(base, searched, canonical, paging, paging.offset),
         next,
     )
 }

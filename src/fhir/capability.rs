@@ -40,18 +40,49 @@ fn documentation(ty: ResourceType) -> &'static str {
     }
 }
 
-/// A type's `searchParam`s, from the table its parser uses.
+/// A type's `searchParam`s, from the table its parser uses, named as FHIR names them: a
+/// reference searched by its target's identifier is the parameter `patient` (type reference),
+/// its `:identifier` modifier said in the documentation.
 fn search_params_of(searched: Searched) -> Vec<Value> {
     search_params(searched)
         .iter()
-        .map(|p| json!({"name": p.name, "type": p.kind.fhir_type(), "documentation": p.documentation}))
+        .map(|p| {
+            let (name, documentation) = match p.name.split_once(':') {
+                Some((name, modifier)) => (
+                    name,
+                    format!(
+                        "Only with the :{modifier} modifier ({}). {}",
+                        p.name, p.documentation
+                    ),
+                ),
+                None => (p.name, p.documentation.to_string()),
+            };
+            json!({"name": name, "type": p.kind.fhir_type(), "documentation": documentation})
+        })
         .collect()
+}
+
+/// `searchInclude`, only when the type has includes (FHIR JSON has no empty arrays).
+fn with_includes(mut resource: Value, includes: &[&str]) -> Value {
+    if let (Some(obj), false) = (resource.as_object_mut(), includes.is_empty()) {
+        obj.insert("searchInclude".into(), json!(includes));
+    }
+    resource
+}
+
+/// `rest.security`: bearer tokens, and whether browsers on other origins may call.
+pub fn security(cors: bool) -> Value {
+    json!({
+        "cors": cors,
+        "service": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/restful-security-service", "code": "OAuth"}]}],
+        "description": "Bearer JWT with role (social-care | health-care | operations) and org claims"
+    })
 }
 
 fn resource(ty: ResourceType) -> Value {
     let params = search_params_of(Searched::Stored(ty));
     let writable = matches!(ty, ResourceType::Organization | ResourceType::EpisodeOfCare);
-    let mut r = json!({
+    let r = json!({
         "type": ty.as_str(),
         "profile": ty.profile(),
         "documentation": documentation(ty),
@@ -63,9 +94,10 @@ fn resource(ty: ResourceType) -> Value {
         "conditionalRead": "not-supported",
         "conditionalUpdate": ty == ResourceType::EpisodeOfCare,
         "conditionalDelete": if ty == ResourceType::EpisodeOfCare { "single" } else { "not-supported" },
-        "searchInclude": includes_for(ty).iter().map(|(v, _)| *v).collect::<Vec<_>>(),
         "searchParam": params,
     });
+    let includes: Vec<&str> = includes_for(ty).iter().map(|(v, _)| *v).collect();
+    let mut r = with_includes(r, &includes);
     if writable {
         if let Some(obj) = r.as_object_mut() {
             obj.insert(
@@ -88,7 +120,6 @@ fn audit_event() -> Value {
         "versioning": "no-version",
         "readHistory": false,
         "updateCreate": false,
-        "searchInclude": [],
         "searchParam": params,
     })
 }
@@ -107,7 +138,6 @@ fn subscription() -> Value {
         "versioning": "versioned-update",
         "readHistory": false,
         "updateCreate": false,
-        "searchInclude": [],
         "searchParam": search_params_of(Searched::Subscription),
     })
 }
@@ -122,12 +152,11 @@ fn upload_report() -> Value {
         "versioning": "no-version",
         "readHistory": false,
         "updateCreate": false,
-        "searchInclude": [],
         "searchParam": search_params_of(Searched::Bundle),
     })
 }
 
-pub fn capability_statement(base_url: &str) -> Value {
+pub fn capability_statement(base_url: &str, cors: bool) -> Value {
     let types = [
         ResourceType::Organization,
         ResourceType::EpisodeOfCare,
@@ -145,12 +174,8 @@ pub fn capability_statement(base_url: &str) -> Value {
         "format": ["application/fhir+json", "json"],
         "rest": [{
             "mode": "server",
-            "documentation": "Search parameters are strict: unknown parameters are 400. _count (default 50, max 500) and _offset page the results.",
-            "security": {
-                "cors": false,
-                "service": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/restful-security-service", "code": "OAuth"}]}],
-                "description": "Bearer JWT with role (social-care | health-care | operations) and org claims"
-            },
+            "documentation": "Search parameters are strict: unknown parameters are 400, unless Prefer: handling=lenient (then ignored and reported in an OperationOutcome entry). Every search also takes _count (default 50, max 500) and _offset (paging), _sort (_lastUpdated, and date where the type has it; -key descending), _summary, _elements, _total and _pretty, and POST [type]/_search with a form body. A parameter searched by a modifier is named as FHIR names it; its documentation says the modifier. HEAD is served wherever GET is.",
+            "security": security(cors),
             "interaction": [
                 {"code": "transaction", "documentation": "POST [base] a transaction Bundle of EpisodeOfCare entries (POST, conditional PUT, conditional DELETE): all or nothing"},
                 {"code": "batch", "documentation": "POST [base] a batch Bundle of the same entries: each on its own; the batch-response is kept as the LA's upload report"},
@@ -170,7 +195,7 @@ mod tests {
 
     #[test]
     fn flags_are_read_only_and_list_their_include() {
-        let cs = capability_statement("http://x/FHIR/R4");
+        let cs = capability_statement("http://x/FHIR/R4", false);
         let flag = &cs["rest"][0]["resource"][2];
         assert_eq!(flag["type"], "Flag");
         assert_eq!(flag["searchInclude"][0], "Flag:author");

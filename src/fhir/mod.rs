@@ -5,8 +5,10 @@ pub mod bundle;
 pub mod capability;
 pub mod episode_of_care;
 pub mod flag;
+pub mod json;
 pub mod nhs_number;
 pub mod organization;
+pub mod subset;
 pub mod types;
 
 pub use nhs_number::NhsNumber;

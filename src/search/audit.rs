@@ -1,8 +1,8 @@
 //! `AuditEvent?` search (SPEC §4), with the parameters of `params` (`patient:identifier`,
 //! `_lastUpdated` and `date`, both the access's `recorded` instant) and `_count`/`_offset` paging.
 
-use super::params::{ParamKind, Searched, DEFAULT_COUNT};
-use super::parse::{filter_params, instant_bounds};
+use super::params::{ParamKind, Searched};
+use super::parse::{filter_params, ids_of, instant_bounds, Paging};
 use crate::error::FhirError;
 use crate::fhir::nhs_number::NhsNumber;
 use crate::fhir::types::NHS_NUMBER_SYSTEM;
@@ -15,8 +15,9 @@ pub struct AuditQuery {
     pub to_ms: i64,
     /// `attendance-pattern`: only the accesses marked as reaching a pattern (or only the others).
     pub pattern: Option<bool>,
-    pub count: usize,
-    pub offset: usize,
+    /// `_id`: only these accesses.
+    pub ids: Option<Vec<String>>,
+    pub paging: Paging,
     /// `(name, value)` of the filters, for `self`/`next` links.
     pub canonical: Vec<(String, String)>,
 }
@@ -34,13 +35,11 @@ pub fn parse(query: &str) -> Result<AuditQuery, FhirError> {
         from_ms: i64::MIN,
         to_ms: i64::MAX,
         pattern: None,
-        count: DEFAULT_COUNT,
-        offset: 0,
+        ids: None,
+        paging: Paging::default(),
         canonical: Vec::new(),
     };
-    for (def, name, value) in
-        filter_params(Searched::AuditEvent, query, &mut q.count, &mut q.offset)?
-    {
+    for (def, name, value) in filter_params(Searched::AuditEvent, query, &mut q.paging)? {
         match def.kind {
             ParamKind::ReferenceIdentifier => {
                 let number = match value.split_once('|') {
@@ -61,6 +60,10 @@ pub fn parse(query: &str) -> Result<AuditQuery, FhirError> {
                     return Err(invalid(&name, "one NHS number at a time"));
                 }
                 q.patient = Some(nhs);
+                q.canonical.push((name, value));
+            }
+            ParamKind::Id => {
+                q.ids = Some(ids_of(&value));
                 q.canonical.push((name, value));
             }
             ParamKind::Token => {
@@ -104,8 +107,12 @@ mod tests {
             Err(FhirError::InvalidSearch { .. })
         ));
         assert!(matches!(
-            parse("_sort=date"),
+            parse("_include=AuditEvent:agent"),
             Err(FhirError::UnknownParameter { .. })
+        ));
+        assert!(matches!(
+            parse("_sort=status"),
+            Err(FhirError::InvalidSearch { .. })
         ));
         assert!(matches!(
             parse("date=ne2026-01-01"),

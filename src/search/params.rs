@@ -17,13 +17,16 @@ pub enum ParamKind {
     FlagStatus,
     /// `_lastUpdated`, with date prefixes against `meta.lastUpdated`.
     LastUpdated,
+    /// `_id`: the logical ids (comma = OR).
+    Id,
 }
 
 impl ParamKind {
     /// The FHIR search parameter type, for the CapabilityStatement.
     pub fn fhir_type(self) -> &'static str {
         match self {
-            ParamKind::Token | ParamKind::ReferenceIdentifier | ParamKind::FlagStatus => "token",
+            ParamKind::Token | ParamKind::FlagStatus | ParamKind::Id => "token",
+            ParamKind::ReferenceIdentifier => "reference",
             ParamKind::Date | ParamKind::LastUpdated => "date",
             ParamKind::String => "string",
         }
@@ -59,6 +62,7 @@ const FLAG: &[ParamDef] = &[
     p("subject:identifier", ParamKind::ReferenceIdentifier, "patient", "Alias of patient:identifier"),
     p("status", ParamKind::FlagStatus, "stored-status", "active | inactive | entered-in-error, as of today"),
     LAST_UPDATED,
+    ID,
 ];
 
 const EPISODE_OF_CARE: &[ParamDef] = &[
@@ -99,6 +103,7 @@ const EPISODE_OF_CARE: &[ParamDef] = &[
         "The managing LA's ODS code",
     ),
     LAST_UPDATED,
+    ID,
 ];
 
 const ORGANIZATION: &[ParamDef] = &[
@@ -115,6 +120,7 @@ const ORGANIZATION: &[ParamDef] = &[
         "Name, case-insensitive, from the start",
     ),
     LAST_UPDATED,
+    ID,
 ];
 
 /// The access history (`search::audit` parses it).
@@ -149,15 +155,20 @@ const AUDIT_EVENT: &[ParamDef] = &[
         "recorded",
         "When the access was recorded (= recorded), with prefixes. Commit order is recorded order, so an LA that always pulls with gt the newest meta.lastUpdated it has received (all pages) misses no access",
     ),
+    ID,
 ];
 
 /// An LA's Subscriptions (`api::subscription` parses it).
-const SUBSCRIPTION: &[ParamDef] = &[p(
-    "status",
-    ParamKind::Token,
-    "status",
-    "requested | active | error | off",
-)];
+const SUBSCRIPTION: &[ParamDef] = &[
+    p(
+        "status",
+        ParamKind::Token,
+        "status",
+        "requested | active | error | off",
+    ),
+    LAST_UPDATED,
+    ID,
+];
 
 /// The upload reports (`api::upload` parses it).
 const BUNDLE: &[ParamDef] = &[
@@ -168,6 +179,7 @@ const BUNDLE: &[ParamDef] = &[
         "created",
         "When the upload was made, with prefixes",
     ),
+    ID,
 ];
 
 /// `_lastUpdated` of the stored types.
@@ -176,6 +188,14 @@ const LAST_UPDATED: ParamDef = p(
     ParamKind::LastUpdated,
     "_lastUpdated",
     "When the resource last changed, with prefixes",
+);
+
+/// `_id` of the stored types.
+const ID: ParamDef = p(
+    "_id",
+    ParamKind::Id,
+    "_id",
+    "The resource's logical id; several comma-separated",
 );
 
 /// Every type the server searches.
@@ -197,6 +217,11 @@ impl Searched {
         Searched::Subscription,
         Searched::Bundle,
     ];
+
+    /// The searched type named `name` (a path segment), if the server searches it.
+    pub fn named(name: &str) -> Option<Searched> {
+        Searched::ALL.into_iter().find(|s| s.name() == name)
+    }
 
     pub fn name(self) -> &'static str {
         match self {
@@ -241,8 +266,46 @@ pub fn includes_for(ty: ResourceType) -> &'static [(&'static str, ResourceType)]
     }
 }
 
-/// Result parameters accepted on every search (besides `_include`).
-pub const RESULT_PARAMS: &[&str] = &["_count", "_format", "_offset"];
+/// Result parameters accepted on every search (besides `_include`): paging, `_sort`, and
+/// those that shape the answer (`fhir::subset`).
+pub const RESULT_PARAMS: &[&str] = &[
+    "_count",
+    "_format",
+    "_offset",
+    "_sort",
+    "_summary",
+    "_elements",
+    "_total",
+    "_pretty",
+];
+
+/// What a search can be sorted by (`_sort`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortKey {
+    /// `meta.lastUpdated` (for AuditEvent, when the access was recorded).
+    LastUpdated,
+    /// The `date` parameter's element: a plan's period (its start), an access's `recorded`.
+    Date,
+}
+
+/// The `_sort` keys of a type (each also in its `-` form, descending).
+pub fn sort_keys(searched: Searched) -> &'static [(&'static str, SortKey)] {
+    match searched {
+        Searched::Stored(ResourceType::EpisodeOfCare) | Searched::AuditEvent => &[
+            ("_lastUpdated", SortKey::LastUpdated),
+            ("date", SortKey::Date),
+        ],
+        _ => &[("_lastUpdated", SortKey::LastUpdated)],
+    }
+}
+
+/// Whether a search of `searched` takes a parameter named `name` (its value may still be
+/// refused): one of its filters, `_include` (on the stored types), or a result parameter.
+pub fn takes(searched: Searched, name: &str) -> bool {
+    find(searched, name).is_some()
+        || RESULT_PARAMS.contains(&name)
+        || (name == "_include" && matches!(searched, Searched::Stored(_)))
+}
 
 /// Default and maximum page sizes (SPEC §4).
 pub const DEFAULT_COUNT: usize = 50;

@@ -4,8 +4,8 @@
 use chrono::{DateTime, NaiveDate};
 
 use super::params::{
-    find, includes_for, params_for, ParamDef, ParamKind, Searched, DEFAULT_COUNT, MAX_COUNT,
-    RESULT_PARAMS,
+    find, includes_for, params_for, sort_keys, ParamDef, ParamKind, Searched, SortKey,
+    DEFAULT_COUNT, MAX_COUNT, RESULT_PARAMS,
 };
 use crate::error::FhirError;
 use crate::fhir::nhs_number::NhsNumber;
@@ -60,6 +60,64 @@ pub enum Filter {
     StartsWith { index: &'static str, value: String },
     /// `Flag.status` as of today: any of these.
     FlagStatus(Vec<FlagStatus>),
+    /// `_id`: any of these logical ids.
+    Ids(Vec<String>),
+}
+
+/// `_sort`: one key, ascending or (`-key`) descending.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sort {
+    pub key: SortKey,
+    pub descending: bool,
+}
+
+/// Which page of the matches, in which order: `_count`, `_offset`, `_sort`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Paging {
+    pub count: usize,
+    pub offset: usize,
+    /// `None`: the type's own order (newest first).
+    pub sort: Option<Sort>,
+}
+
+impl Default for Paging {
+    fn default() -> Self {
+        Paging {
+            count: DEFAULT_COUNT,
+            offset: 0,
+            sort: None,
+        }
+    }
+}
+
+impl Paging {
+    /// Whether the page runs oldest first (`_sort` ascending); the default is newest first.
+    pub fn oldest_first(&self) -> bool {
+        self.sort.is_some_and(|sort| !sort.descending)
+    }
+
+    /// `_count` as a SQL `LIMIT`.
+    pub fn limit(&self) -> i64 {
+        i64::try_from(self.count).unwrap_or(i64::MAX)
+    }
+
+    /// `_offset` as a SQL `OFFSET`.
+    pub fn skip(&self) -> i64 {
+        i64::try_from(self.offset).unwrap_or(i64::MAX)
+    }
+
+    /// `_sort` as the client wrote it, for `self`/`next` links.
+    pub fn sort_param(&self, searched: Searched) -> Option<String> {
+        let sort = self.sort?;
+        let (name, _) = sort_keys(searched)
+            .iter()
+            .find(|(_, key)| *key == sort.key)?;
+        Some(if sort.descending {
+            format!("-{name}")
+        } else {
+            (*name).to_string()
+        })
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,6 +135,7 @@ pub struct SearchRequest {
     pub includes: Vec<(&'static str, ResourceType)>,
     pub count: usize,
     pub offset: usize,
+    pub sort: Option<Sort>,
     /// The NHS numbers searched for (`patient:identifier`), in order.
     pub patients: Vec<NhsNumber>,
     /// The query as parsed, for `self`/`next` links: (name, value) pairs, paging excluded.
@@ -91,6 +150,7 @@ impl SearchRequest {
             includes: Vec::new(),
             count: DEFAULT_COUNT,
             offset: 0,
+            sort: None,
             patients: Vec::new(),
             canonical: Vec::new(),
         }
@@ -107,6 +167,7 @@ fn invalid(param: &str, reason: impl Into<String>) -> FhirError {
 /// Parses a raw query string for a search on `ty`.
 pub fn parse(ty: ResourceType, query: &str) -> Result<SearchRequest, FhirError> {
     let mut req = SearchRequest::new(ty);
+    let mut paging = Paging::default();
     for (name, value) in url::form_urlencoded::parse(query.as_bytes()) {
         let (name, value) = (name.trim().to_string(), value.trim().to_string());
         if name.is_empty() {
@@ -135,10 +196,13 @@ pub fn parse(ty: ResourceType, query: &str) -> Result<SearchRequest, FhirError> 
                 }
                 req.canonical.push((name, value));
             }
-            _ if result_param(&name, &value, &mut req.count, &mut req.offset)? => {}
+            _ if result_param(&name, &value, Searched::Stored(ty), &mut paging)? => {}
             _ => return Err(FhirError::UnknownParameter { param: name }),
         }
     }
+    req.count = paging.count;
+    req.offset = paging.offset;
+    req.sort = paging.sort;
     Ok(req)
 }
 
@@ -153,6 +217,7 @@ fn parse_param(
             let (prefix, lo, hi) = parse_date(name, value)?;
             Ok(Filter::LastUpdated { prefix, lo, hi })
         }
+        ParamKind::Id => Ok(Filter::Ids(ids_of(value))),
         ParamKind::Token => Ok(Filter::Token {
             index: def.index,
             values: parse_tokens(name, value)?,
@@ -249,46 +314,72 @@ fn parse_tokens(name: &str, value: &str) -> Result<Vec<TokenValue>, FhirError> {
         .collect()
 }
 
-/// `_count` (clamped to the maximum), `_offset` and the other result parameters every search
-/// takes. `Ok(false)` when `name` is none of them.
+/// `_count` (clamped to the maximum), `_offset`, `_sort` (one of the type's keys) and the
+/// other result parameters every search takes. `Ok(false)` when `name` is none of them.
 pub fn result_param(
     name: &str,
     value: &str,
-    count: &mut usize,
-    offset: &mut usize,
+    searched: Searched,
+    paging: &mut Paging,
 ) -> Result<bool, FhirError> {
     match name {
         "_count" => {
             let n: usize = value
                 .parse()
                 .map_err(|_| invalid("_count", "must be a non-negative whole number"))?;
-            *count = n.min(MAX_COUNT);
+            paging.count = n.min(MAX_COUNT);
         }
         "_offset" => {
-            *offset = value
+            paging.offset = value
                 .parse()
                 .map_err(|_| invalid("_offset", "must be a non-negative whole number"))?;
         }
+        "_sort" => paging.sort = Some(parse_sort(searched, value)?),
         other if RESULT_PARAMS.contains(&other) => {}
         _ => return Ok(false),
     }
     Ok(true)
 }
 
+fn parse_sort(searched: Searched, value: &str) -> Result<Sort, FhirError> {
+    let (name, descending) = match value.strip_prefix('-') {
+        Some(name) => (name, true),
+        None => (value, false),
+    };
+    let keys = sort_keys(searched);
+    keys.iter()
+        .find(|(key_name, _)| *key_name == name)
+        .map(|(_, key)| Sort {
+            key: *key,
+            descending,
+        })
+        .ok_or_else(|| {
+            let names: Vec<&str> = keys.iter().map(|(n, _)| *n).collect();
+            invalid(
+                "_sort",
+                format!(
+                    "{} is sorted by {} (or -{}: descending), one key",
+                    searched.name(),
+                    names.join(" or "),
+                    names.join(" or -")
+                ),
+            )
+        })
+}
+
 /// A search's filter parameters on `searched`, each with its definition: the result
-/// parameters go into `count` and `offset`, empty values are skipped (FHIR: ignored), and a
-/// parameter the type does not have is 400 not-supported. For the types whose parser is their
-/// own (the access history, Subscriptions, upload reports).
+/// parameters go into `paging`, empty values are skipped (FHIR: ignored), and a parameter the
+/// type does not have is 400 not-supported. For the types whose parser is their own (the
+/// access history, Subscriptions, upload reports).
 pub fn filter_params(
     searched: Searched,
     query: &str,
-    count: &mut usize,
-    offset: &mut usize,
+    paging: &mut Paging,
 ) -> Result<Vec<(&'static ParamDef, String, String)>, FhirError> {
     let mut filters = Vec::new();
     for (name, value) in url::form_urlencoded::parse(query.as_bytes()) {
         let (name, value) = (name.trim().to_string(), value.trim().to_string());
-        if name.is_empty() || value.is_empty() || result_param(&name, &value, count, offset)? {
+        if name.is_empty() || value.is_empty() || result_param(&name, &value, searched, paging)? {
             continue;
         }
         let def = find(searched, &name).ok_or_else(|| FhirError::UnknownParameter {
@@ -297,6 +388,15 @@ pub fn filter_params(
         filters.push((def, name, value));
     }
     Ok(filters)
+}
+
+/// The logical ids an `_id` value names (comma = OR).
+pub fn ids_of(value: &str) -> Vec<String> {
+    value
+        .split(',')
+        .map(|id| id.trim().to_string())
+        .filter(|id| !id.is_empty())
+        .collect()
 }
 
 /// The instants `[from, to)` a date parameter selects when its target is an instant (when an
@@ -395,13 +495,7 @@ mod tests {
 
     #[test]
     fn unknown_and_unsupported_parameters_are_rejected() {
-        for q in [
-            "_sort=date",
-            "_summary=count",
-            "foo=bar",
-            "patient=123",
-            "status:not=active",
-        ] {
+        for q in ["foo=bar", "patient=123", "status:not=active"] {
             assert!(
                 matches!(
                     parse(ResourceType::Flag, q),
@@ -430,6 +524,21 @@ mod tests {
         assert_eq!(hi - lo, 1000);
         assert!(parse_date("date", "2026-13").is_err());
         assert!(parse_date("date", "ap2026").is_err());
+    }
+
+    #[test]
+    fn sort_takes_the_types_keys_in_both_directions() {
+        let req = parse(ResourceType::EpisodeOfCare, "_sort=-date").unwrap();
+        assert_eq!(
+            req.sort,
+            Some(Sort {
+                key: SortKey::Date,
+                descending: true
+            })
+        );
+        assert!(parse(ResourceType::Flag, "_sort=_lastUpdated").is_ok());
+        let err = parse(ResourceType::Flag, "_sort=date").unwrap_err();
+        assert!(matches!(err, FhirError::InvalidSearch { .. }));
     }
 
     #[test]

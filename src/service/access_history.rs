@@ -13,7 +13,7 @@ use super::parse_content;
 use super::search::matches;
 use crate::audit::{self as audit_access, AccessContext, Disclosed};
 use crate::auth::{Action, Caller, Role};
-use crate::db::audit::{self, EventPage, HistoryScope};
+use crate::db::audit::{self, EventPage, HistoryScope, HistoryWindow};
 use crate::db::{store, DbConn};
 use crate::error::FhirError;
 use crate::fhir::organization::referenced_ods;
@@ -159,25 +159,48 @@ fn plan_las(
     Ok(las)
 }
 
-/// One page of the history, newest first, as AuditEvent resources.
+/// One page of the history as AuditEvent resources, newest first (or, `_sort` ascending,
+/// oldest first). Under a cap, the page is of the `cap` most recent accesses in either order.
 pub fn page(
     conn: &mut DbConn,
     plan: &Plan,
     q: &AuditQuery,
 ) -> Result<(Vec<Value>, i64), FhirError> {
-    let (limit, total_cap) = match plan.cap {
-        Some(cap) => (q.count.min(cap.saturating_sub(q.offset)), cap as i64),
-        None => (q.count, i64::MAX),
+    let paging = &q.paging;
+    let window = HistoryWindow {
+        from_ms: q.from_ms,
+        to_ms: q.to_ms,
+        pattern: q.pattern,
+        ids: q.ids.clone(),
     };
-    let EventPage { contents, total } = audit::history(
-        conn,
-        &plan.scope,
-        q.from_ms,
-        q.to_ms,
-        q.pattern,
-        limit as i64,
-        i64::try_from(q.offset).unwrap_or(i64::MAX),
-    )?;
+    let (contents, total) = match plan.cap {
+        Some(cap) => {
+            let cap = i64::try_from(cap).unwrap_or(i64::MAX);
+            let EventPage {
+                mut contents,
+                total,
+            } = audit::history(conn, &plan.scope, &window, (cap, 0), false)?;
+            if paging.oldest_first() {
+                contents.reverse();
+            }
+            let page = contents
+                .into_iter()
+                .skip(paging.offset)
+                .take(paging.count)
+                .collect();
+            (page, total.min(cap))
+        }
+        None => {
+            let EventPage { contents, total } = audit::history(
+                conn,
+                &plan.scope,
+                &window,
+                (paging.limit(), paging.skip()),
+                paging.oldest_first(),
+            )?;
+            (contents, total)
+        }
+    };
     let mut events = contents
         .iter()
         .map(|c| serde_json::from_str(c).map_err(FhirError::internal))
@@ -185,7 +208,7 @@ pub fn page(
     if plan.only_visible_plans {
         drop_withdrawn_entities(conn, &mut events)?;
     }
-    Ok((events, total.min(total_cap)))
+    Ok((events, total))
 }
 
 /// Removes from `events` the entities naming a plan (or its Flag, which shares its id) that has

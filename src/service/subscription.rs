@@ -312,16 +312,15 @@ pub fn delete(conn: &mut DbConn, caller: &Caller, id: &str) -> Result<(), FhirEr
 pub fn search(
     conn: &mut DbConn,
     caller: &Caller,
-    status: Option<&str>,
-    count: i64,
-    offset: i64,
+    filter: &subscriptions::SubscriptionFilter,
+    paging: &crate::search::parse::Paging,
 ) -> Result<(Vec<SubscriptionRow>, i64), FhirError> {
     caller.require(Action::ReadSubscription)?;
     let la = match caller.role() {
         Role::Operations => None,
         _ => Some(caller.org().unwrap_or_default()),
     };
-    let (rows, total) = subscriptions::search(conn, la, status, count, offset)?;
+    let (rows, total) = subscriptions::search(conn, la, filter, paging)?;
     Ok((
         rows.into_iter().map(|r| shown_to(caller, r)).collect(),
         total,

@@ -5,15 +5,8 @@ use serde_json::{json, Value};
 
 use super::cpis::AUDIT_EVENT_INCLUDES;
 use super::{view_base, CPIS_PATH, PATIENT_FLAG_PATH};
-use crate::fhir::capability::capability_statement;
-
-/// The native statement's `security`: the views authenticate as the native API does.
-fn security(native_base: &str) -> Value {
-    capability_statement(native_base)
-        .pointer("/rest/0/security")
-        .cloned()
-        .unwrap_or_default()
-}
+// The views authenticate (and answer browsers) as the native API does.
+use crate::fhir::capability::security;
 
 fn statement(id: &str, instantiates: &str, description: &str, url: String, rest: Value) -> Value {
     json!({
@@ -32,7 +25,7 @@ fn statement(id: &str, instantiates: &str, description: &str, url: String, rest:
 }
 
 /// Design B: CareTeam (read, search), AuditEvent (search), PractitionerRole (included only).
-pub fn cpis(native_base: &str) -> Value {
+pub fn cpis(native_base: &str, cors: bool) -> Value {
     statement(
         "cpis-nhs-cpis-view",
         "https://fhir.nhs.uk/CapabilityStatement/CPIS-FHIR-API-Producer",
@@ -41,7 +34,7 @@ pub fn cpis(native_base: &str) -> Value {
         json!({
             "mode": "server",
             "documentation": "health-care tokens only. Headers: IsUnscheduledAccessEvent (true|false; absent = unscheduled; alias IsUnscheduledEvent), TraceID. A search or read that returns a plan is an audited access.",
-            "security": security(native_base),
+            "security": security(cors),
             "resource": [
                 {"type": "CareTeam", "profile": "http://hl7.org/fhir/StructureDefinition/CareTeam",
                  "interaction": [{"code": "read"}, {"code": "search-type"}],
@@ -58,7 +51,7 @@ pub fn cpis(native_base: &str) -> Value {
 }
 
 /// Design C: Flag (read, search; PatientFlag its alias), CarePlan and CareTeam (read).
-pub fn patient_flag(native_base: &str) -> Value {
+pub fn patient_flag(native_base: &str, cors: bool) -> Value {
     statement(
         "cpis-nhs-patient-flag-view",
         "https://fhir.nhs.uk/England/CapabilityStatement/England-PatientFlag-Server-Requirements",
@@ -67,7 +60,7 @@ pub fn patient_flag(native_base: &str) -> Value {
         json!({
             "mode": "server",
             "documentation": "PatientFlag is an alias of Flag (search and read). health-care tokens only. Optional header IsUnscheduledAccessEvent (absent = unscheduled). Only CP-IS flags are held.",
-            "security": security(native_base),
+            "security": security(cors),
             "resource": [
                 {"extension": [{"url": "http://hl7.org/fhir/StructureDefinition/capabilitystatement-search-parameter-combination",
                                 "extension": [{"url": "required", "valueString": "patient"}, {"url": "optional", "valueString": "code"}]}],

@@ -43,7 +43,7 @@ fn base(r: &Reading) -> String {
 }
 
 async fn metadata(r: web::Data<crate::api::AppState>) -> FhirResponse {
-    FhirResponse::ok(capability::cpis(&r.base_url))
+    FhirResponse::ok(capability::cpis(&r.base_url, r.cors))
 }
 
 /// A plan health-care may see, as a CareTeam: the plan's type, period and child, its LA's name

@@ -55,9 +55,9 @@ where
     Args: actix_web::FromRequest + 'static,
     F::Output: actix_web::Responder + 'static,
 {
-    web::resource(path)
-        .route(web::get().to(handler))
-        .default_service(web::to(outcome::read_only))
+    crate::api::Endpoint::new(path)
+        .get(handler)
+        .or_else(outcome::read_only)
 }
 
 /// A view's base URL: the native base with its `/FHIR/R4` replaced by the view's path.

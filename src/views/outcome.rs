@@ -110,6 +110,7 @@ fn method_not_allowed(req: &HttpRequest) -> FhirError {
     FhirError::MethodNotAllowed {
         ty: "this read-only view".into(),
         interaction: req.method().to_string(),
+        allow: "GET, HEAD".into(),
     }
 }
 

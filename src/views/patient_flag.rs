@@ -48,7 +48,7 @@ fn meta(sources: &[&Value], profile: &str) -> Value {
 }
 
 async fn metadata(state: web::Data<crate::api::AppState>) -> FhirResponse {
-    FhirResponse::ok(capability::patient_flag(&state.base_url))
+    FhirResponse::ok(capability::patient_flag(&state.base_url, state.cors))
 }
 
 fn base(r: &Reading) -> String {

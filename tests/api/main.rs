@@ -13,6 +13,7 @@ mod attendance;
 mod audit;
 mod auth;
 mod calendar;
+mod conventions;
 mod fuzz;
 mod helpers;
 mod import;

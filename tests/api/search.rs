@@ -83,7 +83,10 @@ async fn an_unknown_child_is_an_empty_searchset() {
     assert_eq!(res.status(), 200);
     let bundle: Value = res.fhir().await;
     assert_eq!(bundle["total"], 0);
-    assert_eq!(bundle["entry"].as_array().unwrap().len(), 0);
+    assert!(
+        bundle.get("entry").is_none(),
+        "no entries: no entry array (FHIR JSON)"
+    );
 }
 
 #[tokio::test]
@@ -120,8 +123,9 @@ async fn health_care_search_without_nhs_number_is_400() {
 async fn unknown_or_unsupported_parameters_are_400() {
     let app = app_with_plans().await;
     for q in [
+        // Flag has no date parameter to sort by.
         "_sort=date",
-        "_summary=true",
+        "_summary=maybe",
         "name=x",
         "_include=Flag:subject",
         "status=maybe",
@@ -274,7 +278,10 @@ async fn count_zero_returns_only_the_total_and_large_counts_are_clamped() {
         .fhir()
         .await;
     assert_eq!(b["total"], 1);
-    assert_eq!(b["entry"].as_array().unwrap().len(), 0);
+    assert!(
+        b.get("entry").is_none(),
+        "no entries: no entry array (FHIR JSON)"
+    );
     let b: Value = app
         .get("/EpisodeOfCare?_count=100000", &app.ops())
         .await

@@ -63,7 +63,7 @@ echo "== @medplum/core validateResource on every resource received"
 echo "== a browser page on another origin (headless Chromium)"
 python3 -m http.server "$page_port" --bind 127.0.0.1 --directory "$here/clients" >/dev/null 2>&1 &
 page_pid=$!
-for _ in $(seq 1 50); do curl -fsS -o /dev/null "http://127.0.0.1:$page_port/cors.html" && break; sleep 0.1; done
+for _ in $(seq 1 50); do curl -fsS -o /dev/null "http://127.0.0.1:$page_port/cors.html" 2>/dev/null && break; sleep 0.1; done
 page="http://127.0.0.1:$page_port/cors.html?base=$(python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1], safe=""))' "$base/FHIR/R4")&token=$health"
 dom=$(timeout 120 chromium --headless=new --no-sandbox --disable-gpu --disable-dev-shm-usage \
     --virtual-time-budget=20000 --dump-dom "$page" 2>/dev/null || true)

@@ -5,7 +5,7 @@
 //   node fhirkit_check.mjs BASE HEALTH_TOKEN SOCIAL_TOKEN OPS_TOKEN OUT_DIR
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import Client from "fhir-kit-client";
+import { Client } from "fhir-kit-client";
 
 const [base, health, social, ops, out] = process.argv.slice(2);
 mkdirSync(out, { recursive: true });
@@ -24,6 +24,7 @@ function check(condition, what) {
 }
 
 function keepBundle(bundle) {
+  received.push(bundle);
   for (const entry of bundle.entry ?? []) {
     received.push(entry.resource);
   }

@@ -37,9 +37,6 @@ pub struct Shaping {
     pub pretty: bool,
 }
 
-/// The result parameters this module handles.
-pub const SHAPING_PARAMS: &[&str] = &["_summary", "_elements", "_total", "_pretty"];
-
 /// The tag a subsetted resource carries (FHIR R4 search §3.1.1.5.8).
 pub const SUBSETTED: (&str, &str) = (
     "http://terminology.hl7.org/CodeSystem/v3-ObservationValue",
@@ -73,12 +70,19 @@ impl Shaping {
                         _ => return Err(invalid("_summary", "true | false | text | data | count")),
                     }
                 }
-                "_total" => {
+                // `_totalMethod` (count | estimate | none) is Aidbox's name, which fhirpy's
+                // count() sends.
+                "_total" | "_totalMethod" => {
                     shaping.total = match value {
                         "none" => Total::None,
                         "estimate" => Total::Estimate,
-                        "accurate" => Total::Accurate,
-                        _ => return Err(invalid("_total", "none | estimate | accurate")),
+                        "accurate" | "count" => Total::Accurate,
+                        _ => {
+                            return Err(invalid(
+                                &name,
+                                "none | estimate | accurate (_totalMethod: count)",
+                            ))
+                        }
                     }
                 }
                 "_pretty" => {

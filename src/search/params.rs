@@ -276,6 +276,7 @@ pub const RESULT_PARAMS: &[&str] = &[
     "_summary",
     "_elements",
     "_total",
+    "_totalMethod",
     "_pretty",
 ];
 

@@ -409,6 +409,7 @@ fn checkpoint(c: &mut SqliteConnection) -> QueryResult<()> {
 /// skipped (Ok), for the next tick or upload to try again. Every audited lookup waits on the
 /// writers, so a maintenance task that waited out the busy timeout in its turn stalled them all
 /// (a 5.6 s stall in the soak, issue #10).
+#[track_caller]
 fn maintenance_write(
     c: &mut SqliteConnection,
     work: impl FnOnce(&mut SqliteConnection) -> QueryResult<()>,
@@ -444,7 +445,7 @@ pub fn checkpoint_at_stop(pool: &DbPool) {
 }
 
 /// On SQLite, checkpoints the WAL every half second on its own thread (`checkpoint`: bounded
-/// size under any read load), and refreshes planner statistics hourly, until `alive` is gone.
+/// size under any read load), until `alive` is gone.
 /// Nothing to do on PostgreSQL.
 pub fn start_checkpointer(
     pool: DbPool,
@@ -454,11 +455,8 @@ pub fn start_checkpointer(
         .name("cpis-checkpoint".into())
         .spawn(move || {
             const TICK: Duration = Duration::from_millis(500);
-            const TICKS_PER_HOUR: u32 = 7200;
-            let mut ticks = 0u32;
             while alive.upgrade().is_some() {
                 std::thread::sleep(TICK);
-                ticks = (ticks + 1) % TICKS_PER_HOUR;
                 // Only a spare connection: a checkpoint never makes a request wait for one.
                 let Some(mut conn) = pool.try_get() else {
                     continue;
@@ -470,19 +468,19 @@ pub fn start_checkpointer(
                 if let Err(e) = done {
                     tracing::warn!(error = %e, "WAL checkpoint failed");
                 }
-                if ticks == 0 {
-                    refresh_statistics(&mut conn);
-                }
             }
         })
         .map(|_| ())
 }
 
-/// Keeps the planner's statistics current without anyone running `ANALYZE` by hand. On SQLite,
-/// `PRAGMA optimize` analyses the tables that have none or have grown tenfold since (bounded by
-/// `analysis_limit`, so it costs milliseconds); it runs at start, after uploads and hourly.
-/// PostgreSQL's autovacuum analyses tables as they grow. Lookups do not depend on either: their
-/// queries are shaped to use the token index (`db::search`). A failure is logged only.
+/// Gives the planner statistics at start, without anyone running `ANALYZE` by hand: on SQLite,
+/// `PRAGMA optimize` analyses the tables that have none or have grown tenfold since. Only at
+/// start: this SQLite gathers STAT4 samples, which reads whole indexes whatever
+/// `analysis_limit` says, and run after uploads on a register of millions of accesses it held
+/// every writer back for 5 to 8 s (the soak, issue #10). Nothing depends on it: the lookups and
+/// the audit writer are shaped to use their indexes on a database never analysed
+/// (`tests/api/query_plans.rs`). PostgreSQL's autovacuum analyses tables as they grow. A
+/// failure is logged only.
 pub fn refresh_statistics(conn: &mut DbConn) {
     let done = match conn {
         // ANALYZE writes (sqlite_stat1): housekeeping that gives way to the writers.

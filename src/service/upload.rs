@@ -334,12 +334,7 @@ pub fn execute<R>(
             return Err(transaction_failure(upload, i));
         }
     }
-    let result = run_all(conn, &mut PlanWrites::bulk(caller, now), upload, finish);
-    if result.is_ok() {
-        // An upload is what grows the register: keep the planner's statistics current.
-        crate::db::refresh_statistics(conn);
-    }
-    result
+    run_all(conn, &mut PlanWrites::bulk(caller, now), upload, finish)
 }
 
 /// The most batch entries written in one database transaction: a large batch upload commits

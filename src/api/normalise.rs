@@ -5,8 +5,8 @@
 //!   same audit record; the HTTP layer sends no body (it knows the request was a HEAD).
 //! - `POST [type]/_search` with a form body is the `GET [type]?…` search with the URL's and the
 //!   body's parameters together (FHIR R4 RESTful API §3.1.0.9).
-//! - A read or search's result parameters (`fhir::subset`) are checked here, so an invalid one
-//!   is 400 before anything is read or recorded.
+//! - A read or search's result parameters (`fhir::subset`) are parsed here, so an invalid one
+//!   is 400 before anything is read or recorded; the `Shaping` is kept for `FhirResponse`.
 //! - A search sent with `Prefer: handling=lenient` is the strict search without the parameters
 //!   its type does not take; they are kept in `IgnoredParameters`, and the searchset says so in
 //!   an OperationOutcome entry (`FhirResponse`). Without it, an unknown parameter is 400.
@@ -52,7 +52,9 @@ async fn rewrite(req: &mut ServiceRequest) -> Result<(), FhirError> {
         rewrite_post(req).await?;
     }
     if req.method() == Method::GET && req.path().starts_with(BASE) {
-        Shaping::parse(req.query_string())?;
+        // Parsed once: `FhirResponse` shapes the answer with it.
+        let shaping = Shaping::parse(req.query_string())?;
+        req.extensions_mut().insert(shaping);
         if let Some(searched) = searched_type(req.path()).filter(|_| is_lenient(req)) {
             drop_unknown_parameters(req, searched)?;
         }

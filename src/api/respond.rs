@@ -102,7 +102,7 @@ fn ignored_outcome(ignored: &IgnoredParameters) -> Value {
 }
 
 /// A read or search's answer as the client shaped it: `_summary`, `_elements`, `_total`
-/// (checked by `normalise`, so valid here), and the parameters a lenient search ignored.
+/// (parsed by `normalise`), and the parameters a lenient search ignored.
 fn shape(req: &HttpRequest, shaping: &Shaping, body: &mut Value) {
     shaping.apply(body);
     let is_searchset = body.get("type").and_then(Value::as_str) == Some("searchset");
@@ -132,7 +132,12 @@ impl Responder for FhirResponse {
         let Some(mut body) = self.body else {
             return response.finish();
         };
-        let shaping = Shaping::parse(req.query_string()).unwrap_or_default();
+        // Parsed (and checked) by `normalise`; absent outside the native base.
+        let shaping = req
+            .extensions()
+            .get::<Shaping>()
+            .cloned()
+            .unwrap_or_default();
         if req.method() == Method::GET && self.status == StatusCode::OK {
             shape(req, &shaping, &mut body);
         }

@@ -32,6 +32,14 @@ fn header<'a>(res: &'a reqwest::Response, name: &str) -> Option<&'a str> {
     res.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
+/// Fails unless the comma-separated header `name` of `res` lists each of `expected`.
+fn lists_all(res: &reqwest::Response, name: &str, expected: &[&str]) {
+    let listed = header(res, name).unwrap_or_default().to_ascii_lowercase();
+    for item in expected {
+        assert!(listed.contains(item), "{item} in {name}: {listed}");
+    }
+}
+
 /// `CapabilityStatement.rest.security.cors`.
 async fn statement_says_cors(app: &TestApp) -> Value {
     let cs: Value = app.get("/metadata", &app.ops()).await.json().await.unwrap();
@@ -72,12 +80,11 @@ async fn a_configured_origin_is_answered_its_preflight_and_may_read_the_headers(
         header(&preflight, "access-control-allow-origin"),
         Some(APP_ORIGIN)
     );
-    let allowed = header(&preflight, "access-control-allow-headers")
-        .unwrap()
-        .to_ascii_lowercase();
-    for name in ["authorization", "isunscheduledaccessevent", "x-request-id"] {
-        assert!(allowed.contains(name), "{name} in {allowed}");
-    }
+    lists_all(
+        &preflight,
+        "access-control-allow-headers",
+        &["authorization", "isunscheduledaccessevent", "x-request-id"],
+    );
     let res = raw()
         .get(app.url("/Organization?identifier=E09000030"))
         .header("Origin", APP_ORIGIN)
@@ -90,18 +97,17 @@ async fn a_configured_origin_is_answered_its_preflight_and_may_read_the_headers(
         header(&res, "access-control-allow-origin"),
         Some(APP_ORIGIN)
     );
-    let exposed = header(&res, "access-control-expose-headers")
-        .unwrap()
-        .to_ascii_lowercase();
-    for name in [
-        "etag",
-        "location",
-        "content-location",
-        "last-modified",
-        "x-request-id",
-    ] {
-        assert!(exposed.contains(name), "{name} in {exposed}");
-    }
+    lists_all(
+        &res,
+        "access-control-expose-headers",
+        &[
+            "etag",
+            "location",
+            "content-location",
+            "last-modified",
+            "x-request-id",
+        ],
+    );
     // Another origin is not let in.
     let other = raw()
         .get(app.url("/metadata"))

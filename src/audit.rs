@@ -22,6 +22,7 @@ use crate::error::FhirError;
 use crate::fhir::audit_event::{self, Access, AccessKind, CareSetting};
 use crate::fhir::organization::referenced_ods;
 use crate::fhir::ResourceType;
+use crate::metrics::Metrics;
 use crate::service::subscription::SubscriptionStatus;
 
 /// Accesses waiting beyond this many make new requests 503 rather than queue without bound.
@@ -36,6 +37,7 @@ type Job = (Vec<PendingAccess>, Reply);
 #[derive(Clone)]
 pub struct Auditor {
     queue: SyncSender<Job>,
+    metrics: Arc<Metrics>,
 }
 
 /// What a read disclosed, with the accesses that disclosing it makes. The service layer
@@ -85,12 +87,14 @@ impl Auditor {
         database_url: String,
         delivery: Arc<Notify>,
         attendance: AttendanceRule,
+        metrics: Arc<Metrics>,
     ) -> std::io::Result<Auditor> {
         let (queue, jobs) = mpsc::sync_channel(QUEUE_CAPACITY);
+        let observed = metrics.clone();
         std::thread::Builder::new()
             .name("cpis-audit-writer".into())
-            .spawn(move || write_loop(&database_url, &jobs, &delivery, attendance))?;
-        Ok(Auditor { queue })
+            .spawn(move || write_loop(&database_url, &jobs, &delivery, attendance, &observed))?;
+        Ok(Auditor { queue, metrics })
     }
 
     /// Records what `disclosed` accesses and, once that is committed, hands over its data:
@@ -107,7 +111,7 @@ impl Auditor {
         }
         let (reply, committed) = oneshot::channel();
         match self.queue.try_send((accesses, reply)) {
-            Ok(()) => {}
+            Ok(()) => self.metrics.audit_queue_depth.inc(),
             Err(TrySendError::Full(_)) => {
                 return Err(FhirError::Unavailable("the audit queue is full".into()))
             }
@@ -134,6 +138,7 @@ fn write_loop(
     jobs: &Receiver<Job>,
     delivery: &Notify,
     attendance: AttendanceRule,
+    metrics: &Metrics,
 ) {
     // One connection kept for the writer's life: as the only writer, its page cache stays
     // valid between batches (a connection that sees another's commit must drop its cache).
@@ -150,6 +155,10 @@ fn write_loop(
                 Err(_) => break,
             }
         }
+        metrics
+            .audit_queue_depth
+            .sub(i64::try_from(batch.len()).unwrap_or(i64::MAX));
+        let started = std::time::Instant::now();
         let outcome = match held
             .take()
             .map_or_else(|| fresh_connection(database_url), Ok)
@@ -163,6 +172,10 @@ fn write_loop(
                 written
             }
         };
+        metrics.audit_batch_accesses.observe(size as f64);
+        metrics
+            .audit_commit_seconds
+            .observe(started.elapsed().as_secs_f64());
         match &outcome {
             Ok(queued) if *queued > 0 => delivery.notify_one(),
             Ok(_) => {}

@@ -163,15 +163,60 @@ pub fn main() -> ExitCode {
 fn serve(config: Config) -> Result<(), String> {
     crate::telemetry::init(config.log_json);
     tracing::info!(config = ?config, "starting");
+    let grace = config.shutdown_grace;
     actix_web::rt::System::new().block_on(async move {
-        let app = Application::build(config).map_err(|e| e.to_string())?;
+        let app = Application::build(config)
+            .await
+            .map_err(|e| e.to_string())?;
         tracing::info!(base_url = app.base_url(), "listening");
         let pool = app.pool();
+        actix_web::rt::spawn(stop_on_signal(app.handle(), app.readiness(), grace));
         let served = app.run_until_stopped().await.map_err(|e| e.to_string());
         crate::db::checkpoint_at_stop(&pool);
         tracing::info!("stopped");
         served
     })
+}
+
+/// On SIGTERM or SIGINT: readiness goes 503 at once, the server keeps serving for `grace` (so a
+/// load balancer stops sending), then stops accepting and finishes what it has in flight
+/// (bounded by `CPIS_SHUTDOWN_TIMEOUT_SECONDS`).
+async fn stop_on_signal(
+    server: actix_web::dev::ServerHandle,
+    readiness: crate::lifecycle::Readiness,
+    grace: std::time::Duration,
+) {
+    let signal = async {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            match signal(SignalKind::terminate()) {
+                Ok(mut term) => {
+                    tokio::select! {
+                        _ = term.recv() => "SIGTERM",
+                        _ = tokio::signal::ctrl_c() => "SIGINT",
+                    }
+                }
+                Err(_) => tokio::signal::ctrl_c()
+                    .await
+                    .map_or("SIGINT", |()| "SIGINT"),
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            "SIGINT"
+        }
+    };
+    let name = signal.await;
+    readiness.set(crate::lifecycle::Phase::Stopping);
+    tracing::info!(
+        signal = name,
+        grace_ms = grace.as_millis() as u64,
+        "stopping"
+    );
+    tokio::time::sleep(grace).await;
+    server.stop(true).await;
 }
 
 fn token(
@@ -180,18 +225,24 @@ fn token(
     private_key_file: Option<&str>,
 ) -> Result<String, String> {
     let key = config.effective_key();
-    let (alg, signing): (JwtAlgorithm, Vec<u8>) = match &key {
-        KeyConfig::Secret(s) => (JwtAlgorithm::HS256, s.as_bytes().to_vec()),
-        KeyConfig::PublicKey { alg, .. } => {
-            let path = private_key_file.ok_or(
-                "RS256/ES256 tokens need --private-key-file (or CPIS_JWT_PRIVATE_KEY_FILE)",
+    let (alg, signing): (JwtAlgorithm, Vec<u8>) =
+        match &key {
+            KeyConfig::Secret(s) => (JwtAlgorithm::HS256, s.as_bytes().to_vec()),
+            KeyConfig::Provider { .. } => return Err(
+                "tokens come from the identity provider (CPIS_JWT_JWKS_URL or OIDC discovery): \
+                 cpis token signs only with CPIS_JWT_SECRET or a key pair"
+                    .into(),
+            ),
+            KeyConfig::PublicKey { alg, .. } => {
+                let path = private_key_file.ok_or(
+                "RS256/PS256/ES256 tokens need --private-key-file (or CPIS_JWT_PRIVATE_KEY_FILE)",
             )?;
-            (
-                *alg,
-                std::fs::read(path).map_err(|e| format!("cannot read {path}: {e}"))?,
-            )
-        }
-    };
+                (
+                    *alg,
+                    std::fs::read(path).map_err(|e| format!("cannot read {path}: {e}"))?,
+                )
+            }
+        };
     issue(
         req,
         alg,

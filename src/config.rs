@@ -5,7 +5,9 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::attendance::AttendanceRule;
+use crate::auth::claims::{parse_role_map, ClaimMap, ClaimPath};
 use crate::auth::jwt::{JwtAlgorithm, KeyConfig};
+use crate::auth::provider_keys::{provider_url, KeyRefresh, KeySource};
 use crate::notify::DeliveryConfig;
 
 /// RFC 7518 §3.2: an HS256 key at least as long as the hash (256 bits).
@@ -22,8 +24,11 @@ pub struct Config {
     pub bind: String,
     /// `CPIS_BASE_URL`, default `http://<bind>/FHIR/R4` (with the bound port when 0 was asked).
     pub base_url: Option<String>,
-    /// `CPIS_JWT_SECRET` / `CPIS_JWT_PUBLIC_KEY_FILE` + `CPIS_JWT_ALG`.
+    /// `CPIS_JWT_SECRET` / `CPIS_JWT_PUBLIC_KEY_FILE` + `CPIS_JWT_ALG` / `CPIS_JWT_JWKS_URL` /
+    /// OIDC discovery from `CPIS_JWT_ISSUER` (`jwt_key`).
     pub key: Option<KeyConfig>,
+    /// `CPIS_JWT_CLAIM_*` and `CPIS_JWT_ROLE_MAP`: where the provider puts each claim.
+    pub claims: ClaimMap,
     /// `CPIS_JWT_ISSUER`, default unset (then `iss` is not checked).
     pub jwt_issuer: Option<String>,
     /// `CPIS_JWT_AUDIENCE`, default `cpis`.
@@ -59,6 +64,14 @@ pub struct Config {
     /// `CPIS_ATTENDANCE_WINDOW_DAYS` (30) and `CPIS_ATTENDANCE_SETTINGS` (3): when a child's
     /// unscheduled attendances make a pattern (`attendance`).
     pub attendance: AttendanceRule,
+    /// `CPIS_METRICS_BIND`: also serve `GET /metrics` without a token on this address (for a
+    /// scraper on a private network); unset = only on the main port, for `operations`.
+    pub metrics_bind: Option<String>,
+    /// `CPIS_SHUTDOWN_GRACE_MS` (0): after SIGTERM, how long to keep serving with `/_ready` at
+    /// 503 before no longer accepting.
+    pub shutdown_grace: Duration,
+    /// `CPIS_SHUTDOWN_TIMEOUT_SECONDS` (20): how long in-flight requests may take to finish.
+    pub shutdown_timeout: Duration,
     /// `CPIS_CORS_ORIGINS`: comma-separated browser origins (`https://app.example.org`) that
     /// may call the API; unset = no CORS (browsers on other origins cannot call).
     pub cors_origins: Vec<String>,
@@ -71,8 +84,9 @@ pub enum ConfigError {
     #[error("{var}: {reason}")]
     Invalid { var: &'static str, reason: String },
     #[error(
-        "no JWT key configured: set CPIS_JWT_SECRET (HS256) or CPIS_JWT_PUBLIC_KEY_FILE with \
-         CPIS_JWT_ALG=RS256|ES256, or CPIS_SANDBOX=1 for the development secret"
+        "no JWT key configured: set CPIS_JWT_SECRET (HS256), CPIS_JWT_PUBLIC_KEY_FILE with \
+         CPIS_JWT_ALG=RS256|PS256|ES256, CPIS_JWT_JWKS_URL, or CPIS_JWT_ISSUER alone (OpenID \
+         Connect discovery); or CPIS_SANDBOX=1 for the development secret"
     )]
     NoKey,
 }
@@ -129,6 +143,158 @@ fn millis(name: &'static str, default: u64) -> Result<Duration, ConfigError> {
     parsed(name, default).map(Duration::from_millis)
 }
 
+fn invalid(var: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        var,
+        reason: reason.into(),
+    }
+}
+
+/// `CPIS_JWT_ALG`: one algorithm, or for a provider's keys a comma-separated list.
+fn algorithms() -> Result<Vec<JwtAlgorithm>, ConfigError> {
+    var("CPIS_JWT_ALG")
+        .map(|list| {
+            list.split(',')
+                .map(str::trim)
+                .filter(|a| !a.is_empty())
+                .map(|a| a.parse().map_err(|e: String| invalid("CPIS_JWT_ALG", e)))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .transpose()
+        .map(Option::unwrap_or_default)
+}
+
+/// The one key source configured: a shared secret, a public key file, a JWKS URL, or (none of
+/// those, an issuer set) OpenID Connect discovery from the issuer.
+fn jwt_key() -> Result<Option<KeyConfig>, ConfigError> {
+    let algs = algorithms()?;
+    let sources = [
+        var("CPIS_JWT_SECRET").map(|s| ("CPIS_JWT_SECRET", s)),
+        var("CPIS_JWT_PUBLIC_KEY_FILE").map(|s| ("CPIS_JWT_PUBLIC_KEY_FILE", s)),
+        var("CPIS_JWT_JWKS_URL").map(|s| ("CPIS_JWT_JWKS_URL", s)),
+    ];
+    let mut set = sources.into_iter().flatten();
+    let (name, value) =
+        match (set.next(), set.next()) {
+            (Some(_), Some(_)) => return Err(invalid(
+                "CPIS_JWT_SECRET",
+                "set only one of CPIS_JWT_SECRET, CPIS_JWT_PUBLIC_KEY_FILE and CPIS_JWT_JWKS_URL",
+            )),
+            (Some(one), None) => one,
+            (None, _) => match var("CPIS_JWT_ISSUER") {
+                Some(issuer) => ("discovery", issuer),
+                None => return Ok(None),
+            },
+        };
+    let one_alg = |allowed: &[JwtAlgorithm], default: Option<JwtAlgorithm>, why: &str| match algs
+        .as_slice()
+    {
+        [] => default.ok_or_else(|| invalid("CPIS_JWT_ALG", why)),
+        [a] if allowed.contains(a) => Ok(*a),
+        _ => Err(invalid("CPIS_JWT_ALG", why)),
+    };
+    match name {
+        "CPIS_JWT_SECRET" => {
+            one_alg(
+                &[JwtAlgorithm::HS256],
+                Some(JwtAlgorithm::HS256),
+                "a shared secret is used with HS256 only",
+            )?;
+            if value.len() < MIN_SECRET_BYTES {
+                return Err(invalid("CPIS_JWT_SECRET", format!(
+                    "an HS256 secret must be at least {MIN_SECRET_BYTES} bytes (this one has {}): generate one with `openssl rand -base64 48`",
+                    value.len()
+                )));
+            }
+            Ok(Some(KeyConfig::Secret(value)))
+        }
+        "CPIS_JWT_PUBLIC_KEY_FILE" => {
+            let pem = std::fs::read(&value).map_err(|e| {
+                invalid(
+                    "CPIS_JWT_PUBLIC_KEY_FILE",
+                    format!("cannot read {value}: {e}"),
+                )
+            })?;
+            let alg = one_alg(
+                &[
+                    JwtAlgorithm::RS256,
+                    JwtAlgorithm::PS256,
+                    JwtAlgorithm::ES256,
+                ],
+                None,
+                "a public key needs CPIS_JWT_ALG=RS256, PS256 or ES256",
+            )?;
+            Ok(Some(KeyConfig::PublicKey { alg, pem }))
+        }
+        _ => {
+            let source = if name == "discovery" {
+                KeySource::Discovery {
+                    issuer: value.trim_end_matches('/').to_string(),
+                }
+            } else {
+                KeySource::Jwks(
+                    url::Url::parse(&value)
+                        .map_err(|e| invalid("CPIS_JWT_JWKS_URL", format!("{value:?}: {e}")))?,
+                )
+            };
+            let var_name = if name == "discovery" {
+                "CPIS_JWT_ISSUER"
+            } else {
+                name
+            };
+            source
+                .first_url()
+                .and_then(|url| provider_url(&url))
+                .map_err(|e| invalid(var_name, e))?;
+            if algs.contains(&JwtAlgorithm::HS256) {
+                return Err(invalid(
+                    "CPIS_JWT_ALG",
+                    "an identity provider's keys are public keys: RS256, PS256 or ES256",
+                ));
+            }
+            Ok(Some(KeyConfig::Provider {
+                source,
+                algorithms: if algs.is_empty() {
+                    vec![JwtAlgorithm::RS256]
+                } else {
+                    algs
+                },
+                refresh: KeyRefresh {
+                    max_age: Duration::from_secs(parsed("CPIS_JWT_JWKS_REFRESH_SECONDS", 300)?),
+                    min_interval: Duration::from_secs(parsed(
+                        "CPIS_JWT_JWKS_MIN_INTERVAL_SECONDS",
+                        10,
+                    )?),
+                    ..KeyRefresh::default()
+                },
+            }))
+        }
+    }
+}
+
+/// `CPIS_JWT_CLAIM_{ROLE,ORG,NAME,ORG_NAME,JOB_ROLE,JOB_ROLE_CODE}` (a claim name, or a JSONPath
+/// starting with `$`) and `CPIS_JWT_ROLE_MAP` (`provider-value=role,…`).
+fn claim_map() -> Result<ClaimMap, ConfigError> {
+    let path = |name: &'static str, default: ClaimPath| -> Result<ClaimPath, ConfigError> {
+        match var(name) {
+            None => Ok(default),
+            Some(spec) => ClaimPath::parse(&spec).map_err(|e| invalid(name, e)),
+        }
+    };
+    let d = ClaimMap::default();
+    Ok(ClaimMap {
+        role: path("CPIS_JWT_CLAIM_ROLE", d.role)?,
+        org: path("CPIS_JWT_CLAIM_ORG", d.org)?,
+        name: path("CPIS_JWT_CLAIM_NAME", d.name)?,
+        org_name: path("CPIS_JWT_CLAIM_ORG_NAME", d.org_name)?,
+        job_role: path("CPIS_JWT_CLAIM_JOB_ROLE", d.job_role)?,
+        job_role_code: path("CPIS_JWT_CLAIM_JOB_ROLE_CODE", d.job_role_code)?,
+        role_values: var("CPIS_JWT_ROLE_MAP")
+            .map(|spec| parse_role_map(&spec).map_err(|e| invalid("CPIS_JWT_ROLE_MAP", e)))
+            .transpose()?,
+    })
+}
+
 impl Config {
     pub fn from_env() -> Result<Config, ConfigError> {
         Self::from_env_with(true)
@@ -138,67 +304,17 @@ impl Config {
     /// serve nor sign, such as `cpis purge`).
     pub fn from_env_with(needs_key: bool) -> Result<Config, ConfigError> {
         let sandbox = matches!(var("CPIS_SANDBOX").as_deref(), Some("1" | "true" | "yes"));
-        let alg = match var("CPIS_JWT_ALG") {
-            None => None,
-            Some(a) => Some(
-                a.parse::<JwtAlgorithm>()
-                    .map_err(|reason| ConfigError::Invalid {
-                        var: "CPIS_JWT_ALG",
-                        reason,
-                    })?,
-            ),
-        };
-        let key = match (var("CPIS_JWT_SECRET"), var("CPIS_JWT_PUBLIC_KEY_FILE")) {
-            (Some(_), Some(_)) => {
-                return Err(ConfigError::Invalid {
-                    var: "CPIS_JWT_SECRET",
-                    reason: "set either CPIS_JWT_SECRET or CPIS_JWT_PUBLIC_KEY_FILE, not both"
-                        .into(),
-                })
-            }
-            (Some(secret), None) => {
-                if matches!(alg, Some(a) if a != JwtAlgorithm::HS256) {
-                    return Err(ConfigError::Invalid {
-                        var: "CPIS_JWT_ALG",
-                        reason: "a shared secret is used with HS256 only".into(),
-                    });
-                }
-                if secret.len() < MIN_SECRET_BYTES {
-                    return Err(ConfigError::Invalid {
-                        var: "CPIS_JWT_SECRET",
-                        reason: format!(
-                            "an HS256 secret must be at least {MIN_SECRET_BYTES} bytes (this one has {}): generate one with `openssl rand -base64 48`",
-                            secret.len()
-                        ),
-                    });
-                }
-                Some(KeyConfig::Secret(secret))
-            }
-            (None, Some(path)) => {
-                let pem = std::fs::read(&path).map_err(|e| ConfigError::Invalid {
-                    var: "CPIS_JWT_PUBLIC_KEY_FILE",
-                    reason: format!("cannot read {path}: {e}"),
-                })?;
-                let alg = match alg {
-                    Some(a @ (JwtAlgorithm::RS256 | JwtAlgorithm::ES256)) => a,
-                    _ => {
-                        return Err(ConfigError::Invalid {
-                            var: "CPIS_JWT_ALG",
-                            reason: "a public key needs CPIS_JWT_ALG=RS256 or ES256".into(),
-                        })
-                    }
-                };
-                Some(KeyConfig::PublicKey { alg, pem })
-            }
-            (None, None) if sandbox => None,
-            (None, None) if needs_key => return Err(ConfigError::NoKey),
-            (None, None) => None,
+        let key = match jwt_key()? {
+            Some(key) => Some(key),
+            None if sandbox || !needs_key => None,
+            None => return Err(ConfigError::NoKey),
         };
         Ok(Config {
             database_url: var("CPIS_DATABASE_URL").unwrap_or_else(|| "sqlite://cpis.db".into()),
             bind: var("CPIS_BIND").unwrap_or_else(|| "127.0.0.1:8080".into()),
             base_url: var("CPIS_BASE_URL").map(|u| u.trim_end_matches('/').to_string()),
             key,
+            claims: claim_map()?,
             jwt_issuer: var("CPIS_JWT_ISSUER"),
             jwt_audience: var("CPIS_JWT_AUDIENCE").unwrap_or_else(|| "cpis".into()),
             sandbox,
@@ -239,6 +355,9 @@ impl Config {
                 window_days: at_least_one("CPIS_ATTENDANCE_WINDOW_DAYS", 30)?,
                 settings: at_least_one("CPIS_ATTENDANCE_SETTINGS", 3)?,
             },
+            metrics_bind: var("CPIS_METRICS_BIND"),
+            shutdown_grace: millis("CPIS_SHUTDOWN_GRACE_MS", 0)?,
+            shutdown_timeout: Duration::from_secs(parsed("CPIS_SHUTDOWN_TIMEOUT_SECONDS", 20)?),
             cors_origins: var("CPIS_CORS_ORIGINS")
                 .map(|origins| cors_origins(&origins))
                 .transpose()?
@@ -256,6 +375,7 @@ impl Config {
             key: Some(KeyConfig::Secret(
                 "test-secret-for-cpis-integration-tests".into(),
             )),
+            claims: ClaimMap::default(),
             jwt_issuer: Some("https://auth.cpis.test".into()),
             jwt_audience: "cpis".into(),
             sandbox: false,
@@ -280,6 +400,9 @@ impl Config {
             dispatcher: true,
             attendance: AttendanceRule::default(),
             cors_origins: Vec::new(),
+            metrics_bind: None,
+            shutdown_grace: Duration::ZERO,
+            shutdown_timeout: Duration::from_secs(5),
             clock: crate::clock::Clock::system(),
         }
     }

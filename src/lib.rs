@@ -12,6 +12,8 @@ pub mod endpoints;
 pub mod error;
 pub mod fhir;
 pub mod import;
+pub mod lifecycle;
+pub mod metrics;
 pub mod notify;
 pub mod retention;
 pub mod sandbox;

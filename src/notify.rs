@@ -19,6 +19,7 @@ use crate::db::{write_transaction, DbPool};
 use crate::endpoints::{check_header, EndpointPolicy};
 use crate::error::FhirError;
 use crate::fhir::audit_event::reaches_attendance_pattern;
+use crate::metrics::{DeliveryOutcome, Metrics};
 use crate::service::subscription::{record_delivery, SubscriptionStatus};
 
 /// How deliveries are paced.
@@ -74,6 +75,7 @@ pub struct Dispatcher {
     config: DeliveryConfig,
     policy: Arc<EndpointPolicy>,
     clock: Clock,
+    metrics: Arc<Metrics>,
 }
 
 impl Dispatcher {
@@ -82,6 +84,7 @@ impl Dispatcher {
         config: DeliveryConfig,
         policy: Arc<EndpointPolicy>,
         clock: Clock,
+        metrics: Arc<Metrics>,
     ) -> Result<Dispatcher, String> {
         // Every name is resolved through the endpoint policy, and the client connects only to
         // the addresses it allowed; redirects are not followed (they could point anywhere).
@@ -97,6 +100,7 @@ impl Dispatcher {
             config,
             policy,
             clock,
+            metrics,
         })
     }
 
@@ -113,10 +117,12 @@ impl Dispatcher {
         }
     }
 
-    /// Runs until `wake` is gone: a round whenever the audit writer queues notifications, and
-    /// every `poll` otherwise.
-    async fn run(self, wake: Weak<Notify>) {
-        loop {
+    /// Runs until `wake` is gone or `stop` is raised: a round whenever the audit writer queues
+    /// notifications, and every `poll` otherwise. A round under way when asked to stop is
+    /// finished and recorded (each delivery is bounded by its timeout); what is not yet claimed
+    /// stays in the outbox for the next start.
+    async fn run(self, wake: Weak<Notify>, stop: Arc<StopSignal>) {
+        while !stop.raised() {
             let delivered = self.round().await;
             // A full batch means more may be waiting: go again at once.
             if delivered >= usize::try_from(self.config.batch).unwrap_or(usize::MAX) {
@@ -125,7 +131,10 @@ impl Dispatcher {
             let Some(notify) = wake.upgrade() else {
                 return;
             };
-            let _ = tokio::time::timeout(self.config.poll, notify.notified()).await;
+            tokio::select! {
+                _ = tokio::time::timeout(self.config.poll, notify.notified()) => {}
+                _ = stop.wait() => {}
+            }
         }
     }
 
@@ -178,6 +187,11 @@ impl Dispatcher {
                 Err(e) => Outcome::Failed(e),
             }
         };
+        self.metrics.observe_delivery(match &outcome {
+            Outcome::Delivered => DeliveryOutcome::Delivered,
+            Outcome::Failed(_) => DeliveryOutcome::Failed,
+            Outcome::Abandoned => DeliveryOutcome::Abandoned,
+        });
         match &outcome {
             Outcome::Delivered => {
                 tracing::info!(notification.id = %row.id, attempts = row.attempts + 1, "notification delivered");
@@ -200,10 +214,51 @@ impl Dispatcher {
     }
 }
 
+/// Asks a running dispatcher to stop.
+#[derive(Default)]
+pub struct StopSignal {
+    raised: std::sync::atomic::AtomicBool,
+    notify: Notify,
+}
+
+impl StopSignal {
+    fn raised(&self) -> bool {
+        self.raised.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    async fn wait(&self) {
+        let notified = self.notify.notified();
+        if !self.raised() {
+            notified.await;
+        }
+    }
+}
+
+/// A dispatcher running on its own thread.
+pub struct Running {
+    stop: Arc<StopSignal>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Running {
+    /// Stops the dispatcher once its round under way is recorded, and waits for that.
+    pub fn stop(self) {
+        self.stop
+            .raised
+            .store(true, std::sync::atomic::Ordering::Release);
+        self.stop.notify.notify_waiters();
+        if self.thread.join().is_err() {
+            tracing::error!("the notification dispatcher panicked");
+        }
+    }
+}
+
 /// Starts `dispatcher` on its own thread. It stops when `wake` is dropped (the application
-/// that owned it has gone).
-pub fn start(dispatcher: Dispatcher, wake: &Arc<Notify>) -> std::io::Result<()> {
+/// that owned it has gone), or when asked (`Running::stop`).
+pub fn start(dispatcher: Dispatcher, wake: &Arc<Notify>) -> std::io::Result<Running> {
     let wake = Arc::downgrade(wake);
+    let stop = Arc::new(StopSignal::default());
+    let signal = stop.clone();
     std::thread::Builder::new()
         .name("cpis-notify".into())
         .spawn(move || {
@@ -217,9 +272,9 @@ pub fn start(dispatcher: Dispatcher, wake: &Arc<Notify>) -> std::io::Result<()> 
                     return;
                 }
             };
-            runtime.block_on(dispatcher.run(wake));
+            runtime.block_on(dispatcher.run(wake, signal));
         })
-        .map(|_| ())
+        .map(|thread| Running { stop, thread })
 }
 
 /// One delivery attempt's result, to be recorded.

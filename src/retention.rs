@@ -98,6 +98,7 @@ pub fn start_daily(
     pool: DbPool,
     policy: RetentionPolicy,
     alive: Weak<tokio::sync::Notify>,
+    metrics: std::sync::Arc<crate::metrics::Metrics>,
 ) -> std::io::Result<()> {
     std::thread::Builder::new()
         .name("cpis-retention".into())
@@ -113,7 +114,9 @@ pub fn start_daily(
                     std::thread::sleep(Duration::from_secs(1));
                     slept += Duration::from_secs(1);
                 }
-                run_logged(&pool, policy);
+                if let Some(purged) = run_logged(&pool, policy) {
+                    metrics.observe_retention(&purged);
+                }
                 wait = Duration::from_secs(24 * 60 * 60);
             }
         })

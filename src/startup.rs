@@ -15,17 +15,24 @@ use crate::auth::jwt::Verifier;
 use crate::config::Config;
 use crate::db::{self, DbPool};
 use crate::endpoints::EndpointPolicy;
+use crate::lifecycle::{Phase, Readiness};
+use crate::metrics::{Metrics, PoolEvents};
 use crate::notify;
 use crate::validation::Profiles;
 
 pub struct Application {
     port: u16,
     server: Server,
+    /// `CPIS_METRICS_BIND`: `/metrics` without a token, for scrapers on a private network.
+    metrics_server: Option<(Server, std::net::SocketAddr)>,
     pool: DbPool,
     base_url: String,
     /// Delivers the notification outbox; running in the background unless the configuration
     /// says not to (then a test drives it: `Dispatcher::deliver_pending`).
     dispatcher: notify::Dispatcher,
+    delivering: Option<notify::Running>,
+    readiness: Readiness,
+    metrics: Arc<Metrics>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -45,8 +52,20 @@ pub enum StartupError {
 
 /// Opens the pool and runs the migrations (what `cpis migrate` does).
 pub fn prepare_database(config: &Config) -> Result<DbPool, StartupError> {
-    let pool = db::pool(&config.database_url, config.db_pool_size, config.db_timeout)
-        .map_err(StartupError::Database)?;
+    open_database(config, None)
+}
+
+fn open_database(
+    config: &Config,
+    events: Option<Box<dyn r2d2::HandleEvent>>,
+) -> Result<DbPool, StartupError> {
+    let pool = db::observed_pool(
+        &config.database_url,
+        config.db_pool_size,
+        config.db_timeout,
+        events,
+    )
+    .map_err(StartupError::Database)?;
     let mut conn = pool
         .get()
         .map_err(|e| StartupError::Database(format!("cannot connect: {e}")))?;
@@ -59,16 +78,45 @@ pub fn prepare_database(config: &Config) -> Result<DbPool, StartupError> {
 }
 
 impl Application {
-    /// Migrates, seeds the sandbox if asked, binds (port 0 picks a free port) and builds the
-    /// server. Nothing is served until `run_until_stopped`.
-    pub fn build(config: Config) -> Result<Application, StartupError> {
-        let pool = prepare_database(&config)?;
+    /// Binds (port 0 picks a free port), migrates and seeds the sandbox if asked (the port
+    /// answers 503 "starting" meanwhile), and starts the server.
+    pub async fn build(config: Config) -> Result<Application, StartupError> {
+        let listener = TcpListener::bind(&config.bind).map_err(|source| StartupError::Bind {
+            bind: config.bind.clone(),
+            source,
+        })?;
+        let starting = starting_server(&listener).map_err(|source| StartupError::Bind {
+            bind: config.bind.clone(),
+            source,
+        })?;
+        let stand_in = starting.handle();
+        let serving = tokio::spawn(starting);
+        // Let the stand-in start its threads before this one is busy migrating.
+        tokio::task::yield_now().await;
+        let prepared = Self::prepare(config, listener);
+        // The port is the real server's only once the stand-in has let go of it.
+        stand_in.stop(false).await;
+        let _ = serving.await;
+        let app = prepared?;
+        app.readiness.set(Phase::Ready);
+        Ok(app)
+    }
+
+    fn prepare(config: Config, listener: TcpListener) -> Result<Application, StartupError> {
+        let metrics =
+            Arc::new(Metrics::new().map_err(|e| StartupError::Database(format!("metrics: {e}")))?);
+        let pool = open_database(&config, Some(Box::new(PoolEvents(metrics.clone()))))?;
         let key = config.effective_key();
         if config.uses_sandbox_secret() {
             tracing::warn!("SANDBOX: tokens are verified with the fixed development secret; never use this in production");
         }
-        let verifier = Verifier::new(&key, config.jwt_issuer.as_deref(), &config.jwt_audience)
-            .map_err(|e| StartupError::Key(e.to_string()))?;
+        let verifier = Verifier::with_claims(
+            &key,
+            config.jwt_issuer.as_deref(),
+            &config.jwt_audience,
+            config.claims.clone(),
+        )
+        .map_err(StartupError::Key)?;
         let profiles = Arc::new(Profiles::load().map_err(StartupError::Profiles)?);
         if config.sandbox {
             let mut conn = pool
@@ -77,10 +125,6 @@ impl Application {
             crate::sandbox::seed(&mut conn, &profiles)
                 .map_err(|e| StartupError::Database(e.to_string()))?;
         }
-        let listener = TcpListener::bind(&config.bind).map_err(|source| StartupError::Bind {
-            bind: config.bind.clone(),
-            source,
-        })?;
         let address = listener.local_addr().map_err(|source| StartupError::Bind {
             bind: config.bind.clone(),
             source,
@@ -98,6 +142,7 @@ impl Application {
             config.database_url.clone(),
             wake_dispatcher.clone(),
             config.attendance,
+            metrics.clone(),
         )
         .map_err(|e| StartupError::Database(format!("audit writer: {e}")))?;
         let dispatcher = notify::Dispatcher::new(
@@ -105,20 +150,27 @@ impl Application {
             config.delivery.clone(),
             endpoints.clone(),
             config.clock.clone(),
+            metrics.clone(),
         )
         .map_err(StartupError::Database)?;
-        if config.dispatcher {
-            notify::start(dispatcher.clone(), &wake_dispatcher)
-                .map_err(|e| StartupError::Database(format!("notification dispatcher: {e}")))?;
-        }
+        let delivering = if config.dispatcher {
+            Some(
+                notify::start(dispatcher.clone(), &wake_dispatcher)
+                    .map_err(|e| StartupError::Database(format!("notification dispatcher: {e}")))?,
+            )
+        } else {
+            None
+        };
         db::start_checkpointer(pool.clone(), Arc::downgrade(&wake_dispatcher))
             .map_err(|e| StartupError::Database(format!("checkpoint task: {e}")))?;
         crate::retention::start_daily(
             pool.clone(),
             config.retention(),
             Arc::downgrade(&wake_dispatcher),
+            metrics.clone(),
         )
         .map_err(|e| StartupError::Database(format!("retention task: {e}")))?;
+        let readiness = Readiness::default();
         let state = web::Data::new(AppState {
             pool: pool.clone(),
             base_url: base_url.clone(),
@@ -129,8 +181,11 @@ impl Application {
             max_bundle_entries: config.max_bundle_entries,
             clock: config.clock.clone(),
             cors: !config.cors_origins.is_empty(),
+            metrics: metrics.clone(),
+            readiness: readiness.clone(),
         });
         let verifier = web::Data::new(verifier);
+        let metrics_state = state.clone();
         let max_body = config.max_body_bytes;
         let cors_origins = config.cors_origins.clone();
         let mut server = HttpServer::new(move || {
@@ -146,6 +201,8 @@ impl Application {
                 .wrap(TracingLogger::<crate::telemetry::PrivacyRootSpan>::new())
                 // gzip or br when the client asks (`Accept-Encoding`).
                 .wrap(actix_web::middleware::Compress::default())
+                // Outermost: sees every answer as sent, for its log line and metrics.
+                .wrap(actix_web::middleware::from_fn(crate::telemetry::observe))
                 .app_data(state.clone())
                 .app_data(verifier.clone())
                 .app_data(web::PayloadConfig::new(max_body))
@@ -168,13 +225,30 @@ impl Application {
             + 2;
         server = server
             .workers(workers)
-            .worker_max_blocking_threads(blocking);
+            .worker_max_blocking_threads(blocking)
+            // SIGTERM/SIGINT are `cli::serve`'s: readiness goes 503 first (`lifecycle`).
+            .disable_signals()
+            .shutdown_timeout(config.shutdown_timeout.as_secs());
+        let metrics_server =
+            match &config.metrics_bind {
+                None => None,
+                Some(bind) => Some(metrics_server(bind, metrics_state).map_err(|source| {
+                    StartupError::Bind {
+                        bind: bind.clone(),
+                        source,
+                    }
+                })?),
+            };
         Ok(Application {
             port: address.port(),
             server: server.run(),
+            metrics_server,
             dispatcher,
+            delivering,
             pool,
             base_url,
+            readiness,
+            metrics,
         })
     }
 
@@ -200,7 +274,72 @@ impl Application {
         self.server.handle()
     }
 
-    pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+    /// Starting, ready or stopping, as `/_ready` reports it.
+    pub fn readiness(&self) -> Readiness {
+        self.readiness.clone()
     }
+
+    pub fn metrics(&self) -> Arc<Metrics> {
+        self.metrics.clone()
+    }
+
+    /// The address of the tokenless metrics port (`CPIS_METRICS_BIND`), when configured.
+    pub fn metrics_address(&self) -> Option<std::net::SocketAddr> {
+        self.metrics_server.as_ref().map(|(_, address)| *address)
+    }
+
+    /// Serves until the server is stopped (`handle().stop(true)`: in-flight requests finish,
+    /// and with them their audit records, since a response waits for its AuditEvent's
+    /// commit); then stops the metrics port and the dispatcher, whose round under way is
+    /// recorded while what it had not claimed stays in the outbox.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let served = self.server.await;
+        self.readiness.set(Phase::Stopping);
+        if let Some((metrics, _)) = self.metrics_server {
+            metrics.handle().stop(true).await;
+        }
+        if let Some(delivering) = self.delivering {
+            let _ = tokio::task::spawn_blocking(move || delivering.stop()).await;
+        }
+        served
+    }
+}
+
+/// What the port answers while the database is migrated: 503, readiness "starting".
+fn starting_server(listener: &TcpListener) -> std::io::Result<Server> {
+    let listener = listener.try_clone()?;
+    Ok(
+        HttpServer::new(|| App::new().default_service(web::to(starting)))
+            .workers(1)
+            .disable_signals()
+            .listen(listener)?
+            .run(),
+    )
+}
+
+async fn starting(req: actix_web::HttpRequest) -> actix_web::HttpResponse {
+    use actix_web::ResponseError;
+    match req.path() {
+        "/_ready" | "/_health" => api::health::ready_answer(Phase::Starting),
+        _ => crate::error::FhirError::Unavailable("the server is starting".into()).error_response(),
+    }
+}
+
+/// `CPIS_METRICS_BIND`: `GET /metrics` without a token, nothing else.
+fn metrics_server(
+    bind: &str,
+    state: web::Data<AppState>,
+) -> std::io::Result<(Server, std::net::SocketAddr)> {
+    let listener = TcpListener::bind(bind)?;
+    let address = listener.local_addr()?;
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .route("/metrics", web::get().to(api::metrics::scrape_open))
+    })
+    .workers(1)
+    .disable_signals()
+    .listen(listener)?
+    .run();
+    Ok((server, address))
 }

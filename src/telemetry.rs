@@ -1,17 +1,104 @@
 //! Logging and request ids. Logs never carry personal data: no NHS numbers, names, tokens or
 //! bodies (the AuditEvent, not the log, records who saw whom).
 
+use std::time::Instant;
+
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::http::Method;
 use actix_web::middleware::Next;
+use actix_web::{web, HttpMessage, HttpRequest};
 use tracing_subscriber::{fmt, EnvFilter};
 
-/// Installs the global subscriber (once; later calls are no-ops). `RUST_LOG` filters.
+use crate::api::AppState;
+use crate::auth::jwt::Identity;
+
+/// Who called, as the request log shows it: the role and the organisation's ODS code (an
+/// organisation, never a person).
+#[derive(Debug, Clone)]
+struct CallerNote {
+    role: &'static str,
+    org: Option<String>,
+}
+
+/// Called once a request's token is verified, for its log line.
+pub fn note_caller(req: &HttpRequest, identity: &Identity) {
+    req.extensions_mut().insert(CallerNote {
+        role: identity.role.as_str(),
+        org: identity.org.clone(),
+    });
+}
+
+/// A method as a label: the standard ones by name, anything else as `other` (a client can send
+/// any token as a method, and a label must not take unbounded values).
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
+}
+
+/// One log line and one metrics observation per request: method, route *pattern* (never the
+/// path or query, which carry ids and NHS numbers), status, latency, request id, and the
+/// caller's role and organisation. Nothing else: no body, no token, no name.
+pub async fn observe(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let started = Instant::now();
+    let method = method_label(req.method());
+    let res = next.call(req).await?;
+    let elapsed = started.elapsed();
+    let request = res.request();
+    let route = request
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".into());
+    let status = res.status().as_u16();
+    if let Some(state) = request.app_data::<web::Data<AppState>>() {
+        state
+            .metrics
+            .observe_request(&route, method, status, elapsed);
+    }
+    let who = request.extensions().get::<CallerNote>().cloned();
+    let role = who.as_ref().map_or("none", |c| c.role);
+    let org = who.as_ref().and_then(|c| c.org.clone());
+    let latency_ms = (elapsed.as_secs_f64() * 10_000.0).round() / 10.0;
+    let request_id = res
+        .headers()
+        .get(&REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    tracing::info!(
+        target: "cpis::access",
+        method,
+        route = %route,
+        status,
+        latency_ms,
+        request_id,
+        role,
+        org = org.as_deref().unwrap_or("none"),
+        "request"
+    );
+    Ok(res)
+}
+
+/// Installs the global subscriber (once; later calls are no-ops). `RUST_LOG` filters. Colour
+/// only when stderr is a terminal: escape codes in a log file or collector are noise.
 pub fn init(json: bool) {
+    use std::io::IsTerminal;
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,actix_server=warn"));
-    let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     let _ = if json {
         builder.json().try_init()
     } else {

@@ -5,6 +5,7 @@ use serde_json::json;
 
 use super::AppState;
 use crate::db;
+use crate::lifecycle::Phase;
 
 pub async fn health(state: web::Data<AppState>) -> HttpResponse {
     let up = db::run(&state.pool, |conn| Ok(db::ping(conn)))
@@ -16,5 +17,22 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
         HttpResponse::ServiceUnavailable()
             .insert_header(("Retry-After", "5"))
             .json(json!({"status": "unavailable", "database": "down"}))
+    }
+}
+
+/// `GET /_ready`: 200 once the server is ready, 503 while it starts (migrates) or stops. The
+/// database answering is `/_health`'s business (liveness); readiness is about this process.
+pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
+    ready_answer(state.readiness.phase())
+}
+
+/// The readiness answer for `phase` (also what the port answers while migrating).
+pub fn ready_answer(phase: Phase) -> HttpResponse {
+    let body = json!({"status": phase.as_str()});
+    match phase {
+        Phase::Ready => HttpResponse::Ok().json(body),
+        Phase::Starting | Phase::Stopping => HttpResponse::ServiceUnavailable()
+            .insert_header(("Retry-After", "1"))
+            .json(body),
     }
 }

@@ -19,7 +19,9 @@
 //! | `/Subscription`, `/Subscription/{id}`      | GET, POST / GET, PUT, DELETE  | social-care own LA; operations reads |
 //! | `` (the base)                              | POST transaction/batch Bundle | social-care, own plans             |
 //! | `/Bundle`, `/Bundle/{id}`                  | GET upload reports            | social-care own LA; operations     |
-//! | `/_health` (server root)                   | GET                           | anyone (no token)                  |
+//! | `/_health` (server root)                   | GET (liveness)                | anyone (no token)                  |
+//! | `/_ready` (server root)                    | GET (readiness)               | anyone (no token)                  |
+//! | `/metrics` (server root)                   | GET (Prometheus text)         | operations (and, on `CPIS_METRICS_BIND`, anyone) |
 //!
 //! Every path answers `HEAD` where it answers `GET`, and a method it does not serve with 405
 //! and `Allow` (`endpoint::Endpoint`).
@@ -32,6 +34,7 @@ pub mod extract;
 pub mod flag;
 pub mod health;
 pub mod metadata;
+pub mod metrics;
 pub mod negotiate;
 pub mod normalise;
 pub mod organization;
@@ -71,6 +74,10 @@ pub struct AppState {
     pub clock: crate::clock::Clock,
     /// Whether browsers on other origins may call (`CPIS_CORS_ORIGINS`).
     pub cors: bool,
+    /// What `GET /metrics` reports.
+    pub metrics: Arc<crate::metrics::Metrics>,
+    /// Starting, ready or stopping (`GET /_ready`).
+    pub readiness: crate::lifecycle::Readiness,
 }
 
 /// A route of a stored type (`/{type}{suffix}`): the handlers shared by the types learn which
@@ -133,6 +140,8 @@ pub fn resource_type(req: &HttpRequest) -> Result<ResourceType, FhirError> {
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(Endpoint::new("/_health").get(health::health).build())
+        .service(Endpoint::new("/_ready").get(health::ready).build())
+        .service(Endpoint::new("/metrics").get(metrics::scrape).build())
         .service(
             web::scope("/FHIR/R4")
                 .wrap(actix_web::middleware::from_fn(negotiate::negotiate))

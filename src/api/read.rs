@@ -3,7 +3,7 @@
 //! starts from. A handler asks the service for a disclosure through `Reading::disclose`, which
 //! hands back the data once the accesses it makes are committed (SPEC §3 AuditEvent).
 
-use std::future::{ready, Ready};
+use futures_util::future::LocalBoxFuture;
 
 use actix_web::dev::Payload;
 use actix_web::http::StatusCode;
@@ -32,22 +32,34 @@ pub struct Reading {
 
 impl FromRequest for Reading {
     type Error = FhirError;
-    type Future = Ready<Result<Reading, FhirError>>;
+    type Future = LocalBoxFuture<'static, Result<Reading, FhirError>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let reading = (|| {
-            let caller = Caller::from_request(req, payload).into_inner()?;
-            let state = web::Data::<AppState>::extract(req)
-                .into_inner()
-                .map_err(|_| FhirError::internal("no application state"))?;
+        let authenticated = authenticated(req, payload);
+        let req = req.clone();
+        Box::pin(async move {
+            let (caller, state) = authenticated.await?;
             Ok(Reading {
                 state,
                 caller,
-                care_setting: care_setting(req)?,
-                ty: resource_type(req).ok(),
+                care_setting: care_setting(&req)?,
+                ty: resource_type(&req).ok(),
             })
-        })();
-        ready(reading)
+        })
+    }
+}
+
+/// The verified caller and the application state, for an extractor that needs both.
+pub(crate) fn authenticated(
+    req: &HttpRequest,
+    payload: &mut Payload,
+) -> impl std::future::Future<Output = FhirResult<(Caller, web::Data<AppState>)>> {
+    let caller = Caller::from_request(req, payload);
+    let state = web::Data::<AppState>::extract(req).into_inner();
+    async move {
+        let caller = caller.await?;
+        let state = state.map_err(|_| FhirError::internal("no application state"))?;
+        Ok((caller, state))
     }
 }
 

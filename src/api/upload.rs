@@ -31,17 +31,35 @@ pub async fn upload(
     )?;
     let base = state.base_url.clone();
     let now = state.clock.now_ms();
-    let response = db::run(&state.pool, move |conn| {
+    let entries = parsed.entries.len();
+    let written = db::run(&state.pool, move |conn| {
         upload::execute(conn, &caller, &parsed, now, |conn, outcomes| {
+            let rejected = outcomes
+                .iter()
+                .filter(|o| matches!(o, upload::Outcome::Failed(_)))
+                .count();
             let response = upload::response_bundle(&base, parsed.kind, outcomes);
-            match parsed.kind {
-                Kind::Batch => upload::keep_report(conn, &caller, response, outcomes, now),
-                Kind::Transaction => Ok(response),
-            }
+            let response = match parsed.kind {
+                Kind::Batch => upload::keep_report(conn, &caller, response, outcomes, now)?,
+                Kind::Transaction => response,
+            };
+            Ok((response, rejected))
         })
     })
-    .await?;
-    Ok(FhirResponse::ok(response))
+    .await;
+    match written {
+        Ok((response, rejected)) => {
+            state
+                .metrics
+                .observe_upload(entries.saturating_sub(rejected), rejected);
+            Ok(FhirResponse::ok(response))
+        }
+        Err(e) => {
+            // A transaction is all or nothing: every entry of a refused one is rejected.
+            state.metrics.observe_upload(0, entries);
+            Err(e)
+        }
+    }
 }
 
 /// Reports are the uploading LA's (and operations'); health-care has no business with them.

@@ -1,7 +1,7 @@
 //! What the write handlers of the stored types share: `Writing` (a write about to be made,
 //! and its answer), the id rule of an update, and `$validate`'s parameters and answer.
 
-use std::future::{ready, Ready};
+use futures_util::future::LocalBoxFuture;
 
 use actix_web::dev::Payload;
 use actix_web::http::StatusCode;
@@ -27,22 +27,15 @@ pub struct Writing {
 
 impl FromRequest for Writing {
     type Error = FhirError;
-    type Future = Ready<Result<Writing, FhirError>>;
+    type Future = LocalBoxFuture<'static, Result<Writing, FhirError>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let writing = Caller::from_request(req, payload)
-            .into_inner()
-            .and_then(|caller| {
-                let state = web::Data::<AppState>::extract(req)
-                    .into_inner()
-                    .map_err(|_| FhirError::internal("no application state"))?;
-                Ok(Writing {
-                    state,
-                    req: req.clone(),
-                    caller,
-                })
-            });
-        ready(writing)
+        let authenticated = super::read::authenticated(req, payload);
+        let req = req.clone();
+        Box::pin(async move {
+            let (caller, state) = authenticated.await?;
+            Ok(Writing { state, req, caller })
+        })
     }
 }
 

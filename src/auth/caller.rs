@@ -1,8 +1,7 @@
 //! The `Caller` extractor: a handler that takes a `Caller` is authenticated.
 
-use std::future::{ready, Ready};
-
 use actix_web::{dev::Payload, http::header, web, FromRequest, HttpRequest};
+use futures_util::future::LocalBoxFuture;
 
 use super::jwt::{Identity, Verifier};
 use super::policy::{allows, Action, Role};
@@ -52,19 +51,22 @@ fn bearer_token(req: &HttpRequest) -> Result<&str, FhirError> {
 
 impl FromRequest for Caller {
     type Error = FhirError;
-    type Future = Ready<Result<Caller, FhirError>>;
+    type Future = LocalBoxFuture<'static, Result<Caller, FhirError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let result = (|| {
-            let verifier = req
-                .app_data::<web::Data<Verifier>>()
-                .ok_or_else(|| FhirError::internal("no JWT verifier configured"))?;
+        let verifier = req.app_data::<web::Data<Verifier>>().cloned();
+        let token = bearer_token(req).map(str::to_string);
+        let req = req.clone();
+        Box::pin(async move {
+            let verifier =
+                verifier.ok_or_else(|| FhirError::internal("no JWT verifier configured"))?;
             let identity = verifier
-                .verify(bearer_token(req)?)
+                .verify(&token?)
+                .await
                 .map_err(FhirError::Unauthenticated)?;
             tracing::Span::current().record("caller.role", identity.role.as_str());
+            crate::telemetry::note_caller(&req, &identity);
             Ok(Caller(identity))
-        })();
-        ready(result)
+        })
     }
 }

@@ -1,11 +1,14 @@
-//! Who is calling, and what they may do: JWT verification (`jwt`), the request extractor
+//! Who is calling, and what they may do: JWT verification (`jwt`) with keys from configuration
+//! or the identity provider (`provider_keys`) and claims where the provider puts them (`claims`), the request extractor
 //! (`caller`), the role × action matrix of SPEC §2 (`policy`) and whose records a caller may
 //! touch (`ownership`).
 
 pub mod caller;
+pub mod claims;
 pub mod jwt;
 pub mod ownership;
 pub mod policy;
+pub mod provider_keys;
 
 pub use caller::Caller;
 pub use ownership::LaScope;

@@ -57,10 +57,12 @@ pub enum Action {
     ManageSubscription,
     /// Read or search Subscriptions (an LA: only its own).
     ReadSubscription,
+    /// Scrape the server's operational metrics (`GET /metrics`).
+    ReadMetrics,
 }
 
 impl Action {
-    pub const ALL: [Action; 10] = [
+    pub const ALL: [Action; 11] = [
         Action::ReadPlan,
         Action::WritePlan,
         Action::ReadOrganization,
@@ -71,6 +73,7 @@ impl Action {
         Action::ReadAuditEvent,
         Action::ManageSubscription,
         Action::ReadSubscription,
+        Action::ReadMetrics,
     ];
 }
 
@@ -83,15 +86,17 @@ pub fn allows(role: Role, action: Action) -> bool {
         (SocialCare, UpdateOwnOrganizationTelecom | Validate) => true,
         (SocialCare, ReadAccessHistory | ReadAuditEvent) => true,
         (SocialCare, ManageSubscription | ReadSubscription) => true,
-        (SocialCare, WriteOrganization) => false,
+        (SocialCare, WriteOrganization | ReadMetrics) => false,
         (HealthCare, ReadPlan | ReadOrganization | ReadAccessHistory) => true,
         (HealthCare, WritePlan | WriteOrganization | UpdateOwnOrganizationTelecom | Validate) => {
             false
         }
         (HealthCare, ReadAuditEvent | ManageSubscription | ReadSubscription) => false,
+        (HealthCare, ReadMetrics) => false,
         (Operations, ReadPlan | ReadOrganization | WriteOrganization | Validate) => true,
         (Operations, UpdateOwnOrganizationTelecom) => true,
         (Operations, ReadAccessHistory | ReadAuditEvent | ReadSubscription) => true,
+        (Operations, ReadMetrics) => true,
         (Operations, WritePlan | ManageSubscription) => false,
     }
 }
@@ -114,6 +119,7 @@ mod tests {
         (SocialCare, ReadAuditEvent, true),
         (SocialCare, ManageSubscription, true),
         (SocialCare, ReadSubscription, true),
+        (SocialCare, ReadMetrics, false),
         (HealthCare, ReadPlan, true),
         (HealthCare, WritePlan, false),
         (HealthCare, ReadOrganization, true),
@@ -124,6 +130,7 @@ mod tests {
         (HealthCare, ReadAuditEvent, false),
         (HealthCare, ManageSubscription, false),
         (HealthCare, ReadSubscription, false),
+        (HealthCare, ReadMetrics, false),
         (Operations, ReadPlan, true),
         (Operations, WritePlan, false),
         (Operations, ReadOrganization, true),
@@ -134,6 +141,7 @@ mod tests {
         (Operations, ReadAuditEvent, true),
         (Operations, ManageSubscription, false),
         (Operations, ReadSubscription, true),
+        (Operations, ReadMetrics, true),
     ];
 
     #[test]

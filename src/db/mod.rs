@@ -139,6 +139,16 @@ impl r2d2::ManageConnection for ConnectionManager {
 /// Builds the pool. Connections are opened lazily (min_idle 1) so the server can start, and
 /// answer 503, while the database is down.
 pub fn pool(url: &str, size: u32, timeout: Duration) -> Result<DbPool, String> {
+    observed_pool(url, size, timeout, None)
+}
+
+/// The pool, with its checkouts and timeouts reported to `events` (the metrics).
+pub fn observed_pool(
+    url: &str,
+    size: u32,
+    timeout: Duration,
+    events: Option<Box<dyn r2d2::HandleEvent>>,
+) -> Result<DbPool, String> {
     let backend = Backend::from_url(url)?;
     if let Backend::Sqlite(path) = &backend {
         if let Some(parent) = std::path::Path::new(path).parent() {
@@ -148,12 +158,15 @@ pub fn pool(url: &str, size: u32, timeout: Duration) -> Result<DbPool, String> {
             }
         }
     }
-    Ok(r2d2::Pool::builder()
+    let mut builder = r2d2::Pool::builder()
         .max_size(size.max(1))
         .min_idle(Some(1))
         .connection_timeout(timeout)
-        .test_on_check_out(matches!(backend, Backend::Postgres(_)))
-        .build_unchecked(ConnectionManager { backend }))
+        .test_on_check_out(matches!(backend, Backend::Postgres(_)));
+    if let Some(events) = events {
+        builder = builder.event_handler(events);
+    }
+    Ok(builder.build_unchecked(ConnectionManager { backend }))
 }
 
 /// A connection of its own, outside the pool (for the audit writer, which keeps one).

@@ -95,3 +95,12 @@ pub fn abandoned(conn: &mut DbConn, id: &str, now: i64, reason: &str) -> QueryRe
         .execute(conn)
         .map(|_| ())
 }
+
+/// How many notifications are undelivered, and when the oldest of them was queued.
+pub fn backlog(conn: &mut DbConn) -> QueryResult<(i64, Option<i64>)> {
+    use diesel::dsl::{count_star, min};
+    let undelivered = outbox::table.filter(outbox::delivered_ms.is_null());
+    undelivered
+        .select((count_star(), min(outbox::created_ms)))
+        .first::<(i64, Option<i64>)>(conn)
+}

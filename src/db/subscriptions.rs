@@ -116,3 +116,11 @@ pub fn search(
     let total = filtered().count().get_result(conn)?;
     Ok((rows, total))
 }
+
+/// How many Subscriptions have this status.
+pub fn count_with_status(conn: &mut DbConn, status: &str) -> QueryResult<i64> {
+    subscriptions::table
+        .filter(subscriptions::status.eq(status))
+        .count()
+        .get_result(conn)
+}

@@ -130,7 +130,9 @@ impl TestApp {
         let (url, db) = fresh_database(engine);
         let mut config = Config::for_tests(url);
         customise(&mut config);
-        let app = Application::build(config.clone()).expect("build the application");
+        let app = Application::build(config.clone())
+            .await
+            .expect("build the application");
         let address = format!("http://127.0.0.1:{}", app.port());
         let base = app.base_url().to_string();
         let pool = app.pool();

@@ -1,0 +1,286 @@
+//! Operational metrics in Prometheus text format (`GET /metrics`). One registry per
+//! application, so two servers in one process (the tests) never mix their counts.
+//!
+//! No label ever holds personal data or an id: requests are labelled by route *pattern*
+//! (`/FHIR/R4/Flag/{id}`), method and status; everything else by a fixed outcome name.
+
+use std::time::Duration;
+
+use prometheus::{
+    Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+use crate::db::{self, DbConn, DbPool};
+
+/// Every metric the server exports.
+pub struct Metrics {
+    registry: Registry,
+    requests: IntCounterVec,
+    request_seconds: HistogramVec,
+    /// Accesses handed to the audit writer and not yet taken into a batch.
+    pub audit_queue_depth: IntGauge,
+    pub audit_batch_accesses: Histogram,
+    pub audit_commit_seconds: Histogram,
+    deliveries: IntCounterVec,
+    pool_wait_seconds: Histogram,
+    pool_timeouts: IntCounter,
+    pool_connections: IntGaugeVec,
+    upload_entries: IntCounterVec,
+    retention_purged: IntCounterVec,
+    outbox_backlog: IntGauge,
+    outbox_oldest_seconds: Gauge,
+    subscriptions_in_error: IntGauge,
+}
+
+/// How a notification attempt ended.
+#[derive(Debug, Clone, Copy)]
+pub enum DeliveryOutcome {
+    Delivered,
+    Failed,
+    /// Not sent: its Subscription is off or in error.
+    Abandoned,
+}
+
+/// What the scrape reads from the database each time.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Backlog {
+    pub outbox: i64,
+    pub oldest_created_ms: Option<i64>,
+    pub subscriptions_in_error: i64,
+}
+
+fn counter(
+    registry: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> prometheus::Result<IntCounterVec> {
+    let metric = IntCounterVec::new(Opts::new(name, help), labels)?;
+    registry.register(Box::new(metric.clone()))?;
+    Ok(metric)
+}
+
+fn histogram(
+    registry: &Registry,
+    name: &str,
+    help: &str,
+    buckets: Vec<f64>,
+) -> prometheus::Result<Histogram> {
+    let metric = Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets))?;
+    registry.register(Box::new(metric.clone()))?;
+    Ok(metric)
+}
+
+fn gauge(registry: &Registry, name: &str, help: &str) -> prometheus::Result<IntGauge> {
+    let metric = IntGauge::new(name, help)?;
+    registry.register(Box::new(metric.clone()))?;
+    Ok(metric)
+}
+
+/// Latency buckets from 1 ms to 10 s.
+fn seconds_buckets() -> Vec<f64> {
+    vec![
+        0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+    ]
+}
+
+impl Metrics {
+    pub fn new() -> prometheus::Result<Metrics> {
+        let r = Registry::new();
+        let request_seconds = HistogramVec::new(
+            HistogramOpts::new(
+                "cpis_http_request_duration_seconds",
+                "Time to answer an HTTP request, by route pattern and method.",
+            )
+            .buckets(seconds_buckets()),
+            &["route", "method"],
+        )?;
+        r.register(Box::new(request_seconds.clone()))?;
+        let pool_connections = IntGaugeVec::new(
+            Opts::new(
+                "cpis_db_pool_connections",
+                "Database pool connections, by state (in_use, idle).",
+            ),
+            &["state"],
+        )?;
+        r.register(Box::new(pool_connections.clone()))?;
+        let outbox_oldest_seconds = Gauge::new(
+            "cpis_notification_outbox_oldest_age_seconds",
+            "Age of the oldest undelivered notification (0 when none).",
+        )?;
+        r.register(Box::new(outbox_oldest_seconds.clone()))?;
+        Ok(Metrics {
+            requests: counter(
+                &r,
+                "cpis_http_requests_total",
+                "HTTP requests answered, by route pattern, method and status.",
+                &["route", "method", "status"],
+            )?,
+            request_seconds,
+            audit_queue_depth: gauge(
+                &r,
+                "cpis_audit_queue_depth",
+                "Audited requests waiting for the audit writer.",
+            )?,
+            audit_batch_accesses: histogram(
+                &r,
+                "cpis_audit_batch_accesses",
+                "Accesses written per audit transaction (group commit).",
+                vec![
+                    1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0,
+                ],
+            )?,
+            audit_commit_seconds: histogram(
+                &r,
+                "cpis_audit_commit_seconds",
+                "Time to write and commit one audit batch.",
+                seconds_buckets(),
+            )?,
+            deliveries: counter(
+                &r,
+                "cpis_notification_deliveries_total",
+                "Notification delivery attempts, by outcome (delivered, failed, abandoned).",
+                &["outcome"],
+            )?,
+            pool_wait_seconds: histogram(
+                &r,
+                "cpis_db_pool_wait_seconds",
+                "Time a request waited for a database connection.",
+                seconds_buckets(),
+            )?,
+            pool_timeouts: {
+                let c = IntCounter::new(
+                    "cpis_db_pool_timeouts_total",
+                    "Waits for a database connection that timed out (answered 503).",
+                )?;
+                r.register(Box::new(c.clone()))?;
+                c
+            },
+            pool_connections,
+            upload_entries: counter(
+                &r,
+                "cpis_upload_entries_total",
+                "Entries of uploaded Bundles, by outcome (accepted, rejected).",
+                &["outcome"],
+            )?,
+            retention_purged: counter(
+                &r,
+                "cpis_retention_purged_total",
+                "Records removed by retention, by kind (plans, audit_events, reports).",
+                &["kind"],
+            )?,
+            outbox_backlog: gauge(
+                &r,
+                "cpis_notification_outbox_backlog",
+                "Notifications not yet delivered.",
+            )?,
+            outbox_oldest_seconds,
+            subscriptions_in_error: gauge(
+                &r,
+                "cpis_subscriptions_in_error",
+                "Subscriptions whose status is error.",
+            )?,
+            registry: r,
+        })
+    }
+
+    /// One answered request. `route` is the matched pattern, never the path.
+    pub fn observe_request(&self, route: &str, method: &str, status: u16, elapsed: Duration) {
+        self.requests
+            .with_label_values(&[route, method, &status.to_string()])
+            .inc();
+        self.request_seconds
+            .with_label_values(&[route, method])
+            .observe(elapsed.as_secs_f64());
+    }
+
+    pub fn observe_delivery(&self, outcome: DeliveryOutcome) {
+        let label = match outcome {
+            DeliveryOutcome::Delivered => "delivered",
+            DeliveryOutcome::Failed => "failed",
+            DeliveryOutcome::Abandoned => "abandoned",
+        };
+        self.deliveries.with_label_values(&[label]).inc();
+    }
+
+    pub fn observe_upload(&self, accepted: usize, rejected: usize) {
+        let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+        self.upload_entries
+            .with_label_values(&["accepted"])
+            .inc_by(count(accepted));
+        self.upload_entries
+            .with_label_values(&["rejected"])
+            .inc_by(count(rejected));
+    }
+
+    pub fn observe_retention(&self, purged: &crate::retention::Purged) {
+        let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+        for (kind, n) in [
+            ("plans", purged.plans),
+            ("audit_events", purged.audit_events),
+            ("reports", purged.reports),
+        ] {
+            self.retention_purged
+                .with_label_values(&[kind])
+                .inc_by(count(n));
+        }
+    }
+
+    /// The scrape: reads what lives in the database and the pool, then renders everything.
+    pub fn render(&self, pool: &DbPool, backlog: Option<Backlog>, now_ms: i64) -> String {
+        let state = pool.state();
+        let idle = i64::from(state.idle_connections);
+        self.pool_connections.with_label_values(&["idle"]).set(idle);
+        self.pool_connections
+            .with_label_values(&["in_use"])
+            .set(i64::from(state.connections) - idle);
+        if let Some(backlog) = backlog {
+            self.outbox_backlog.set(backlog.outbox);
+            self.outbox_oldest_seconds.set(
+                backlog
+                    .oldest_created_ms
+                    .map_or(0.0, |created| (now_ms - created).max(0) as f64 / 1000.0),
+            );
+            self.subscriptions_in_error
+                .set(backlog.subscriptions_in_error);
+        }
+        let mut out = Vec::new();
+        if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
+            tracing::warn!(error = %e, "metrics could not be rendered");
+        }
+        String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+/// Reads the backlog the scrape reports.
+pub fn backlog(conn: &mut DbConn) -> diesel::QueryResult<Backlog> {
+    let (outbox, oldest_created_ms) = db::outbox::backlog(conn)?;
+    Ok(Backlog {
+        outbox,
+        oldest_created_ms,
+        subscriptions_in_error: db::subscriptions::count_with_status(conn, "error")?,
+    })
+}
+
+/// Feeds the pool's waits into the metrics (an r2d2 event handler).
+#[derive(Debug)]
+pub struct PoolEvents(pub std::sync::Arc<Metrics>);
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+impl r2d2::HandleEvent for PoolEvents {
+    fn handle_checkout(&self, event: r2d2::event::CheckoutEvent) {
+        self.0
+            .pool_wait_seconds
+            .observe(event.duration().as_secs_f64());
+    }
+
+    fn handle_timeout(&self, _event: r2d2::event::TimeoutEvent) {
+        self.0.pool_timeouts.inc();
+    }
+}

@@ -24,7 +24,7 @@ pub struct Application {
     port: u16,
     server: Server,
     /// `CPIS_METRICS_BIND`: `/metrics` without a token, for scrapers on a private network.
-    metrics_server: Option<(Server, std::net::SocketAddr)>,
+    metrics_server: Option<MetricsServer>,
     pool: DbPool,
     base_url: String,
     /// Delivers the notification outbox; running in the background unless the configuration
@@ -97,7 +97,10 @@ impl Application {
         // The port is the real server's only once the stand-in has let go of it.
         stand_in.stop(false).await;
         let _ = serving.await;
-        let app = prepared?;
+        let mut app = prepared?;
+        if let Some(metrics) = app.metrics_server.as_mut() {
+            metrics.start();
+        }
         app.readiness.set(Phase::Ready);
         Ok(app)
     }
@@ -285,7 +288,7 @@ impl Application {
 
     /// The address of the tokenless metrics port (`CPIS_METRICS_BIND`), when configured.
     pub fn metrics_address(&self) -> Option<std::net::SocketAddr> {
-        self.metrics_server.as_ref().map(|(_, address)| *address)
+        self.metrics_server.as_ref().map(|m| m.address)
     }
 
     /// Serves until the server is stopped (`handle().stop(true)`: in-flight requests finish,
@@ -295,8 +298,8 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let served = self.server.await;
         self.readiness.set(Phase::Stopping);
-        if let Some((metrics, _)) = self.metrics_server {
-            metrics.handle().stop(true).await;
+        if let Some(metrics) = self.metrics_server {
+            metrics.stop().await;
         }
         if let Some(delivering) = self.delivering {
             let _ = tokio::task::spawn_blocking(move || delivering.stop()).await;
@@ -325,11 +328,31 @@ async fn starting(req: actix_web::HttpRequest) -> actix_web::HttpResponse {
     }
 }
 
+/// The tokenless metrics port, bound at build and served from `start`.
+struct MetricsServer {
+    address: std::net::SocketAddr,
+    handle: actix_web::dev::ServerHandle,
+    server: Option<Server>,
+    serving: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl MetricsServer {
+    fn start(&mut self) {
+        if let Some(server) = self.server.take() {
+            self.serving = Some(tokio::spawn(server));
+        }
+    }
+
+    async fn stop(self) {
+        self.handle.stop(true).await;
+        if let Some(serving) = self.serving {
+            let _ = serving.await;
+        }
+    }
+}
+
 /// `CPIS_METRICS_BIND`: `GET /metrics` without a token, nothing else.
-fn metrics_server(
-    bind: &str,
-    state: web::Data<AppState>,
-) -> std::io::Result<(Server, std::net::SocketAddr)> {
+fn metrics_server(bind: &str, state: web::Data<AppState>) -> std::io::Result<MetricsServer> {
     let listener = TcpListener::bind(bind)?;
     let address = listener.local_addr()?;
     let server = HttpServer::new(move || {
@@ -341,5 +364,10 @@ fn metrics_server(
     .disable_signals()
     .listen(listener)?
     .run();
-    Ok((server, address))
+    Ok(MetricsServer {
+        address,
+        handle: server.handle(),
+        server: Some(server),
+        serving: None,
+    })
 }

@@ -95,6 +95,8 @@ pub enum Engine {
 
 pub struct TestApp {
     pub address: String,
+    /// The tokenless metrics port, when the test configured one (`CPIS_METRICS_BIND`).
+    pub metrics_address: Option<std::net::SocketAddr>,
     pub base: String,
     pub client: Client,
     pub pool: DbPool,
@@ -134,6 +136,7 @@ impl TestApp {
             .await
             .expect("build the application");
         let address = format!("http://127.0.0.1:{}", app.port());
+        let metrics_address = app.metrics_address();
         let base = app.base_url().to_string();
         let pool = app.pool();
         let handle = app.handle();
@@ -141,6 +144,7 @@ impl TestApp {
         tokio::spawn(app.run_until_stopped());
         TestApp {
             address,
+            metrics_address,
             base,
             client: Client::default(),
             pool,

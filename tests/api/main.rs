@@ -19,6 +19,7 @@ mod helpers;
 mod import;
 mod nhs_views;
 mod notifications;
+mod operations;
 mod organization;
 mod plans;
 mod process;

@@ -81,12 +81,22 @@ impl ServerProcess {
 
     /// SIGTERM, as an operator or a service manager stops it, and waits for it to exit.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
+        self.signal_term();
+        self.wait()
+    }
+
+    /// Sends SIGTERM and returns at once.
+    pub fn signal_term(&self) {
         let sent = Command::new("kill")
             .arg("-TERM")
             .arg(self.child.id().to_string())
             .status()
             .unwrap();
         assert!(sent.success());
+    }
+
+    /// Waits for the process to exit.
+    pub fn wait(&mut self) -> std::process::ExitStatus {
         self.child.wait().unwrap()
     }
 

@@ -323,7 +323,10 @@ fn starting_server(listener: &TcpListener) -> std::io::Result<Server> {
 async fn starting(req: actix_web::HttpRequest) -> actix_web::HttpResponse {
     use actix_web::ResponseError;
     match req.path() {
-        "/_ready" | "/_health" => api::health::ready_answer(Phase::Starting),
+        "/_ready" => api::health::ready_answer(Phase::Starting),
+        "/_health" => actix_web::HttpResponse::ServiceUnavailable()
+            .insert_header(("Retry-After", "1"))
+            .json(serde_json::json!({"status": "starting", "database": "migrating"})),
         _ => crate::error::FhirError::Unavailable("the server is starting".into()).error_response(),
     }
 }

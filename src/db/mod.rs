@@ -136,8 +136,8 @@ impl r2d2::ManageConnection for ConnectionManager {
     }
 }
 
-/// Builds the pool. Connections are opened lazily (min_idle 1) so the server can start, and
-/// answer 503, while the database is down.
+/// Builds the pool. Connections are opened in the background (`build_unchecked`) so the server
+/// can start, and answer 503, while the database is down.
 pub fn pool(url: &str, size: u32, timeout: Duration) -> Result<DbPool, String> {
     observed_pool(url, size, timeout, None)
 }
@@ -158,9 +158,18 @@ pub fn observed_pool(
             }
         }
     }
+    // PostgreSQL: the pool is kept full. Opened on demand, a connection (with its TLS session
+    // and libpq buffers) was added only at a rare peak of concurrency, such as an upload holding
+    // one for seconds, and the process grew for many minutes after start without a leak (the
+    // soak, issue #10). A fixed pool is also what the database's `max_connections` is sized
+    // for. SQLite's connections are files and page caches: one is kept, the rest as needed.
+    let min_idle = match backend {
+        Backend::Postgres(_) => size.max(1),
+        Backend::Sqlite(_) => 1,
+    };
     let mut builder = r2d2::Pool::builder()
         .max_size(size.max(1))
-        .min_idle(Some(1))
+        .min_idle(Some(min_idle))
         .connection_timeout(timeout)
         .test_on_check_out(matches!(backend, Backend::Postgres(_)));
     if let Some(events) = events {

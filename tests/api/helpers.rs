@@ -125,7 +125,9 @@ impl TestApp {
 
     pub async fn spawn_on(engine: Engine, customise: impl FnOnce(&mut Config)) -> TestApp {
         TRACING.call_once(|| {
-            if std::env::var("TEST_LOG").is_ok() {
+            if let Some(file) = suite_log::file() {
+                suite_log::install(&file);
+            } else if std::env::var("TEST_LOG").is_ok() {
                 cpis::telemetry::init(false);
             }
         });
@@ -159,14 +161,16 @@ impl TestApp {
         let KeyConfig::Secret(secret) = self.config.effective_key() else {
             panic!("tests sign with the HS256 test secret");
         };
-        issue(
+        let token = issue(
             req,
             JwtAlgorithm::HS256,
             secret.as_bytes(),
             self.config.jwt_issuer.as_deref(),
             &self.config.jwt_audience,
         )
-        .unwrap()
+        .unwrap();
+        suite_log::names(&[req.name.as_deref().unwrap_or_default()]);
+        token
     }
 
     /// A valid token for `role` at organisation `org`.
@@ -672,4 +676,54 @@ pub fn spine_code(outcome: &Value) -> &str {
     outcome["issue"][0]["details"]["coding"][0]["code"]
         .as_str()
         .unwrap_or_default()
+}
+
+/// The log-privacy check (issue #15, `.ci/log_privacy.sh`): with `CPIS_TEST_LOG_FILE` set, every
+/// log line of the suite (the in-process servers, as JSON at `RUST_LOG`, and the `cpis serve`
+/// processes the tests start) is kept in that file, and every name the tests put in a token in
+/// `<file>.secrets`, for a checker to look for them (and for any token: a JWT is easy to see).
+pub mod suite_log {
+    use std::fs::{File, OpenOptions};
+    use std::io::Write;
+    use std::sync::Mutex;
+
+    pub fn file() -> Option<String> {
+        std::env::var("CPIS_TEST_LOG_FILE")
+            .ok()
+            .filter(|f| !f.is_empty())
+    }
+
+    fn append(path: &str) -> File {
+        OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .expect("open the suite's log file")
+    }
+
+    pub fn install(path: &str) {
+        let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("debug"));
+        let _ = tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(filter)
+            .with_writer(Mutex::new(append(path)))
+            .try_init();
+    }
+
+    /// Where a `cpis serve` process started by a test writes its log.
+    pub fn process_log() -> Option<File> {
+        file().map(|f| append(&format!("{f}.processes")))
+    }
+
+    pub fn names(values: &[&str]) {
+        static LOCK: Mutex<()> = Mutex::new(());
+        if let Some(f) = file() {
+            let _guard = LOCK.lock();
+            let mut out = append(&format!("{f}.secrets"));
+            for value in values.iter().filter(|v| !v.is_empty()) {
+                writeln!(out, "{value}").expect("write a secret");
+            }
+        }
+    }
 }

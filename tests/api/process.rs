@@ -46,6 +46,9 @@ impl ServerProcess {
             .env("CPIS_JWT_SECRET", secret)
             .env("CPIS_JWT_AUDIENCE", &config.jwt_audience)
             .env("CPIS_WORKERS", "2")
+            // A PostgreSQL pool is kept full: small, so tests side by side stay well inside
+            // the server's max_connections.
+            .env("CPIS_DB_POOL_SIZE", "4")
             .env("CPIS_NOTIFY_POLL_MS", "100")
             .env("CPIS_NOTIFY_RETRY_BASE_MS", "100")
             .env("CPIS_NOTIFY_RETRY_MAX_MS", "500")
@@ -57,6 +60,13 @@ impl ServerProcess {
             .stderr(Stdio::inherit());
         if let Some(issuer) = &config.jwt_issuer {
             command.env("CPIS_JWT_ISSUER", issuer);
+        }
+        if let Some(log) = crate::helpers::suite_log::process_log() {
+            // The log-privacy check reads what the binary itself logs, as an operator would.
+            command
+                .env("RUST_LOG", "debug")
+                .env("CPIS_LOG_FORMAT", "json")
+                .stderr(Stdio::from(log));
         }
         for (name, value) in env {
             command.env(name, value);

@@ -228,9 +228,9 @@ fn jwt_key() -> Result<Option<KeyConfig>, ConfigError> {
         }
         _ => {
             let source = if name == "discovery" {
-                KeySource::Discovery {
-                    issuer: value.trim_end_matches('/').to_string(),
-                }
+                // Exactly as configured: the discovery document must name this issuer (some
+                // providers' end in `/`), and tokens are checked against it.
+                KeySource::Discovery { issuer: value }
             } else {
                 KeySource::Jwks(
                     url::Url::parse(&value)

@@ -187,6 +187,10 @@ impl Application {
             metrics: metrics.clone(),
             readiness: readiness.clone(),
         });
+        if let Some(keys) = verifier.provider_keys() {
+            // Fetched at once, so a provider that cannot be reached shows in the log at start.
+            tokio::spawn(async move { keys.refresh().await });
+        }
         let verifier = web::Data::new(verifier);
         let metrics_state = state.clone();
         let max_body = config.max_body_bytes;

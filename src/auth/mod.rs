@@ -1,7 +1,7 @@
 //! Who is calling, and what they may do: JWT verification (`jwt`) with keys from configuration
-//! or the identity provider (`provider_keys`) and claims where the provider puts them (`claims`), the request extractor
-//! (`caller`), the role × action matrix of SPEC §2 (`policy`) and whose records a caller may
-//! touch (`ownership`).
+//! or from the identity provider (`provider_keys`), claims read where the provider puts them
+//! (`claims`), the request extractor (`caller`), the role × action matrix of SPEC §2 (`policy`)
+//! and whose records a caller may touch (`ownership`).
 
 pub mod caller;
 pub mod claims;

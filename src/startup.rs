@@ -378,3 +378,42 @@ fn metrics_server(bind: &str, state: web::Data<AppState>) -> std::io::Result<Met
         serving: None,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[actix_web::test]
+    async fn while_the_database_is_prepared_the_port_answers_503_starting() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap();
+        let server = starting_server(&listener).unwrap();
+        let handle = server.handle();
+        actix_web::rt::spawn(server);
+        let client = reqwest::Client::new();
+        let ready = client
+            .get(format!("http://{address}/_ready"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(ready.status(), 503);
+        assert!(ready.headers().contains_key("retry-after"));
+        let body: serde_json::Value = ready.json().await.unwrap();
+        assert_eq!(body["status"], "starting");
+        let health = client
+            .get(format!("http://{address}/_health"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(health.status(), 503);
+        let fhir = client
+            .get(format!("http://{address}/FHIR/R4/metadata"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(fhir.status(), 503);
+        let outcome: serde_json::Value = fhir.json().await.unwrap();
+        assert_eq!(outcome["resourceType"], "OperationOutcome");
+        handle.stop(false).await;
+    }
+}

@@ -52,18 +52,15 @@ pub enum StartupError {
 
 /// Opens the pool and runs the migrations (what `cpis migrate` does).
 pub fn prepare_database(config: &Config) -> Result<DbPool, StartupError> {
-    open_database(config, None)
+    open_database(config, db::PoolUse::Command)
 }
 
-fn open_database(
-    config: &Config,
-    events: Option<Box<dyn r2d2::HandleEvent>>,
-) -> Result<DbPool, StartupError> {
-    let pool = db::observed_pool(
+fn open_database(config: &Config, usage: db::PoolUse) -> Result<DbPool, StartupError> {
+    let pool = db::pool_for(
         &config.database_url,
         config.db_pool_size,
         config.db_timeout,
-        events,
+        usage,
     )
     .map_err(StartupError::Database)?;
     let mut conn = pool
@@ -108,7 +105,10 @@ impl Application {
     fn prepare(config: Config, listener: TcpListener) -> Result<Application, StartupError> {
         let metrics =
             Arc::new(Metrics::new().map_err(|e| StartupError::Database(format!("metrics: {e}")))?);
-        let pool = open_database(&config, Some(Box::new(PoolEvents(metrics.clone()))))?;
+        let pool = open_database(
+            &config,
+            db::PoolUse::Server(Some(Box::new(PoolEvents(metrics.clone())))),
+        )?;
         let key = config.effective_key();
         if config.uses_sandbox_secret() {
             tracing::warn!("SANDBOX: tokens are verified with the fixed development secret; never use this in production");

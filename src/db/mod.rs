@@ -136,19 +136,25 @@ impl r2d2::ManageConnection for ConnectionManager {
     }
 }
 
-/// Builds the pool. Connections are opened in the background (`build_unchecked`) so the server
-/// can start, and answer 503, while the database is down.
-pub fn pool(url: &str, size: u32, timeout: Duration) -> Result<DbPool, String> {
-    observed_pool(url, size, timeout, None)
+/// Who the pool serves.
+pub enum PoolUse {
+    /// A command that runs and exits (`cpis migrate`, `import`, `purge`): connections opened
+    /// as needed, none in the background (a process that exits while a background thread is
+    /// inside a TLS handshake crashes in OpenSSL's exit handlers).
+    Command,
+    /// The server, with its checkouts and timeouts reported to `events` (the metrics).
+    Server(Option<Box<dyn r2d2::HandleEvent>>),
 }
 
-/// The pool, with its checkouts and timeouts reported to `events` (the metrics).
-pub fn observed_pool(
-    url: &str,
-    size: u32,
-    timeout: Duration,
-    events: Option<Box<dyn r2d2::HandleEvent>>,
-) -> Result<DbPool, String> {
+/// Builds the pool for a command. Connections are opened lazily, so it builds while the
+/// database is down.
+pub fn pool(url: &str, size: u32, timeout: Duration) -> Result<DbPool, String> {
+    pool_for(url, size, timeout, PoolUse::Command)
+}
+
+/// Builds the pool. Connections are opened in the background (`build_unchecked`), so the
+/// server can start, and answer 503, while the database is down.
+pub fn pool_for(url: &str, size: u32, timeout: Duration, usage: PoolUse) -> Result<DbPool, String> {
     let backend = Backend::from_url(url)?;
     if let Backend::Sqlite(path) = &backend {
         if let Some(parent) = std::path::Path::new(path).parent() {
@@ -158,14 +164,16 @@ pub fn observed_pool(
             }
         }
     }
-    // PostgreSQL: the pool is kept full. Opened on demand, a connection (with its TLS session
-    // and libpq buffers) was added only at a rare peak of concurrency, such as an upload holding
-    // one for seconds, and the process grew for many minutes after start without a leak (the
-    // soak, issue #10). A fixed pool is also what the database's `max_connections` is sized
+    // A server on PostgreSQL keeps its pool full. Opened on demand, a connection (with its TLS
+    // session and libpq buffers) was added only at a rare peak of concurrency, such as an upload
+    // holding one for seconds: the process grew for many minutes after start without a leak, and
+    // requests paid for TLS handshakes under load (the soak, issue #10: capacity 301 → 696
+    // audited lookups/s). A fixed pool is also what the database's `max_connections` is sized
     // for. SQLite's connections are files and page caches: one is kept, the rest as needed.
-    let min_idle = match backend {
-        Backend::Postgres(_) => size.max(1),
-        Backend::Sqlite(_) => 1,
+    let (min_idle, events) = match (&backend, usage) {
+        (Backend::Postgres(_), PoolUse::Server(events)) => (size.max(1), events),
+        (_, PoolUse::Server(events)) => (1, events),
+        (_, PoolUse::Command) => (0, None),
     };
     let mut builder = r2d2::Pool::builder()
         .max_size(size.max(1))

@@ -423,11 +423,21 @@ mod tests {
         }
 
         fn verifier(&self, algorithms: &[JwtAlgorithm], min_interval: Duration) -> Verifier {
+            self.verifier_refreshing(algorithms, min_interval, KeyRefresh::default().max_age)
+        }
+
+        fn verifier_refreshing(
+            &self,
+            algorithms: &[JwtAlgorithm],
+            min_interval: Duration,
+            max_age: Duration,
+        ) -> Verifier {
             let key = KeyConfig::Provider {
                 source: KeySource::Jwks(url::Url::parse(&self.url).unwrap()),
                 algorithms: algorithms.to_vec(),
                 refresh: KeyRefresh {
                     min_interval,
+                    max_age,
                     ..KeyRefresh::default()
                 },
             };
@@ -525,6 +535,28 @@ mod tests {
         assert!(
             v.verify(&cached).await.is_ok(),
             "a failed fetch keeps the cache"
+        );
+    }
+
+    #[tokio::test]
+    async fn stale_keys_are_refreshed_in_the_background() {
+        let provider = Provider::start(&[JWK_A]);
+        let v = provider.verifier_refreshing(&ALL, Duration::ZERO, Duration::ZERO);
+        let a = signed(JwtAlgorithm::RS256, Some("rsa-a"), RSA_A);
+        assert!(v.verify(&a).await.is_ok());
+        provider.publish(Some(&[JWK_A, JWK_B]));
+        // A is cached but stale: answered at once, and the keys fetched again behind it.
+        assert!(v.verify(&a).await.is_ok());
+        let started = std::time::Instant::now();
+        while provider.requests() < 2 && started.elapsed() < Duration::from_secs(5) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        provider.publish(None);
+        let b = signed(JwtAlgorithm::RS256, Some("rsa-b"), RSA_B);
+        assert!(
+            v.verify(&b).await.is_ok(),
+            "B came with the background refresh"
         );
     }
 

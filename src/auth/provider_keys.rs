@@ -8,7 +8,7 @@
 //! provider removed stops verifying; a failed fetch leaves the cache as it was, so the provider
 //! being down breaks only tokens signed by keys never seen.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -120,6 +120,8 @@ pub struct ProviderKeys {
     cache: RwLock<Cache>,
     /// Held while fetching (single flight); holds when the last fetch started.
     last_fetch: tokio::sync::Mutex<Option<Instant>>,
+    /// A background refresh is on its way: the next stale read does not start another.
+    refreshing: AtomicBool,
     fetches: AtomicU64,
 }
 
@@ -143,6 +145,7 @@ impl ProviderKeys {
                 fetched_at: None,
             }),
             last_fetch: tokio::sync::Mutex::new(None),
+            refreshing: AtomicBool::new(false),
             fetches: AtomicU64::new(0),
         })
     }
@@ -160,9 +163,12 @@ impl ProviderKeys {
         alg: Algorithm,
     ) -> Result<Arc<DecodingKey>, String> {
         if let Some(key) = self.cached(kid, alg) {
-            if self.is_stale() {
+            if self.is_stale() && !self.refreshing.swap(true, Ordering::AcqRel) {
                 let keys = self.clone();
-                tokio::spawn(async move { keys.refresh().await });
+                tokio::spawn(async move {
+                    keys.refresh().await;
+                    keys.refreshing.store(false, Ordering::Release);
+                });
             }
             return Ok(key);
         }

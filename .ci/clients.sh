@@ -25,12 +25,7 @@ page_port=$(free_port)
 source "$here/venv.sh"
 ensure_venv "$work/clients-venv" "$here/clients/requirements.txt"
 node_dir="$work/clients-node"
-mkdir -p "$node_dir"
-cp "$here/clients/package.json" "$here/clients/"*.mjs "$node_dir/"
-if ! cmp -s "$here/clients/package.json" "$node_dir/node_modules/.installed-package.json"; then
-    (cd "$node_dir" && npm install --no-audit --no-fund --loglevel=error)
-    cp "$here/clients/package.json" "$node_dir/node_modules/.installed-package.json"
-fi
+ensure_node_packages "$here/clients" "$node_dir"
 node22="$node_dir/node_modules/.bin/node"
 echo "clients: fhirpy $("$work/clients-venv/bin/python" -c 'import importlib.metadata as m; print(m.version("fhirpy"))'), node $("$node22" --version)"
 if ! command -v chromium >/dev/null 2>&1; then

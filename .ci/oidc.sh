@@ -10,10 +10,7 @@ root="$(cd "$here/.." && pwd)"
 cpis="${1:-$root/target/debug/cpis}"
 cpis="$(cd "$(dirname "$cpis")" && pwd)/$(basename "$cpis")"
 node_dir="${CARGO_TARGET_DIR:-$root/target}/oidc-node"
-mkdir -p "$node_dir"
-cp "$here/oidc/package.json" "$here/oidc/"*.mjs "$node_dir/"
-if ! cmp -s "$here/oidc/package.json" "$node_dir/node_modules/.installed-package.json"; then
-    (cd "$node_dir" && npm install --no-audit --no-fund --loglevel=error)
-    cp "$here/oidc/package.json" "$node_dir/node_modules/.installed-package.json"
-fi
+# shellcheck source=venv.sh
+source "$here/venv.sh"
+ensure_node_packages "$here/oidc" "$node_dir"
 "$node_dir/node_modules/.bin/node" "$node_dir/oidc_check.mjs" "$cpis"

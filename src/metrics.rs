@@ -186,9 +186,9 @@ impl Metrics {
     }
 
     /// One answered request. `route` is the matched pattern, never the path.
-    pub fn observe_request(&self, route: &str, method: &str, status: u16, elapsed: Duration) {
+    pub fn observe_request(&self, route: &str, method: &str, status: &str, elapsed: Duration) {
         self.requests
-            .with_label_values(&[route, method, &status.to_string()])
+            .with_label_values(&[route, method, status])
             .inc();
         self.request_seconds
             .with_label_values(&[route, method])

@@ -64,7 +64,7 @@ pub async fn observe(
     if let Some(state) = request.app_data::<web::Data<AppState>>() {
         state
             .metrics
-            .observe_request(&route, method, status, elapsed);
+            .observe_request(&route, method, res.status().as_str(), elapsed);
     }
     let who = request.extensions().get::<CallerNote>().cloned();
     let role = who.as_ref().map_or("none", |c| c.role);

@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{TimeZone, Utc};
-use cpis::auth::Role;
 use cpis::clock::Clock;
 use serde_json::{json, Value};
 
@@ -18,13 +17,6 @@ use crate::process::ServerProcess;
 use crate::receiver::Receiver;
 
 const CHILD: &str = "9449306753";
-
-/// A health-care token for person `n` at the hospital.
-fn clinician(app: &TestApp, n: usize) -> String {
-    let mut req = token_request(Role::HealthCare, HOSPITAL);
-    req.sub = format!("clinician-{n}");
-    app.token_for(&req)
-}
 
 /// Every AuditEvent of a search, following `next` links; `base` is the server's FHIR base.
 async fn all_pages(app: &TestApp, base: &str, token: &str, query: &str) -> Vec<Value> {

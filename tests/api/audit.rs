@@ -1,7 +1,6 @@
 //! Access audit and access history (SPEC §3 AuditEvent): every clinician's access is recorded
 //! before the answer, and both sides see the 25 most recent unscheduled accesses.
 
-use cpis::auth::Role;
 use cpis::validation::Profiles;
 use reqwest::Method;
 use serde_json::Value;
@@ -18,14 +17,6 @@ async fn app_with_children() -> TestApp {
     app.create_plan(&plan_json(CHILD, LA_A, "P-A1")).await;
     app.create_plan(&plan_json(OTHER_CHILD, LA_B, "P-B1")).await;
     app
-}
-
-/// A health-care token for person `n` at the hospital.
-fn clinician(app: &TestApp, n: usize) -> String {
-    let mut req = token_request(Role::HealthCare, HOSPITAL);
-    req.sub = format!("clinician-{n}");
-    req.name = Some(format!("Clinician {n}"));
-    app.token_for(&req)
 }
 
 async fn look_up(app: &TestApp, token: &str, nhs: &str, headers: &[(&str, &str)]) -> u16 {

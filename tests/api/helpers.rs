@@ -626,6 +626,31 @@ pub fn token_request(role: Role, org: &str) -> TokenRequest {
     }
 }
 
+/// A health-care token for person `n` at the hospital: each `n` a person of their own, so each
+/// lookup is a first view (shown and notified).
+pub fn clinician(app: &TestApp, n: usize) -> String {
+    let mut req = token_request(Role::HealthCare, HOSPITAL);
+    req.sub = format!("clinician-{n}");
+    req.name = Some(format!("Clinician {n}"));
+    app.token_for(&req)
+}
+
+/// An LA's rest-hook Subscription to `endpoint`.
+pub fn subscription_json(endpoint: &str) -> Value {
+    json!({
+        "resourceType": "Subscription",
+        "status": "requested",
+        "reason": "Tell the LA when its children are seen in unscheduled care",
+        "criteria": "AuditEvent?",
+        "channel": {
+            "type": "rest-hook",
+            "endpoint": endpoint,
+            "payload": "application/fhir+json",
+            "header": ["Authorization: Bearer la-shared-secret"]
+        }
+    })
+}
+
 pub fn la_json(ods: &str) -> Value {
     json!({
         "resourceType": "Organization",

@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::time::Duration;
 
-use cpis::auth::Role;
 use cpis::clock::Clock;
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -19,24 +18,13 @@ const CHILD: &str = "9449306753";
 const OTHER_CHILD: &str = "9000000009";
 const SOON: Duration = Duration::from_secs(2);
 
-fn subscription(endpoint: &str) -> Value {
-    json!({
-        "resourceType": "Subscription",
-        "status": "requested",
-        "reason": "Tell the LA when its children are seen in unscheduled care",
-        "criteria": "AuditEvent?",
-        "channel": {
-            "type": "rest-hook",
-            "endpoint": endpoint,
-            "payload": "application/fhir+json",
-            "header": ["Authorization: Bearer la-shared-secret"]
-        }
-    })
-}
-
 async fn subscribe(app: &TestApp, la: &str, endpoint: &str) -> Value {
     let res = app
-        .post("/Subscription", &app.social(la), &subscription(endpoint))
+        .post(
+            "/Subscription",
+            &app.social(la),
+            &subscription_json(endpoint),
+        )
         .await;
     assert_eq!(res.status(), 201);
     res.json().await.unwrap()
@@ -74,12 +62,6 @@ async fn setup_children(app: &TestApp) {
     app.create_la(LA_B).await;
     app.create_plan(&plan_json(CHILD, LA_A, "P-A1")).await;
     app.create_plan(&plan_json(OTHER_CHILD, LA_B, "P-B1")).await;
-}
-
-fn clinician(app: &TestApp, n: usize) -> String {
-    let mut req = token_request(Role::HealthCare, HOSPITAL);
-    req.sub = format!("clinician-{n}");
-    app.token_for(&req)
 }
 
 async fn look_up(app: &TestApp, token: &str, nhs: &str, headers: &[(&str, &str)]) {
@@ -151,7 +133,7 @@ async fn a_requested_subscription_becomes_active_and_belongs_to_its_la() {
 #[tokio::test]
 async fn only_an_la_manages_subscriptions_and_only_for_audit_events() {
     let app = app_with_children().await;
-    let body = subscription("https://la-a.example.org/notify");
+    let body = subscription_json("https://la-a.example.org/notify");
     for token in [app.health(), app.ops()] {
         let res = app.post("/Subscription", &token, &body).await;
         expect_outcome(res, 403, "ACCESS_DENIED").await;
@@ -184,7 +166,7 @@ async fn endpoints_outside_the_allowed_hosts_are_refused() {
         .post(
             "/Subscription",
             &app.social(LA_A),
-            &subscription("https://attacker.example.com/collect"),
+            &subscription_json("https://attacker.example.com/collect"),
         )
         .await;
     let outcome = expect_outcome(res, 422, "INVALID_VALUE").await;
@@ -439,7 +421,11 @@ async fn endpoints_at_internal_addresses_are_refused_at_registration() {
         "http://[::ffff:10.0.0.1]/hook",
     ] {
         let res = app
-            .post("/Subscription", &app.social(LA_A), &subscription(endpoint))
+            .post(
+                "/Subscription",
+                &app.social(LA_A),
+                &subscription_json(endpoint),
+            )
             .await;
         let outcome = expect_outcome(res, 422, "INVALID_VALUE").await;
         assert_eq!(
@@ -482,7 +468,7 @@ async fn the_operator_opts_in_by_naming_the_host() {
 #[tokio::test]
 async fn a_header_with_a_line_break_or_of_the_servers_own_is_refused() {
     let app = app_with_children().await;
-    let mut body = subscription("https://la-a.example.org/notify");
+    let mut body = subscription_json("https://la-a.example.org/notify");
     body["channel"]["header"] = json!([
         "Authorization: Bearer ok",
         "X-Trace: a\r\nHost: evil.example",

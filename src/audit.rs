@@ -16,7 +16,7 @@ use tokio::sync::{oneshot, Notify};
 use crate::attendance::{AttendanceRule, Summary};
 use crate::auth::jwt::Identity;
 use crate::auth::{Caller, Role};
-use crate::db::audit::{self, EarlierView, NewAccess};
+use crate::db::audit::{self, EarlierView, NewAccess, StoredAccess};
 use crate::db::{write_transaction, DbConn};
 use crate::error::FhirError;
 use crate::fhir::audit_event::{self, Access, AccessKind, CareSetting};
@@ -227,26 +227,28 @@ fn store(
 ) -> diesel::QueryResult<usize> {
     let mut access = pending.row(stamp);
     let earlier = if access.reportable {
-        audit::earlier_views(conn, &access, access.recorded_ms - COLLAPSE_MS)?
+        audit::earlier_views(conn, &access, stamp - COLLAPSE_MS)?
     } else {
         Vec::new()
     };
     let showing = collapse(access.reportable, &access.la_ods, &earlier);
-    let attendance = if access.reportable {
-        let shown = audit::attendances(conn, &access.nhs_number, rule.since_ms(stamp))?;
-        let this = showing.in_history.then_some(access.agent_org.as_str());
-        Some(rule.summarise(&shown, this, stamp))
-    } else {
-        None
-    };
-    access.content = pending.render(stamp, attendance.as_ref());
-    access.pattern_reached = attendance.is_some_and(|a| a.first);
+    if access.reportable {
+        let shown = audit::attendances(conn, &access.row.nhs_number, rule.since_ms(stamp))?;
+        let this = showing.in_history.then_some(access.row.agent_org.as_str());
+        let summary = rule.summarise(&shown, this, stamp);
+        let count = |n: u32| Some(i32::try_from(n).unwrap_or(i32::MAX));
+        access.row.attendances = count(summary.attendances);
+        access.row.attendance_settings = count(summary.settings);
+        access.row.attendance_window_days = count(summary.window_days);
+        access.row.attendance_pattern = Some(summary.pattern);
+        access.row.pattern_reached = summary.first;
+    }
     let access = &access;
     audit::insert(conn, access, showing.in_history, &showing.to_las)?;
     let mut queued = 0;
     for la in &showing.to_las {
         for subscription_id in recipients(&audit::subscriptions_of(conn, la)?) {
-            audit::queue_notification(conn, &access.id, subscription_id, access.recorded_ms)?;
+            audit::queue_notification(conn, &access.row.id, subscription_id, stamp)?;
             queued += 1;
         }
     }
@@ -309,38 +311,84 @@ pub struct PendingAccess {
 }
 
 impl PendingAccess {
-    /// Its AuditEvent, recorded at `stamp` (with the attendance summary as of it, if any).
-    fn render(&self, stamp: i64, attendance: Option<&Summary>) -> String {
-        audit_event::to_json(&Access {
-            id: &self.id,
-            recorded_ms: stamp,
-            nhs_number: &self.nhs_number,
-            kind: self.kind,
-            care_setting: self.care_setting,
-            who: &self.who,
-            entities: &self.entities,
-            observer: &self.observer,
-            attendance,
-        })
-    }
-
-    /// The stored row, recorded at `stamp`; its content is rendered once the summary is known.
+    /// The row to store, recorded at `stamp`; the writer adds what is decided under its lock
+    /// (where it is shown, the attendance summary).
     fn row(&self, stamp: i64) -> NewAccess {
+        let who = &self.who;
         NewAccess {
-            id: self.id.clone(),
-            recorded_ms: stamp,
-            nhs_number: self.nhs_number.clone(),
-            agent_sub: self.who.sub.clone(),
-            agent_org: self.who.org.clone().unwrap_or_default(),
-            care_setting: self.care_setting.as_str(),
-            accessor_role: self.who.role.as_str(),
-            reportable: self.who.role == Role::HealthCare
+            row: StoredAccess {
+                id: self.id.clone(),
+                recorded_ms: stamp,
+                nhs_number: self.nhs_number.clone(),
+                agent_sub: who.sub.clone(),
+                agent_org: who.org.clone().unwrap_or_default(),
+                care_setting: self.care_setting.as_str().to_string(),
+                accessor_role: who.role.as_str().to_string(),
+                interaction: self.kind.interaction().to_string(),
+                agent_name: who.name.clone(),
+                org_name: who.org_name.clone(),
+                job_role: who.job_role.clone(),
+                job_role_code: who.job_role_code.clone(),
+                observer: self.observer.clone(),
+                entities: self.entities.join(" "),
+                ..StoredAccess::default()
+            },
+            reportable: who.role == Role::HealthCare
                 && self.care_setting == CareSetting::Unscheduled,
             la_ods: self.la_ods.clone(),
-            pattern_reached: false,
-            content: String::new(),
         }
     }
+}
+
+/// The AuditEvent (JSON) of a stored access: rendered from its columns, or, for an access
+/// recorded before they existed, the document kept then.
+pub fn render(stored: &StoredAccess) -> Result<String, String> {
+    if !stored.content.is_empty() {
+        return Ok(stored.content.clone());
+    }
+    let who = Identity {
+        sub: stored.agent_sub.clone(),
+        role: stored.accessor_role.parse()?,
+        name: stored.agent_name.clone(),
+        org: (!stored.agent_org.is_empty()).then(|| stored.agent_org.clone()),
+        org_name: stored.org_name.clone(),
+        job_role: stored.job_role.clone(),
+        job_role_code: stored.job_role_code.clone(),
+    };
+    let count = |n: Option<i32>| n.and_then(|n| u32::try_from(n).ok());
+    let attendance = match (
+        count(stored.attendances),
+        count(stored.attendance_settings),
+        count(stored.attendance_window_days),
+        stored.attendance_pattern,
+    ) {
+        (Some(attendances), Some(settings), Some(window_days), Some(pattern)) => Some(Summary {
+            attendances,
+            settings,
+            window_days,
+            pattern,
+            first: stored.pattern_reached,
+        }),
+        _ => None,
+    };
+    let entities: Vec<String> = stored
+        .entities
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    Ok(audit_event::to_json(&Access {
+        id: &stored.id,
+        recorded_ms: stored.recorded_ms,
+        nhs_number: &stored.nhs_number,
+        kind: AccessKind::from_interaction(&stored.interaction)
+            .ok_or_else(|| format!("unknown interaction {:?}", stored.interaction))?,
+        care_setting: CareSetting::from_stored(&stored.care_setting)
+            .ok_or_else(|| format!("unknown care setting {:?}", stored.care_setting))?,
+        who: &who,
+        entities: &entities,
+        observer: &stored.observer,
+        attendance: attendance.as_ref(),
+    }))
 }
 
 /// A returned plan or flag, as an audit needs it.
@@ -438,6 +486,113 @@ fn owner_of(r: &Returned<'_>) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn nurse(org: Option<&str>, job_role: bool) -> Identity {
+        Identity {
+            sub: "555021935107".into(),
+            role: Role::HealthCare,
+            name: Some("Jane Smith".into()),
+            org: org.map(str::to_string),
+            org_name: org.map(|_| "St Thomas' Hospital".to_string()),
+            job_role: job_role.then(|| "Staff Nurse".to_string()),
+            job_role_code: job_role.then(|| "R8001".to_string()),
+        }
+    }
+
+    fn pending(who: Identity, kind: AccessKind, entities: &[&str]) -> PendingAccess {
+        PendingAccess {
+            id: "0193a1c4-0000-7000-8000-000000000001".into(),
+            requested_ms: 1_790_000_000_000,
+            nhs_number: "9449306753".into(),
+            kind,
+            care_setting: CareSetting::Unscheduled,
+            who,
+            entities: entities.iter().map(|e| e.to_string()).collect(),
+            observer: "https://cpis.example.org/FHIR/R4".into(),
+            la_ods: las(&["E09000030"]),
+        }
+    }
+
+    /// What the writer stored before accesses were kept as columns: the document itself.
+    fn as_recorded(p: &PendingAccess, stamp: i64, attendance: Option<&Summary>) -> String {
+        audit_event::to_json(&Access {
+            id: &p.id,
+            recorded_ms: stamp,
+            nhs_number: &p.nhs_number,
+            kind: p.kind,
+            care_setting: p.care_setting,
+            who: &p.who,
+            entities: &p.entities,
+            observer: &p.observer,
+            attendance,
+        })
+    }
+
+    #[test]
+    fn a_stored_access_renders_exactly_the_audit_event_it_was_recorded_as() {
+        let summary = Summary {
+            attendances: 3,
+            settings: 2,
+            window_days: 30,
+            pattern: true,
+            first: true,
+        };
+        let cases = [
+            (
+                nurse(Some("RJ1"), true),
+                AccessKind::Search,
+                vec!["Flag/a", "EpisodeOfCare/a"],
+                Some(summary),
+            ),
+            (
+                nurse(None, false),
+                AccessKind::Read,
+                vec!["EpisodeOfCare/b"],
+                None,
+            ),
+            (nurse(Some("RJ1"), false), AccessKind::History, vec![], None),
+            (
+                nurse(Some("RJ1"), true),
+                AccessKind::VRead,
+                vec!["Flag/c"],
+                None,
+            ),
+        ];
+        for (who, kind, entities, attendance) in cases {
+            let p = pending(who, kind, &entities);
+            let mut row = p.row(1_790_000_000_123).row;
+            if let Some(a) = &attendance {
+                row.attendances = Some(a.attendances as i32);
+                row.attendance_settings = Some(a.settings as i32);
+                row.attendance_window_days = Some(a.window_days as i32);
+                row.attendance_pattern = Some(a.pattern);
+                row.pattern_reached = a.first;
+            }
+            assert_eq!(
+                render(&row).unwrap(),
+                as_recorded(&p, 1_790_000_000_123, attendance.as_ref()),
+                "{kind:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_access_recorded_as_a_document_is_served_as_it_was_kept() {
+        let row = StoredAccess {
+            content: r#"{"resourceType":"AuditEvent","id":"old"}"#.into(),
+            ..StoredAccess::default()
+        };
+        assert_eq!(render(&row).unwrap(), row.content);
+    }
+
+    #[test]
+    fn a_stored_access_with_an_unknown_interaction_is_an_error_not_a_guess() {
+        let mut row = pending(nurse(None, false), AccessKind::Read, &[])
+            .row(1)
+            .row;
+        row.interaction = "patch".into();
+        assert!(render(&row).is_err());
+    }
 
     fn las(codes: &[&str]) -> Vec<String> {
         codes.iter().map(|c| c.to_string()).collect()

@@ -358,11 +358,16 @@ async fn post(
         .header("Content-Type", "application/fhir+json")
         .header("X-CPIS-Notification-Id", &row.id);
     // The access that first brings a child to a repeated-attendance pattern: a task to raise.
-    let payload: Value = serde_json::from_str(&row.payload).unwrap_or(Value::Null);
-    if reaches_attendance_pattern(&payload) {
+    let payload = crate::audit::render(&row.access).map_err(|cause| {
+        tracing::error!(notification.id = %row.id, cause, "stored access cannot be rendered");
+        DELIVERY_FAILED.to_string()
+    })?;
+    if row.access.pattern_reached
+        || reaches_attendance_pattern(&serde_json::from_str(&payload).unwrap_or(Value::Null))
+    {
         request = request.header(ATTENDANCE_PATTERN_HEADER, "true");
     }
-    let mut request = request.body(row.payload.clone());
+    let mut request = request.body(payload);
     let headers = subscription
         .pointer("/channel/header")
         .and_then(Value::as_array)

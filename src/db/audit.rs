@@ -3,50 +3,55 @@
 
 use diesel::prelude::*;
 
-use super::schema::{audit_event_las, audit_events, notification_outbox, subscriptions};
+use super::raw::RawStatement;
+use super::schema::{audit_events, audit_las, notification_outbox, subscriptions};
 use super::DbConn;
 
-/// One access to one child, ready to store.
-#[derive(Debug, Clone)]
-pub struct NewAccess {
+/// An access as stored: the columns its AuditEvent is rendered from (`crate::audit::render`),
+/// and where it is shown. Nothing but these is kept per access (issue #16: a whole JSON
+/// document per access cost ~1.4 KB).
+#[derive(Debug, Clone, Default, Queryable, Selectable, Insertable)]
+#[diesel(table_name = audit_events)]
+pub struct StoredAccess {
     pub id: String,
     pub recorded_ms: i64,
     pub nhs_number: String,
     pub agent_sub: String,
+    /// The accessor's organisation (ODS code), empty when the token named none.
     pub agent_org: String,
-    pub care_setting: &'static str,
-    pub accessor_role: &'static str,
+    pub care_setting: String,
+    pub accessor_role: String,
+    /// The REST interaction (`AuditEvent.subtype`): `read`, `vread`, `history-instance`, …
+    pub interaction: String,
+    pub agent_name: Option<String>,
+    pub org_name: Option<String>,
+    pub job_role: Option<String>,
+    pub job_role_code: Option<String>,
+    /// The server's base URL when it recorded the access.
+    pub observer: String,
+    /// The references returned, separated by spaces.
+    pub entities: String,
+    pub attendances: Option<i32>,
+    pub attendance_settings: Option<i32>,
+    pub attendance_window_days: Option<i32>,
+    pub attendance_pattern: Option<bool>,
+    /// It first brought the child to a repeated-attendance pattern (`crate::attendance`).
+    pub pattern_reached: bool,
+    /// In the child's history (health-care, unscheduled, the person's first view in 24 hours).
+    pub shown: bool,
+    /// The whole AuditEvent of an access recorded before accesses were stored as columns;
+    /// empty since.
+    pub content: String,
+}
+
+/// One access to one child, ready to store.
+#[derive(Debug, Clone)]
+pub struct NewAccess {
+    pub row: StoredAccess,
     /// Whether it can appear in the history and be notified: health-care and unscheduled.
     pub reportable: bool,
     /// The LAs whose plans were returned.
     pub la_ods: Vec<String>,
-    /// It first brought the child to a repeated-attendance pattern (`crate::attendance`).
-    pub pattern_reached: bool,
-    pub content: String,
-}
-
-#[derive(Insertable)]
-#[diesel(table_name = audit_events)]
-struct EventRow<'a> {
-    id: &'a str,
-    recorded_ms: i64,
-    nhs_number: &'a str,
-    agent_sub: &'a str,
-    agent_org: &'a str,
-    care_setting: &'a str,
-    accessor_role: &'a str,
-    shown: bool,
-    content: &'a str,
-    pattern_reached: bool,
-}
-
-#[derive(Insertable)]
-#[diesel(table_name = audit_event_las)]
-struct EventLaRow<'a> {
-    la_ods: &'a str,
-    recorded_ms: i64,
-    audit_event_id: &'a str,
-    shown: bool,
 }
 
 /// Key of the PostgreSQL advisory lock that orders audit writes across server processes.
@@ -93,29 +98,30 @@ pub fn earlier_views(
     access: &NewAccess,
     since_ms: i64,
 ) -> QueryResult<Vec<EarlierView>> {
-    let earlier: Vec<(String, bool)> = audit_events::table
-        .filter(audit_events::nhs_number.eq(&access.nhs_number))
+    let row = &access.row;
+    let earlier: Vec<(i64, bool)> = audit_events::table
+        .filter(audit_events::nhs_number.eq(&row.nhs_number))
         .filter(audit_events::recorded_ms.gt(since_ms))
-        .filter(audit_events::agent_sub.eq(&access.agent_sub))
-        .filter(audit_events::agent_org.eq(&access.agent_org))
-        .select((audit_events::id, audit_events::shown))
+        .filter(audit_events::agent_sub.eq(&row.agent_sub))
+        .filter(audit_events::agent_org.eq(&row.agent_org))
+        .select((audit_events::seq, audit_events::shown))
         .load(conn)?;
     if earlier.is_empty() {
         return Ok(Vec::new());
     }
-    let ids: Vec<&String> = earlier.iter().map(|(id, _)| id).collect();
-    let las_shown: Vec<(String, String)> = audit_event_las::table
-        .filter(audit_event_las::audit_event_id.eq_any(ids))
-        .filter(audit_event_las::shown.eq(true))
-        .select((audit_event_las::audit_event_id, audit_event_las::la_ods))
+    let seqs: Vec<i64> = earlier.iter().map(|(seq, _)| *seq).collect();
+    let las_shown: Vec<(i64, String)> = audit_las::table
+        .filter(audit_las::event_seq.eq_any(seqs))
+        .filter(audit_las::shown.eq(true))
+        .select((audit_las::event_seq, audit_las::la_ods))
         .load(conn)?;
     Ok(earlier
         .into_iter()
-        .map(|(id, shown)| EarlierView {
+        .map(|(seq, shown)| EarlierView {
             shown,
             las_shown: las_shown
                 .iter()
-                .filter(|(event, _)| *event == id)
+                .filter(|(event, _)| *event == seq)
                 .map(|(_, la)| la.clone())
                 .collect(),
         })
@@ -141,29 +147,28 @@ pub fn insert(
     shown_in_history: bool,
     shown_to: &[String],
 ) -> QueryResult<()> {
+    let row = StoredAccess {
+        shown: shown_in_history,
+        ..access.row.clone()
+    };
     diesel::insert_into(audit_events::table)
-        .values(EventRow {
-            id: &access.id,
-            recorded_ms: access.recorded_ms,
-            nhs_number: &access.nhs_number,
-            agent_sub: &access.agent_sub,
-            agent_org: &access.agent_org,
-            care_setting: access.care_setting,
-            accessor_role: access.accessor_role,
-            shown: shown_in_history,
-            content: &access.content,
-            pattern_reached: access.pattern_reached,
-        })
+        .values(&row)
         .execute(conn)?;
     for la in &access.la_ods {
-        diesel::insert_into(audit_event_las::table)
-            .values(EventLaRow {
-                la_ods: la,
-                recorded_ms: access.recorded_ms,
-                audit_event_id: &access.id,
-                shown: shown_to.contains(la),
+        // Keyed by the new row's `seq`, found by its id (no RETURNING through MultiConnection).
+        let mut statement = RawStatement::default();
+        statement
+            .sql("INSERT INTO audit_las (la_ods, recorded_ms, event_seq, shown) SELECT ")
+            .text(la)
+            .sql(", ")
+            .big_int(row.recorded_ms)
+            .sql(if shown_to.contains(la) {
+                ", seq, TRUE FROM audit_events WHERE id = "
+            } else {
+                ", seq, FALSE FROM audit_events WHERE id = "
             })
-            .execute(conn)?;
+            .text(&row.id);
+        statement.execute(conn)?;
     }
     Ok(())
 }
@@ -210,9 +215,9 @@ pub enum HistoryScope {
     All,
 }
 
-/// A page of stored AuditEvents (their JSON), newest first, and the total.
+/// A page of stored accesses, newest first, and the total.
 pub struct EventPage {
-    pub contents: Vec<String>,
+    pub accesses: Vec<StoredAccess>,
     pub total: i64,
 }
 
@@ -262,7 +267,7 @@ pub fn history(
                     .filter(audit_events::nhs_number.eq(nhs_number.clone()))
                     .filter(
                         diesel::dsl::sql::<diesel::sql_types::Bool>(
-                            "EXISTS (SELECT 1 FROM audit_event_las WHERE audit_event_las.audit_event_id = audit_events.id AND audit_event_las.shown AND audit_event_las.la_ods = ",
+                            "EXISTS (SELECT 1 FROM audit_las WHERE audit_las.event_seq = audit_events.seq AND audit_las.shown AND audit_las.la_ods = ",
                         )
                         .bind::<diesel::sql_types::Text, _>(ods.clone())
                         .sql(")"),
@@ -270,13 +275,13 @@ pub fn history(
             }
             HistoryScope::La { ods } => {
                 q = q.filter(
-                    audit_events::id.eq_any(
-                        audit_event_las::table
-                            .filter(audit_event_las::la_ods.eq(ods.clone()))
-                            .filter(audit_event_las::shown.eq(true))
-                            .filter(audit_event_las::recorded_ms.ge(from_ms))
-                            .filter(audit_event_las::recorded_ms.lt(to_ms))
-                            .select(audit_event_las::audit_event_id),
+                    audit_events::seq.eq_any(
+                        audit_las::table
+                            .filter(audit_las::la_ods.eq(ods.clone()))
+                            .filter(audit_las::shown.eq(true))
+                            .filter(audit_las::recorded_ms.ge(from_ms))
+                            .filter(audit_las::recorded_ms.lt(to_ms))
+                            .select(audit_las::event_seq),
                     ),
                 );
             }
@@ -289,38 +294,38 @@ pub fn history(
     } else {
         filtered().order((audit_events::recorded_ms.desc(), audit_events::seq.desc()))
     };
-    let contents: Vec<String> = ordered
+    let accesses: Vec<StoredAccess> = ordered
         .limit(limit)
         .offset(offset)
-        .select(audit_events::content)
+        .select(StoredAccess::as_select())
         .load(conn)?;
-    let total = if offset == 0 && (contents.len() as i64) < limit {
-        contents.len() as i64
+    let total = if offset == 0 && (accesses.len() as i64) < limit {
+        accesses.len() as i64
     } else {
         filtered().count().get_result(conn)?
     };
-    Ok(EventPage { contents, total })
+    Ok(EventPage { accesses, total })
 }
 
-/// A stored AuditEvent: its JSON, and the LAs it concerns with whether it was shown to each.
+/// A stored access, and the LAs it concerns with whether it was shown to each.
 pub struct StoredEvent {
-    pub content: String,
+    pub access: StoredAccess,
     pub las: Vec<(String, bool)>,
 }
 
-/// One AuditEvent by id.
+/// One access by its AuditEvent id.
 pub fn find(conn: &mut DbConn, id: &str) -> QueryResult<Option<StoredEvent>> {
-    let content: Option<String> = audit_events::table
+    let found: Option<(i64, StoredAccess)> = audit_events::table
         .filter(audit_events::id.eq(id))
-        .select(audit_events::content)
+        .select((audit_events::seq, StoredAccess::as_select()))
         .first(conn)
         .optional()?;
-    let Some(content) = content else {
+    let Some((seq, access)) = found else {
         return Ok(None);
     };
-    let las = audit_event_las::table
-        .filter(audit_event_las::audit_event_id.eq(id))
-        .select((audit_event_las::la_ods, audit_event_las::shown))
+    let las = audit_las::table
+        .filter(audit_las::event_seq.eq(seq))
+        .select((audit_las::la_ods, audit_las::shown))
         .load(conn)?;
-    Ok(Some(StoredEvent { content, las }))
+    Ok(Some(StoredEvent { access, las }))
 }

@@ -222,6 +222,15 @@ pub fn revert_all(conn: &mut DbConn) -> Result<(), String> {
     .map_err(|e| e.to_string())
 }
 
+/// Reverts the newest migration (for testing what a migration does to existing rows).
+pub fn revert_last(conn: &mut DbConn) -> Result<(), String> {
+    match conn {
+        DbConn::Sqlite(c) => c.revert_last_migration(SQLITE_MIGRATIONS).map(|_| ()),
+        DbConn::Postgres(c) => c.revert_last_migration(POSTGRES_MIGRATIONS).map(|_| ()),
+    }
+    .map_err(|e| e.to_string())
+}
+
 /// The migration names of both engines, in order (they must be identical).
 pub fn migration_names() -> (Vec<String>, Vec<String>) {
     let names = |m: &EmbeddedMigrations| -> Vec<String> {

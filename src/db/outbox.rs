@@ -3,6 +3,7 @@
 
 use diesel::prelude::*;
 
+use super::audit::StoredAccess;
 use super::schema::{audit_events, notification_outbox as outbox, subscriptions};
 use super::{write_transaction, DbConn};
 
@@ -12,7 +13,8 @@ pub struct Due {
     pub id: String,
     pub subscription_id: String,
     pub attempts: i64,
-    pub payload: String,
+    /// The access notified (its AuditEvent is the payload).
+    pub access: StoredAccess,
     pub subscription: String,
     pub subscription_status: String,
 }
@@ -52,7 +54,7 @@ pub fn claim(conn: &mut DbConn, now: i64, lease_until: i64, limit: i64) -> Query
             outbox::id,
             outbox::subscription_id,
             outbox::attempts,
-            audit_events::content,
+            StoredAccess::as_select(),
             subscriptions::content,
             subscriptions::status,
         ))

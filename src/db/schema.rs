@@ -73,14 +73,25 @@ diesel::table! {
         shown -> Bool,
         content -> Text,
         pattern_reached -> Bool,
+        interaction -> Text,
+        agent_name -> Nullable<Text>,
+        org_name -> Nullable<Text>,
+        job_role -> Nullable<Text>,
+        job_role_code -> Nullable<Text>,
+        observer -> Text,
+        entities -> Text,
+        attendances -> Nullable<Integer>,
+        attendance_settings -> Nullable<Integer>,
+        attendance_window_days -> Nullable<Integer>,
+        attendance_pattern -> Nullable<Bool>,
     }
 }
 
 diesel::table! {
-    audit_event_las (la_ods, recorded_ms, audit_event_id) {
+    audit_las (la_ods, recorded_ms, event_seq) {
         la_ods -> Text,
         recorded_ms -> BigInt,
-        audit_event_id -> Text,
+        event_seq -> BigInt,
         shown -> Bool,
     }
 }
@@ -115,7 +126,7 @@ diesel::joinable!(notification_outbox -> subscriptions (subscription_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     audit_events,
-    audit_event_las,
+    audit_las,
     subscriptions,
     notification_outbox,
 );

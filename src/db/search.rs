@@ -6,14 +6,14 @@
 //! for its engine (`?` on SQLite, `$n` on PostgreSQL). Only portable SQL is written here.
 
 use diesel::backend::Backend;
-use diesel::dsl::sql;
 use diesel::expression::{
     is_aggregate, AppearsOnTable, Expression, SelectableExpression, ValidGrouping,
 };
 use diesel::prelude::*;
 use diesel::query_builder::{AstPass, QueryFragment, QueryId};
 use diesel::serialize::ToSql;
-use diesel::sql_types::{BigInt, Bool, HasSqlType, Text};
+use diesel::sql_types::{BigInt, Bool, HasSqlType, SqlType, Text};
+use std::marker::PhantomData;
 
 use crate::clock::uk_date;
 use crate::db::models::ResourceRow;
@@ -56,6 +56,12 @@ pub fn execute(
     // rather than the column keeps the planner from walking `resources_by_last_updated` in
     // order instead — on a database without statistics it does, and reads every row.
     let lookup = matches!(filters.first(), Some(Filter::Token { index, .. }) if SELECTIVE_INDEXES.contains(index));
+    // A lookup's statement is prepared once per connection and kept (planning it was a third
+    // of PostgreSQL's time per lookup). Only lookups of a few single values are kept: each
+    // shape is one statement per connection, and any other search could make new shapes
+    // without end.
+    let cached =
+        lookup && filters.len() <= MAX_CACHED_FILTERS && filters.iter().all(|f| single_valued(f));
     let mut driving = true;
     let predicates: Vec<SqlPredicate> = filters
         .into_iter()
@@ -71,6 +77,7 @@ pub fn execute(
             }
             _ => predicate(ty, f, now_ms),
         })
+        .map(|p| p.cached(cached))
         .collect();
     let build = || {
         let mut q = resources::table
@@ -92,17 +99,21 @@ pub fn execute(
         } else {
             "resources.last_updated"
         };
-        let key = match req.sort.map(|s| s.key) {
-            Some(SortKey::Date) => format!(
-                "(SELECT MIN(start_ms) FROM search_dates WHERE search_dates.resource_type = '{ty}' \
-                 AND search_dates.param = 'date' AND search_dates.resource_id = resources.id)"
-            ),
-            Some(SortKey::LastUpdated) | None => last_updated.to_string(),
+        let mut key = SqlExpression::<BigInt>::default();
+        match req.sort.map(|s| s.key) {
+            Some(SortKey::Date) => key
+                .sql("(SELECT MIN(start_ms) FROM search_dates WHERE search_dates.resource_type = ")
+                .text(ty)
+                .sql(
+                    " AND search_dates.param = 'date' AND search_dates.resource_id = resources.id)",
+                ),
+            Some(SortKey::LastUpdated) | None => key.sql(last_updated),
         };
+        let key = key.cached(cached);
         let ordered = if req.sort.is_some_and(|s| !s.descending) {
-            build().order((sql::<BigInt>(&key).asc(), resources::id.asc()))
+            build().order((key.asc(), resources::id.asc()))
         } else {
-            build().order((sql::<BigInt>(&key).desc(), resources::id.asc()))
+            build().order((key.desc(), resources::id.asc()))
         };
         ordered
             .limit(i64::try_from(req.count).unwrap_or(i64::MAX))
@@ -337,55 +348,92 @@ fn range<'a>(
     }
 }
 
+/// A lookup with more filters than this is not kept as a prepared statement.
+const MAX_CACHED_FILTERS: usize = 3;
+
+/// Whether a filter names one value (its statement's shape does not grow with the request).
+fn single_valued(filter: &Filter) -> bool {
+    match filter {
+        Filter::Token { values, .. } | Filter::NotToken { values, .. } => values.len() == 1,
+        Filter::FlagStatus(statuses) => statuses.len() == 1,
+        Filter::Ids(ids) => ids.len() == 1,
+        Filter::Date { .. } | Filter::LastUpdated { .. } | Filter::StartsWith { .. } => true,
+    }
+}
+
 fn escape_like(s: &str) -> String {
     s.replace('\\', "\\\\")
         .replace('%', "\\%")
         .replace('_', "\\_")
 }
 
-/// A boolean SQL expression built from fixed SQL text and bound values (a `RawStatement`
-/// used as a WHERE condition). The text comes only from this module's literals; every value
-/// from a request is a bind parameter.
-#[derive(Debug, Clone, Default)]
-pub struct SqlPredicate(RawStatement);
+/// An SQL expression of type `ST` built from fixed SQL text and bound values (a `RawStatement`
+/// used as an expression). The text comes only from this module's literals; every value from a
+/// request is a bind parameter. It is kept as a prepared statement only when marked `cached`.
+#[derive(Debug, Clone)]
+pub struct SqlExpression<ST> {
+    raw: RawStatement,
+    cached: bool,
+    sql_type: PhantomData<ST>,
+}
 
-impl SqlPredicate {
+/// A WHERE condition.
+pub type SqlPredicate = SqlExpression<Bool>;
+
+impl<ST> Default for SqlExpression<ST> {
+    fn default() -> Self {
+        SqlExpression {
+            raw: RawStatement::default(),
+            cached: false,
+            sql_type: PhantomData,
+        }
+    }
+}
+
+impl<ST> SqlExpression<ST> {
     fn sql(&mut self, s: &'static str) -> &mut Self {
-        self.0.sql(s);
+        self.raw.sql(s);
         self
     }
     fn text(&mut self, v: &str) -> &mut Self {
-        self.0.text(v);
+        self.raw.text(v);
         self
     }
     fn big_int(&mut self, v: i64) -> &mut Self {
-        self.0.big_int(v);
+        self.raw.big_int(v);
+        self
+    }
+    fn cached(mut self, cached: bool) -> Self {
+        self.cached = cached;
         self
     }
 }
 
-impl Expression for SqlPredicate {
-    type SqlType = Bool;
+impl<ST: SqlType + diesel::expression::TypedExpressionType> Expression for SqlExpression<ST> {
+    type SqlType = ST;
 }
-impl<QS> AppearsOnTable<QS> for SqlPredicate {}
-impl<QS> SelectableExpression<QS> for SqlPredicate {}
-impl ValidGrouping<()> for SqlPredicate {
+impl<ST, QS> AppearsOnTable<QS> for SqlExpression<ST> where SqlExpression<ST>: Expression {}
+impl<ST, QS> SelectableExpression<QS> for SqlExpression<ST> where SqlExpression<ST>: Expression {}
+impl<ST> ValidGrouping<()> for SqlExpression<ST> {
     type IsAggregate = is_aggregate::Never;
 }
-impl QueryId for SqlPredicate {
+impl<ST> QueryId for SqlExpression<ST> {
     type QueryId = ();
     const HAS_STATIC_QUERY_ID: bool = false;
 }
 
-impl<DB> QueryFragment<DB> for SqlPredicate
+impl<ST, DB> QueryFragment<DB> for SqlExpression<ST>
 where
     DB: Backend + HasSqlType<Text> + HasSqlType<BigInt>,
     String: ToSql<Text, DB>,
     i64: ToSql<BigInt, DB>,
 {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
+        if !self.cached {
+            out.unsafe_to_cache_prepared();
+        }
         out.push_sql("(");
-        self.0.walk_ast(out.reborrow())?;
+        self.raw.walk_ast(out.reborrow())?;
         out.push_sql(")");
         Ok(())
     }

@@ -37,6 +37,13 @@ impl CareSetting {
             CareSetting::Scheduled => "scheduled",
         }
     }
+
+    /// The setting as `as_str` stores it.
+    pub fn from_stored(s: &str) -> Option<CareSetting> {
+        [CareSetting::Unscheduled, CareSetting::Scheduled]
+            .into_iter()
+            .find(|c| c.as_str() == s)
+    }
 }
 
 /// The REST interaction that made the access.
@@ -46,6 +53,32 @@ pub enum AccessKind {
     VRead,
     History,
     Search,
+}
+
+impl AccessKind {
+    const ALL: [AccessKind; 4] = [
+        AccessKind::Read,
+        AccessKind::VRead,
+        AccessKind::History,
+        AccessKind::Search,
+    ];
+
+    /// Its `restful-interaction` code (`AuditEvent.subtype`).
+    pub fn interaction(self) -> &'static str {
+        match self {
+            AccessKind::Read => "read",
+            AccessKind::VRead => "vread",
+            AccessKind::History => "history-instance",
+            AccessKind::Search => "search-type",
+        }
+    }
+
+    /// The kind whose `interaction` code this is.
+    pub fn from_interaction(code: &str) -> Option<AccessKind> {
+        AccessKind::ALL
+            .into_iter()
+            .find(|k| k.interaction() == code)
+    }
 }
 
 /// What the AuditEvent records.
@@ -103,11 +136,11 @@ pub fn to_json(access: &Access<'_>) -> String {
 
 fn document<'a>(access: &'a Access<'a>) -> AuditEventDoc<'a> {
     let who = access.who;
-    let (subtype, action) = match access.kind {
-        AccessKind::Read => ("read", "R"),
-        AccessKind::VRead => ("vread", "R"),
-        AccessKind::History => ("history-instance", "R"),
-        AccessKind::Search => ("search-type", "E"),
+    let subtype = access.kind.interaction();
+    let action = if access.kind == AccessKind::Search {
+        "E"
+    } else {
+        "R"
     };
     let display = who.name.as_deref().unwrap_or(&who.sub);
     let recorded = instant(access.recorded_ms);

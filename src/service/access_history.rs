@@ -173,17 +173,17 @@ pub fn page(
         pattern: q.pattern,
         ids: q.ids.clone(),
     };
-    let (contents, total) = match plan.cap {
+    let (accesses, total) = match plan.cap {
         Some(cap) => {
             let cap = i64::try_from(cap).unwrap_or(i64::MAX);
             let EventPage {
-                mut contents,
+                mut accesses,
                 total,
             } = audit::history(conn, &plan.scope, &window, (cap, 0), false)?;
             if paging.oldest_first() {
-                contents.reverse();
+                accesses.reverse();
             }
-            let page = contents
+            let page = accesses
                 .into_iter()
                 .skip(paging.offset)
                 .take(paging.count)
@@ -191,19 +191,19 @@ pub fn page(
             (page, total.min(cap))
         }
         None => {
-            let EventPage { contents, total } = audit::history(
+            let EventPage { accesses, total } = audit::history(
                 conn,
                 &plan.scope,
                 &window,
                 (paging.limit(), paging.skip()),
                 paging.oldest_first(),
             )?;
-            (contents, total)
+            (accesses, total)
         }
     };
-    let mut events = contents
+    let mut events = accesses
         .iter()
-        .map(|c| serde_json::from_str(c).map_err(FhirError::internal))
+        .map(rendered)
         .collect::<Result<Vec<Value>, _>>()?;
     if plan.only_visible_plans {
         drop_withdrawn_entities(conn, &mut events)?;
@@ -266,7 +266,7 @@ pub fn read(conn: &mut DbConn, caller: &Caller, id: &str) -> Result<Value, FhirE
         ty: "AuditEvent".into(),
         id: id.to_string(),
     };
-    let audit::StoredEvent { content, las } = audit::find(conn, id)?.ok_or_else(not_found)?;
+    let audit::StoredEvent { access, las } = audit::find(conn, id)?.ok_or_else(not_found)?;
     let scope = caller.la_scope();
     let shown_to_caller = las.iter().any(|(la, shown)| *shown && scope.covers(la));
     if caller.role() == Role::SocialCare && !shown_to_caller {
@@ -274,5 +274,11 @@ pub fn read(conn: &mut DbConn, caller: &Caller, id: &str) -> Result<Value, FhirE
             "this access is not in the history of any child of the caller's LA".into(),
         ));
     }
-    serde_json::from_str(&content).map_err(FhirError::internal)
+    rendered(&access)
+}
+
+/// A stored access as its AuditEvent.
+fn rendered(access: &audit::StoredAccess) -> Result<Value, FhirError> {
+    let json = crate::audit::render(access).map_err(FhirError::internal)?;
+    serde_json::from_str(&json).map_err(FhirError::internal)
 }

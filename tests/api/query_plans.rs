@@ -24,7 +24,7 @@ const LARGE_TABLES: &[&str] = &[
     "search_dates",
     "unique_identifiers",
     "audit_events",
-    "audit_event_las",
+    "audit_las",
     "notification_outbox",
 ];
 

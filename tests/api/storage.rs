@@ -14,6 +14,42 @@ async fn migrations_revert_and_reapply() {
     assert_eq!(db::migrate(&mut conn).unwrap(), 0, "idempotent");
 }
 
+/// Accesses recorded as whole JSON documents, before accesses were stored as columns (#16),
+/// are still served as they were kept, with the LAs they were shown to.
+#[tokio::test]
+async fn accesses_recorded_before_compact_storage_survive_its_migration() {
+    use diesel::connection::SimpleConnection;
+    let app = TestApp::spawn().await;
+    let mut conn = app.pool.get().unwrap();
+    db::revert_last(&mut conn).unwrap();
+    let document =
+        r#"{"resourceType":"AuditEvent","id":"legacy-1","recorded":"2026-11-30T10:00:00Z"}"#;
+    let legacy = format!(
+        "INSERT INTO audit_events (id, recorded_ms, nhs_number, agent_sub, agent_org, care_setting, \
+         accessor_role, shown, content) VALUES ('legacy-1', 1796032800000, '9449306753', '5550', 'RJ1', \
+         'unscheduled', 'health-care', TRUE, '{document}'); \
+         INSERT INTO audit_event_las (la_ods, recorded_ms, audit_event_id, shown) \
+         VALUES ('E09000030', 1796032800000, 'legacy-1', TRUE), ('E08000025', 1796032800000, 'legacy-1', FALSE);"
+    );
+    match &mut *conn {
+        db::DbConn::Sqlite(c) => c.batch_execute(&legacy),
+        db::DbConn::Postgres(c) => c.batch_execute(&legacy),
+    }
+    .unwrap();
+    assert_eq!(db::migrate(&mut conn).unwrap(), 1);
+    let stored = db::audit::find(&mut conn, "legacy-1").unwrap().unwrap();
+    assert_eq!(cpis::audit::render(&stored.access).unwrap(), document);
+    let mut las = stored.las;
+    las.sort();
+    assert_eq!(
+        las,
+        vec![
+            ("E08000025".to_string(), false),
+            ("E09000030".to_string(), true)
+        ]
+    );
+}
+
 #[tokio::test]
 async fn every_column_type_round_trips() {
     let app = TestApp::spawn().await;

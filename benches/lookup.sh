@@ -3,20 +3,25 @@
 # uploaded through the API as batch Bundles (benches/seed_api.py), never analysed by hand.
 # On one server and one database, CONNECTIONS wrk clients for DURATION per mode:
 #   health            GET /_health: the ceiling the lookups are measured against;
+#   organization      GET Organization/{id} as health-care: a second ceiling, a plain read
+#                     through authentication and the database (nothing recorded);
 #   read-only         Flag?patient:identifier=…&_include=Flag:author by the child's own LA
 #                     (social-care): nothing is recorded;
 #   audited-patient   the same search as health-care, unscheduled: every 200 is backed by a
 #                     committed AuditEvent (counted through the API before and after);
 #   audited-subject   Flag?subject:identifier=… as health-care, without _include.
-# Then, for comparison only, the database is analysed by hand (ANALYZE) and the audited modes
-# run again: the server must not need it. Bounded: wrk stops after DURATION; the server is
-# stopped on exit. Loopback only.
+# It reports the server's peak RSS under this load and the database bytes per recorded access
+# (audit tables, grown over the audited modes). Then, for comparison only, the database is
+# analysed by hand (ANALYZE) and the audited modes run again: the server must not need it.
+# Writes the figures to $WORK/summary.json (for benches/all.sh). Bounded: wrk stops after
+# DURATION; the server is stopped on exit. Loopback only.
 #
 #   bash benches/lookup.sh                         # SQLite, 20,000 plans of 150 LAs, 32 clients, 10 s
 #   PLANS=100000 DURATION=20s bash benches/lookup.sh
 #   DB=postgres://postgres:postgres@127.0.0.1/cpis_bench bash benches/lookup.sh   # an empty database
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source benches/lib.sh
 PLANS=${PLANS:-20000}
 LAS=${LAS:-150}
 CONNECTIONS=${CONNECTIONS:-32}
@@ -25,7 +30,7 @@ PORT=${PORT:-18181}
 WORK=${WORK:-$(mktemp -d)}
 mkdir -p "$WORK"
 DB=${DB:-sqlite://$WORK/bench.db}
-MODES=${MODES:-health read-only audited-patient audited-subject}
+MODES=${MODES:-health organization read-only audited-patient audited-subject}
 BIN=${BIN:-target/release/cpis}
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 
@@ -35,8 +40,7 @@ export CPIS_BIND="127.0.0.1:$PORT" RUST_LOG=warn CPIS_MAX_BODY_BYTES=$((64 * 102
 SERVER=
 start_server() {
     "$BIN" serve & SERVER=$!
-    for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$PORT/_health" >/dev/null && return; sleep 0.1; done
-    echo "server did not start" >&2; exit 1
+    await_health "$PORT"
 }
 stop_server() { kill "$SERVER" 2>/dev/null || true; wait "$SERVER" 2>/dev/null || true; }
 trap stop_server EXIT
@@ -50,6 +54,9 @@ HEALTH=$(token --role health-care --org RJ1 --name "Bench Clinician" --job-role 
 OPS=$(token --role operations --org X26)
 : > "$WORK/la_tokens.txt"
 for i in $(seq 0 $((LAS - 1))); do token --role social-care --org "$(printf 'L%05d' "$i")" >> "$WORK/la_tokens.txt"; done
+
+ORG_ID=$(curl -sf -H "Authorization: Bearer $OPS" "http://127.0.0.1:$PORT/FHIR/R4/Organization?identifier=https://fhir.nhs.uk/Id/ods-organization-code|L00000" |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["entry"][0]["resource"]["id"])')
 
 audit_count() {
     curl -sf -H "Authorization: Bearer $OPS" "http://127.0.0.1:$PORT/FHIR/R4/AuditEvent?_count=0" |
@@ -68,6 +75,7 @@ local mode = "$1"
 math.randomseed(42)
 request = function()
   if mode == "health" then return wrk.format("GET", "/_health") end
+  if mode == "organization" then return wrk.format("GET", "/FHIR/R4/Organization/$ORG_ID", {["Authorization"] = "Bearer $HEALTH"}) end
   local i = math.random(#numbers)
   local token, path = "$HEALTH", "/FHIR/R4/Flag?patient:identifier=https://fhir.nhs.uk/Id/nhs-number|" .. numbers[i] .. "&_include=Flag:author"
   if mode == "read-only" then token = la_tokens[owners[i] + 1] end
@@ -99,7 +107,10 @@ run_modes() { # $1 = label suffix, then modes
 
 : > "$WORK/results.txt"
 echo "engine: ${DB%%:*}, $PLANS plans of $LAS LAs (uploaded through the API), $CONNECTIONS clients, $DURATION a mode"
+BYTES_BEFORE=$(audit_bytes "$DB"); ACCESSES_BEFORE=$(audit_count)
 run_modes "" $MODES
+BYTES_AFTER=$(audit_bytes "$DB"); ACCESSES_AFTER=$(audit_count)
+PEAK_RSS_KIB=$(peak_rss_kib "$SERVER")
 
 # For comparison only: the same audited lookups after a hand-run ANALYZE.
 stop_server
@@ -110,8 +121,9 @@ esac
 start_server
 run_modes "+analysed" audited-patient audited-subject
 
-python3 - "$WORK/results.txt" <<'PY'
-import re, sys
+python3 - "$WORK/results.txt" "$PEAK_RSS_KIB" "$((BYTES_AFTER - BYTES_BEFORE))" "$((ACCESSES_AFTER - ACCESSES_BEFORE))" "${DB%%:*}" "$WORK/summary.json" <<'PY'
+import json, re, sys
+peak_rss_kib, grown, accesses = map(int, sys.argv[2:5])
 rows = {}
 for line in open(sys.argv[1]):
     m = re.match(r"RESULT mode=(\S+) requests=(\d+) errors=(\d+) rps=(\d+) p50_ms=(\S+) p99_ms=(\S+)", line)
@@ -129,4 +141,10 @@ for mode, r in rows.items():
 for mode in ("audited-patient", "audited-subject"):
     if mode in rows and mode + "+analysed" in rows:
         print(f"{mode}: never analysed / analysed by hand = {rows[mode]['rps'] / rows[mode + '+analysed']['rps']:.2f}")
+per_access = grown / accesses if accesses else None
+print(f"peak RSS under the lookup load: {peak_rss_kib / 1024:.1f} MiB")
+if per_access:
+    print(f"database bytes per recorded access: {per_access:.0f} ({grown} bytes over {accesses} accesses)")
+json.dump({"engine": sys.argv[5], "modes": rows, "peak_rss_kib": peak_rss_kib,
+           "bytes_per_access": per_access, "accesses": accesses}, open(sys.argv[6], "w"), indent=1)
 PY

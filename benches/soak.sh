@@ -10,6 +10,7 @@
 #   DURATION=1800 DB=postgres://postgres:postgres@127.0.0.1/cpis_soak bash benches/soak.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source benches/lib.sh
 DURATION=${DURATION:-1800}
 PLANS=${PLANS:-20000}
 LAS=${LAS:-150}
@@ -88,20 +89,6 @@ lookup_script "$DELAY" > "$WORK/soak.lua"
 echo "engine: ${DB%%:*}; capacity ${CAPACITY} audited lookups/s; soak target ~${TARGET}/s for ${DURATION} s"
 
 audit_count() { curl -sf -H "Authorization: Bearer $OPS" "$BASE/AuditEvent?_count=0" | python3 -c 'import json,sys; print(json.load(sys.stdin)["total"])'; }
-audit_bytes() {
-    case "$DB" in
-        sqlite://*) python3 - "${DB#sqlite://}" <<'PY'
-import sqlite3, sys
-c = sqlite3.connect(f"file:{sys.argv[1]}?mode=ro", uri=True)
-try:
-    print(c.execute("SELECT SUM(pgsize) FROM dbstat WHERE name LIKE 'audit%' OR name LIKE 'notification%' OR name LIKE 'sqlite_autoindex_audit%' OR name LIKE 'sqlite_autoindex_notification%'").fetchone()[0] or 0)
-except sqlite3.OperationalError:  # no dbstat: the whole file
-    print(c.execute("PRAGMA page_count").fetchone()[0] * c.execute("PRAGMA page_size").fetchone()[0])
-PY
-        ;;
-        *) psql -tA "$DB" -c "SELECT pg_total_relation_size('audit_events') + pg_total_relation_size('audit_event_las') + pg_total_relation_size('notification_outbox')" ;;
-    esac
-}
 wal_bytes() { case "$DB" in sqlite://*) stat -c %s "${DB#sqlite://}-wal" 2>/dev/null || echo 0 ;; *) echo 0 ;; esac; }
 rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$SERVER/status"; }
 # What the RSS is made of, to tell a leak from warm-up: anonymous memory, the part of it in
@@ -111,7 +98,7 @@ memory_parts() {
     ls "/proc/$SERVER/task" | wc -l
 }
 
-ACCESSES_BEFORE=$(audit_count); BYTES_BEFORE=$(audit_bytes)
+ACCESSES_BEFORE=$(audit_count); BYTES_BEFORE=$(audit_bytes "$DB")
 wrk -t2 -c12 -d"${DURATION}s" -s "$WORK/soak.lua" "http://127.0.0.1:$PORT" > "$WORK/wrk.txt" & WRK=$!
 START=$(date +%s); MAX_WAL=0; UPLOADS=0; UPLOAD_ERRORS=0; NEXT_UPLOAD=60
 : > "$WORK/samples.txt"
@@ -139,7 +126,7 @@ done
 wait $WRK || true
 sleep 5
 ACCESSES=$(( $(audit_count) - ACCESSES_BEFORE ))
-BYTES=$(( $(audit_bytes) - BYTES_BEFORE ))
+BYTES=$(( $(audit_bytes "$DB") - BYTES_BEFORE ))
 RECEIVED=$(cat "$WORK/received.txt" 2>/dev/null || echo 0)
 grep RESULT "$WORK/wrk.txt"
 python3 - "$WORK/samples.txt" "$MAX_WAL" "$ACCESSES" "$BYTES" "$RECEIVED" "$UPLOADS" "$UPLOAD_ERRORS" "$WORK/wrk.txt" "$DURATION" <<'PY'

@@ -1,70 +1,72 @@
 #!/usr/bin/env bash
-# Upload load test (issue #5): PLANS plans of one LA uploaded with `cpis import` as CHUNK-entry
-# batch Bundles over HTTP to a live server, then the same file again (idempotent: nothing
-# changes), then the CSV imported straight into a fresh database. Prints the times.
+# Upload load test: PLANS plans of one LA uploaded with `cpis import` as CHUNK-entry batch
+# Bundles over HTTP to a live server, then the same file again (idempotent: nothing changes),
+# then the CSV imported straight into a fresh database. Prints the times and the server's peak
+# RSS, and writes them to $WORK/upload.json (for benches/all.sh). BIN picks the build (its own
+# `cpis token` and `cpis import` are used, so an older build can be measured the same way).
 # Bounded: one pass each; the server is stopped on exit. Loopback only.
 #
 #   bash benches/upload.sh                                  # SQLite, 100,000 plans, 1,000 a batch
 #   DB=postgres://postgres:postgres@127.0.0.1/cpis_upload bash benches/upload.sh   # an empty database
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source benches/lib.sh
 PLANS=${PLANS:-100000}
 CHUNK=${CHUNK:-1000}
 PORT=${PORT:-18182}
 WORK=${WORK:-$(mktemp -d)}
+mkdir -p "$WORK"
 DB=${DB:-sqlite://$WORK/upload.db}
 DIRECT_DB=${DIRECT_DB:-sqlite://$WORK/direct.db}
+BIN=${BIN:-target/release/cpis}
 LA=B00000
 
-cargo build --release --bin cpis
-python3 - "$PLANS" > "$WORK/plans.csv" <<'PY'
-import sys
-def nhs(stem):  # a 9-digit stem with its Modulus 11 check digit, or None when it has none
-    digits = [int(d) for d in f"{stem:09d}"]
-    check = 11 - sum(d * w for d, w in zip(digits, range(10, 1, -1))) % 11
-    check = 0 if check == 11 else check
-    return None if check == 10 else f"{stem:09d}{check}"
-print("nhs_number,plan_type,start,end,plan_reference")
-stem, n = 400000000, int(sys.argv[1])
-while n:
-    number = nhs(stem); stem += 1
-    if number:
-        kind = ("CPP", "LAC", "UCPP")[n % 3]
-        print(f"{number},{kind},2026-01-05,,U-{n}")
-        n -= 1
-PY
+[ -n "${SKIP_BUILD:-}" ] || cargo build --release --bin cpis
+[ -s "$WORK/plans.csv" ] || python3 benches/plans_csv.py "$PLANS" > "$WORK/plans.csv"
 echo "csv: $(($(wc -l < "$WORK/plans.csv") - 1)) plans"
 
 export CPIS_JWT_SECRET=bench-secret-of-at-least-thirty-two-bytes CPIS_DATABASE_URL="$DB" CPIS_BIND="127.0.0.1:$PORT" RUST_LOG=warn
 export CPIS_MAX_BODY_BYTES=$((64 * 1024 * 1024))
-target/release/cpis serve & SERVER=$!
-trap 'kill $SERVER 2>/dev/null || true' EXIT
-for _ in $(seq 1 50); do curl -sf "http://127.0.0.1:$PORT/_health" >/dev/null && break; sleep 0.2; done
-OPS=$(target/release/cpis token --role operations --org X26)
-curl -sf -X POST "http://127.0.0.1:$PORT/FHIR/R4/Organization" -H "Authorization: Bearer $OPS" \
-    -H 'Content-Type: application/fhir+json' \
-    -d "{\"resourceType\":\"Organization\",\"identifier\":[{\"system\":\"https://fhir.nhs.uk/Id/ods-organization-code\",\"value\":\"$LA\"}],\"active\":true,\"name\":\"Bench LA\",\"telecom\":[{\"system\":\"phone\",\"value\":\"020 7000 0001\",\"use\":\"work\"},{\"system\":\"phone\",\"value\":\"020 7000 0999\",\"use\":\"mobile\"}]}" >/dev/null
-TOKEN=$(target/release/cpis token --role social-care --org $LA --ttl 3600)
+SERVER=
+trap '[ -z "$SERVER" ] || kill $SERVER 2>/dev/null || true' EXIT
+OPS=$("$BIN" token --role operations --org X26)
+register_la() {
+    curl -sf -X POST "http://127.0.0.1:$PORT/FHIR/R4/Organization" -H "Authorization: Bearer $OPS" \
+        -H 'Content-Type: application/fhir+json' \
+        -d "{\"resourceType\":\"Organization\",\"identifier\":[{\"system\":\"https://fhir.nhs.uk/Id/ods-organization-code\",\"value\":\"$LA\"}],\"active\":true,\"name\":\"Bench LA\",\"telecom\":[{\"system\":\"phone\",\"value\":\"020 7000 0001\",\"use\":\"work\"},{\"system\":\"phone\",\"value\":\"020 7000 0999\",\"use\":\"mobile\"}]}" >/dev/null
+}
+"$BIN" serve & SERVER=$!
+await_health "$PORT"
+register_la
+TOKEN=$("$BIN" token --role social-care --org $LA --ttl 3600)
 
-timed() { # label, command...
-    local label=$1; shift
+: > "$WORK/upload.txt"
+timed() { # key, label, command...
+    local key=$1 label=$2; shift 2
     local start end
     start=$(date +%s.%N)
     "$@" | head -n 1
     end=$(date +%s.%N)
     python3 -c "import sys; s=float(sys.argv[2])-float(sys.argv[1]); print(f'RESULT {sys.argv[3]}: {s:.1f} s, {int(sys.argv[4])/s:.0f} plans/s')" "$start" "$end" "$label" "$PLANS"
+    echo "$key $start $end" >> "$WORK/upload.txt"
 }
-echo "engine: $(echo "$DB" | cut -d: -f1), $PLANS plans, $CHUNK per batch"
-timed "upload over HTTP (first time)" target/release/cpis import --file "$WORK/plans.csv" --org $LA --url "http://127.0.0.1:$PORT/FHIR/R4" --token "$TOKEN" --chunk "$CHUNK"
-timed "upload over HTTP (same file again)" target/release/cpis import --file "$WORK/plans.csv" --org $LA --url "http://127.0.0.1:$PORT/FHIR/R4" --token "$TOKEN" --chunk "$CHUNK"
-kill $SERVER; wait $SERVER 2>/dev/null || true
+echo "engine: ${DB%%:*}, $PLANS plans, $CHUNK per batch, $BIN"
+timed first "upload over HTTP (first time)" "$BIN" import --file "$WORK/plans.csv" --org $LA --url "http://127.0.0.1:$PORT/FHIR/R4" --token "$TOKEN" --chunk "$CHUNK"
+timed again "upload over HTTP (same file again)" "$BIN" import --file "$WORK/plans.csv" --org $LA --url "http://127.0.0.1:$PORT/FHIR/R4" --token "$TOKEN" --chunk "$CHUNK"
+PEAK_RSS_KIB=$(peak_rss_kib "$SERVER")
+echo "peak RSS of the server: $((PEAK_RSS_KIB / 1024)) MiB"
+kill $SERVER; wait $SERVER 2>/dev/null || true; SERVER=
 if [ -z "${SKIP_DIRECT:-}" ]; then
-    CPIS_DATABASE_URL="$DIRECT_DB" target/release/cpis migrate
-    CPIS_DATABASE_URL="$DIRECT_DB" target/release/cpis serve & SERVER=$!
-    for _ in $(seq 1 50); do curl -sf "http://127.0.0.1:$PORT/_health" >/dev/null && break; sleep 0.2; done
-    curl -sf -X POST "http://127.0.0.1:$PORT/FHIR/R4/Organization" -H "Authorization: Bearer $OPS" \
-        -H 'Content-Type: application/fhir+json' \
-        -d "{\"resourceType\":\"Organization\",\"identifier\":[{\"system\":\"https://fhir.nhs.uk/Id/ods-organization-code\",\"value\":\"$LA\"}],\"active\":true,\"name\":\"Bench LA\",\"telecom\":[{\"system\":\"phone\",\"value\":\"020 7000 0001\",\"use\":\"work\"},{\"system\":\"phone\",\"value\":\"020 7000 0999\",\"use\":\"mobile\"}]}" >/dev/null
-    kill $SERVER; wait $SERVER 2>/dev/null || true
-    CPIS_DATABASE_URL="$DIRECT_DB" timed "CSV import straight into the database" target/release/cpis import --file "$WORK/plans.csv" --org $LA --chunk "$CHUNK"
+    CPIS_DATABASE_URL="$DIRECT_DB" "$BIN" migrate
+    CPIS_DATABASE_URL="$DIRECT_DB" "$BIN" serve & SERVER=$!
+    await_health "$PORT"
+    register_la
+    kill $SERVER; wait $SERVER 2>/dev/null || true; SERVER=
+    CPIS_DATABASE_URL="$DIRECT_DB" timed direct "CSV import straight into the database" "$BIN" import --file "$WORK/plans.csv" --org $LA --chunk "$CHUNK"
 fi
+python3 - "$WORK/upload.txt" "$PLANS" "$PEAK_RSS_KIB" "${DB%%:*}" "$WORK/upload.json" <<'PY'
+import json, sys
+seconds = {key: float(end) - float(start) for key, start, end in (line.split() for line in open(sys.argv[1]))}
+json.dump({"engine": sys.argv[4], "plans": int(sys.argv[2]), "seconds": seconds,
+           "peak_rss_kib": int(sys.argv[3])}, open(sys.argv[5], "w"), indent=1)
+PY

@@ -199,6 +199,11 @@ fn fresh_connection(database_url: &str) -> Result<DbConn, String> {
 /// after it has taken the audit write lock, later than anything committed before. So commit
 /// order is stamp order, on one server or several: an LA that pulls with `_lastUpdated=gt` the
 /// newest stamp it has received can never miss an access committed after its pull.
+///
+/// The batch costs a fixed number of statements whatever its size (on PostgreSQL each is a
+/// round trip): what was recorded before is read once for all its children, each access is
+/// decided in order in memory (seeing the batch's earlier accesses as the database would have
+/// shown them), and the rows go in as multi-row statements.
 fn write_batch(
     conn: &mut DbConn,
     batch: &[Job],
@@ -208,51 +213,174 @@ fn write_batch(
     let requested = accesses().map(|a| a.requested_ms).max().unwrap_or_default();
     write_transaction(conn, |conn| {
         let stamp = audit::lock_and_stamp(conn, requested)?;
-        let mut queued = 0;
-        for access in accesses() {
-            queued += store(conn, access, stamp, attendance)?;
-        }
-        Ok::<usize, diesel::result::Error>(queued)
+        let mut rows: Vec<NewAccess> = accesses().map(|a| a.row(stamp)).collect();
+        let recorded = Recorded::read(conn, &rows, stamp, attendance)?;
+        let showings = decide(&mut rows, &recorded, stamp, attendance);
+        let las: Vec<audit::LaShowing<'_>> = rows
+            .iter()
+            .zip(&showings)
+            .flat_map(|(access, showing)| {
+                access.la_ods.iter().map(|la| audit::LaShowing {
+                    audit_event_id: &access.row.id,
+                    la_ods: la,
+                    shown: showing.to_las.contains(la),
+                })
+            })
+            .collect();
+        let stored: Vec<&StoredAccess> = rows.iter().map(|a| &a.row).collect();
+        audit::insert_all(conn, &stored, &las, stamp)?;
+        queue_notifications(conn, &las, stamp)
     })
     .map_err(|e| e.to_string())
 }
 
-/// Stores one access recorded at `stamp` with what it is shown as and, when reportable, the
-/// child's attendance summary as of it; queues its notifications; returns how many.
-fn store(
-    conn: &mut DbConn,
-    pending: &PendingAccess,
+/// What was recorded before a batch about its reportable accesses' children.
+struct Recorded {
+    /// The same people's views within the 24-hour collapse window.
+    views: Vec<audit::RecentView>,
+    /// The LAs each of those views was shown to, by seq.
+    las_shown: Vec<(i64, String)>,
+    /// Shown accesses within the attendance window: (child, setting, instant).
+    attendances: Vec<(String, String, i64)>,
+}
+
+impl Recorded {
+    fn read(
+        conn: &mut DbConn,
+        rows: &[NewAccess],
+        stamp: i64,
+        rule: AttendanceRule,
+    ) -> diesel::QueryResult<Recorded> {
+        let mut children: Vec<&str> = rows
+            .iter()
+            .filter(|a| a.reportable)
+            .map(|a| a.row.nhs_number.as_str())
+            .collect();
+        children.sort_unstable();
+        children.dedup();
+        // Other people's views of these children count only for the attendances.
+        let views: Vec<audit::RecentView> =
+            audit::recent_views(conn, &children, stamp - COLLAPSE_MS)?
+                .into_iter()
+                .filter(|v| {
+                    rows.iter().any(|a| {
+                        a.reportable
+                            && a.row.nhs_number == v.nhs_number
+                            && a.row.agent_sub == v.agent_sub
+                            && a.row.agent_org == v.agent_org
+                    })
+                })
+                .collect();
+        let seqs: Vec<i64> = views.iter().map(|v| v.seq).collect();
+        Ok(Recorded {
+            las_shown: audit::las_shown(conn, &seqs)?,
+            attendances: audit::attendances(conn, &children, rule.since_ms(stamp))?,
+            views,
+        })
+    }
+}
+
+/// Decides, in order, where each access is shown and the child's attendance summary as of it
+/// (written into its row): from what was recorded before, and the batch's earlier accesses as
+/// they are decided.
+fn decide(
+    rows: &mut [NewAccess],
+    recorded: &Recorded,
     stamp: i64,
     rule: AttendanceRule,
-) -> diesel::QueryResult<usize> {
-    let mut access = pending.row(stamp);
-    let earlier = if access.reportable {
-        audit::earlier_views(conn, &access, stamp - COLLAPSE_MS)?
-    } else {
-        Vec::new()
-    };
-    let showing = collapse(access.reportable, &access.la_ods, &earlier);
-    if access.reportable {
-        let shown = audit::attendances(conn, &access.row.nhs_number, rule.since_ms(stamp))?;
-        let this = showing.in_history.then_some(access.row.agent_org.as_str());
-        let summary = rule.summarise(&shown, this, stamp);
-        let count = |n: u32| Some(i32::try_from(n).unwrap_or(i32::MAX));
-        access.row.attendances = count(summary.attendances);
-        access.row.attendance_settings = count(summary.settings);
-        access.row.attendance_window_days = count(summary.window_days);
-        access.row.attendance_pattern = Some(summary.pattern);
-        access.row.pattern_reached = summary.first;
-    }
-    let access = &access;
-    audit::insert(conn, access, showing.in_history, &showing.to_las)?;
-    let mut queued = 0;
-    for la in &showing.to_las {
-        for subscription_id in recipients(&audit::subscriptions_of(conn, la)?) {
-            audit::queue_notification(conn, &access.row.id, subscription_id, stamp)?;
-            queued += 1;
+) -> Vec<Showing> {
+    let mut showings: Vec<Showing> = Vec::with_capacity(rows.len());
+    for i in 0..rows.len() {
+        let (before, rest) = rows.split_at_mut(i);
+        let Some(access) = rest.first_mut() else {
+            break;
+        };
+        if !access.reportable {
+            showings.push(collapse(false, &access.la_ods, &[]));
+            continue;
         }
+        let row = &access.row;
+        let same_view = |nhs: &str, sub: &str, org: &str| {
+            nhs == row.nhs_number && sub == row.agent_sub && org == row.agent_org
+        };
+        let earlier: Vec<EarlierView> = recorded
+            .views
+            .iter()
+            .filter(|v| same_view(&v.nhs_number, &v.agent_sub, &v.agent_org))
+            .map(|v| EarlierView {
+                shown: v.shown,
+                las_shown: recorded
+                    .las_shown
+                    .iter()
+                    .filter(|(seq, _)| *seq == v.seq)
+                    .map(|(_, la)| la.clone())
+                    .collect(),
+            })
+            .chain(
+                before
+                    .iter()
+                    .zip(&showings)
+                    .filter(|(b, _)| {
+                        same_view(&b.row.nhs_number, &b.row.agent_sub, &b.row.agent_org)
+                    })
+                    .map(|(_, showing)| EarlierView {
+                        shown: showing.in_history,
+                        las_shown: showing.to_las.clone(),
+                    }),
+            )
+            .collect();
+        let showing = collapse(true, &access.la_ods, &earlier);
+        let attended: Vec<(String, i64)> = recorded
+            .attendances
+            .iter()
+            .filter(|(nhs, _, _)| *nhs == row.nhs_number)
+            .map(|(_, org, ms)| (org.clone(), *ms))
+            .chain(
+                before
+                    .iter()
+                    .zip(&showings)
+                    .filter(|(b, showing)| showing.in_history && b.row.nhs_number == row.nhs_number)
+                    .map(|(b, _)| (b.row.agent_org.clone(), stamp)),
+            )
+            .collect();
+        let this = showing.in_history.then_some(row.agent_org.as_str());
+        let summary = rule.summarise(&attended, this, stamp);
+        let count = |n: u32| Some(i32::try_from(n).unwrap_or(i32::MAX));
+        let row = &mut access.row;
+        row.shown = showing.in_history;
+        row.attendances = count(summary.attendances);
+        row.attendance_settings = count(summary.settings);
+        row.attendance_window_days = count(summary.window_days);
+        row.attendance_pattern = Some(summary.pattern);
+        row.pattern_reached = summary.first;
+        showings.push(showing);
     }
-    Ok(queued)
+    showings
+}
+
+/// Queues a notification of each access to every Subscription of each LA it was shown to;
+/// returns how many.
+fn queue_notifications(
+    conn: &mut DbConn,
+    las: &[audit::LaShowing<'_>],
+    stamp: i64,
+) -> diesel::QueryResult<usize> {
+    let mut told: Vec<&str> = las.iter().filter(|l| l.shown).map(|l| l.la_ods).collect();
+    told.sort_unstable();
+    told.dedup();
+    let subscriptions = audit::subscriptions_of(conn, &told)?;
+    let notifications: Vec<(&str, &str)> = las
+        .iter()
+        .filter(|l| l.shown)
+        .flat_map(|l| {
+            subscriptions
+                .iter()
+                .filter(move |(la, _, status)| la == l.la_ods && delivers(status))
+                .map(move |(_, id, _)| (l.audit_event_id, id.as_str()))
+        })
+        .collect();
+    audit::queue_notifications(conn, &notifications, stamp)?;
+    Ok(notifications.len())
 }
 
 /// The same person's views of a child within this long count once (SPEC §3).
@@ -290,8 +418,13 @@ pub fn collapse(reportable: bool, las: &[String], earlier: &[EarlierView]) -> Sh
 pub fn recipients(subscriptions: &[(String, String)]) -> impl Iterator<Item = &str> {
     subscriptions
         .iter()
-        .filter(|(_, status)| SubscriptionStatus::parse(status).delivers())
+        .filter(|(_, status)| delivers(status))
         .map(|(id, _)| id.as_str())
+}
+
+/// Whether a Subscription in this status is notified.
+fn delivers(status: &str) -> bool {
+    SubscriptionStatus::parse(status).delivers()
 }
 
 /// One access to one child, as a request hands it to the writer: everything its AuditEvent
@@ -592,6 +725,88 @@ mod tests {
             .row;
         row.interaction = "patch".into();
         assert!(render(&row).is_err());
+    }
+
+    /// A reportable access to the child by `sub` at `org`, its plans held by `las`.
+    fn at(sub: &str, org: &str, las_held: &[&str]) -> NewAccess {
+        let mut who = nurse(Some(org), false);
+        who.sub = sub.into();
+        let mut p = pending(who, AccessKind::Search, &["Flag/a"]);
+        p.la_ods = las(las_held);
+        p.row(1_790_000_000_000)
+    }
+
+    fn nothing_recorded() -> Recorded {
+        Recorded {
+            views: Vec::new(),
+            las_shown: Vec::new(),
+            attendances: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_batch_decides_each_access_as_if_the_ones_before_it_were_stored() {
+        let mut rows = vec![
+            at("nurse-1", "RJ1", &["E09000030"]),
+            at("nurse-1", "RJ1", &["E09000030"]),
+            at("nurse-2", "RJ1", &["E09000030"]),
+            at("nurse-3", "RQM", &["E09000030"]),
+            at("nurse-4", "RYJ", &["E09000030"]),
+        ];
+        let showings = decide(
+            &mut rows,
+            &nothing_recorded(),
+            1_790_000_000_000,
+            AttendanceRule::default(),
+        );
+        let in_history: Vec<bool> = showings.iter().map(|s| s.in_history).collect();
+        assert_eq!(
+            in_history,
+            [true, false, true, true, true],
+            "the repeat view collapses"
+        );
+        assert!(showings[1].to_las.is_empty());
+        // One setting (RJ1) twice the same day is one attendance; RQM and RYJ make three settings.
+        let attendances: Vec<Option<i32>> = rows.iter().map(|r| r.row.attendances).collect();
+        assert_eq!(attendances, [Some(1), Some(1), Some(1), Some(2), Some(3)]);
+        let reached: Vec<bool> = rows.iter().map(|r| r.row.pattern_reached).collect();
+        assert_eq!(reached, [false, false, false, false, true]);
+    }
+
+    #[test]
+    fn an_earlier_view_in_the_database_and_one_in_the_batch_count_alike() {
+        let recorded = Recorded {
+            views: vec![audit::RecentView {
+                seq: 7,
+                nhs_number: "9449306753".into(),
+                agent_sub: "nurse-1".into(),
+                agent_org: "RJ1".into(),
+                shown: true,
+            }],
+            las_shown: vec![(7, "E09000030".into())],
+            attendances: vec![("9449306753".into(), "RJ1".into(), 1_789_999_000_000)],
+        };
+        let mut rows = vec![
+            at("nurse-1", "RJ1", &["E09000030", "E08000025"]),
+            at("nurse-1", "RJ1", &["E09000030", "E08000025"]),
+        ];
+        let showings = decide(
+            &mut rows,
+            &recorded,
+            1_790_000_000_000,
+            AttendanceRule::default(),
+        );
+        assert!(!showings[0].in_history);
+        assert_eq!(
+            showings[0].to_las,
+            las(&["E08000025"]),
+            "only the LA not yet told"
+        );
+        assert!(
+            showings[1].to_las.is_empty(),
+            "told by the batch's first access"
+        );
+        assert_eq!(rows[0].row.attendances, Some(1));
     }
 
     fn las(codes: &[&str]) -> Vec<String> {

@@ -4,13 +4,13 @@
 use diesel::prelude::*;
 
 use super::raw::RawStatement;
-use super::schema::{audit_events, audit_las, notification_outbox, subscriptions};
+use super::schema::{audit_events, audit_las, subscriptions};
 use super::DbConn;
 
 /// An access as stored: the columns its AuditEvent is rendered from (`crate::audit::render`),
 /// and where it is shown. Nothing but these is kept per access (issue #16: a whole JSON
 /// document per access cost ~1.4 KB).
-#[derive(Debug, Clone, Default, Queryable, Selectable, Insertable)]
+#[derive(Debug, Clone, Default, Queryable, Selectable)]
 #[diesel(table_name = audit_events)]
 pub struct StoredAccess {
     pub id: String,
@@ -73,8 +73,7 @@ pub fn lock_and_stamp(conn: &mut DbConn, requested_ms: i64) -> QueryResult<i64> 
     Ok(newest.map_or(requested_ms, |n| requested_ms.max(n + 1)))
 }
 
-#[derive(Insertable)]
-#[diesel(table_name = notification_outbox)]
+/// A notification to queue.
 struct OutboxRow<'a> {
     id: &'a str,
     audit_event_id: &'a str,
@@ -91,113 +90,236 @@ pub struct EarlierView {
     pub las_shown: Vec<String>,
 }
 
-/// The same person's views of `access`'s child recorded after `since_ms`. A first view costs
-/// one index probe.
-pub fn earlier_views(
-    conn: &mut DbConn,
-    access: &NewAccess,
-    since_ms: i64,
-) -> QueryResult<Vec<EarlierView>> {
-    let row = &access.row;
-    let earlier: Vec<(i64, bool)> = audit_events::table
-        .filter(audit_events::nhs_number.eq(&row.nhs_number))
-        .filter(audit_events::recorded_ms.gt(since_ms))
-        .filter(audit_events::agent_sub.eq(&row.agent_sub))
-        .filter(audit_events::agent_org.eq(&row.agent_org))
-        .select((audit_events::seq, audit_events::shown))
-        .load(conn)?;
-    if earlier.is_empty() {
-        return Ok(Vec::new());
-    }
-    let seqs: Vec<i64> = earlier.iter().map(|(seq, _)| *seq).collect();
-    let las_shown: Vec<(i64, String)> = audit_las::table
-        .filter(audit_las::event_seq.eq_any(seqs))
-        .filter(audit_las::shown.eq(true))
-        .select((audit_las::event_seq, audit_las::la_ods))
-        .load(conn)?;
-    Ok(earlier
-        .into_iter()
-        .map(|(seq, shown)| EarlierView {
-            shown,
-            las_shown: las_shown
-                .iter()
-                .filter(|(event, _)| *event == seq)
-                .map(|(_, la)| la.clone())
-                .collect(),
-        })
-        .collect())
+/// An access recorded recently: who viewed which child, and whether it was in its history.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable)]
+pub struct RecentView {
+    pub seq: i64,
+    pub nhs_number: String,
+    pub agent_sub: String,
+    pub agent_org: String,
+    pub shown: bool,
 }
 
-/// The child's accesses shown in its history since `since_ms`: (setting ODS code, instant), the
-/// attendances of `crate::attendance`. Answered from the child index alone.
-pub fn attendances(conn: &mut DbConn, nhs: &str, since_ms: i64) -> QueryResult<Vec<(String, i64)>> {
+/// The views of these children recorded after `since_ms`, from the child index alone (one
+/// statement for a whole batch).
+pub fn recent_views(
+    conn: &mut DbConn,
+    children: &[&str],
+    since_ms: i64,
+) -> QueryResult<Vec<RecentView>> {
+    if children.is_empty() {
+        return Ok(Vec::new());
+    }
     audit_events::table
-        .filter(audit_events::nhs_number.eq(nhs))
-        .filter(audit_events::recorded_ms.ge(since_ms))
-        .filter(audit_events::shown.eq(true))
-        .select((audit_events::agent_org, audit_events::recorded_ms))
+        .filter(audit_events::nhs_number.eq_any(children))
+        .filter(audit_events::recorded_ms.gt(since_ms))
+        .select((
+            audit_events::seq,
+            audit_events::nhs_number,
+            audit_events::agent_sub,
+            audit_events::agent_org,
+            audit_events::shown,
+        ))
         .load(conn)
 }
 
-/// Stores one access inside the caller's transaction (which holds `lock_and_stamp`'s lock):
-/// shown in the child's history or not, and to which of its LAs.
-pub fn insert(
+/// The LAs each of these accesses was shown to: (seq, LA).
+pub fn las_shown(conn: &mut DbConn, seqs: &[i64]) -> QueryResult<Vec<(i64, String)>> {
+    if seqs.is_empty() {
+        return Ok(Vec::new());
+    }
+    audit_las::table
+        .filter(audit_las::event_seq.eq_any(seqs))
+        .filter(audit_las::shown.eq(true))
+        .select((audit_las::event_seq, audit_las::la_ods))
+        .load(conn)
+}
+
+/// These children's accesses shown in their history since `since_ms`: (child, setting ODS
+/// code, instant), the attendances of `crate::attendance`. Answered from the child index.
+pub fn attendances(
     conn: &mut DbConn,
-    access: &NewAccess,
-    shown_in_history: bool,
-    shown_to: &[String],
+    children: &[&str],
+    since_ms: i64,
+) -> QueryResult<Vec<(String, String, i64)>> {
+    if children.is_empty() {
+        return Ok(Vec::new());
+    }
+    audit_events::table
+        .filter(audit_events::nhs_number.eq_any(children))
+        .filter(audit_events::recorded_ms.ge(since_ms))
+        .filter(audit_events::shown.eq(true))
+        .select((
+            audit_events::nhs_number,
+            audit_events::agent_org,
+            audit_events::recorded_ms,
+        ))
+        .load(conn)
+}
+
+/// That an access was shown, or not, to one of the LAs it concerns.
+pub struct LaShowing<'a> {
+    pub audit_event_id: &'a str,
+    pub la_ods: &'a str,
+    pub shown: bool,
+}
+
+/// Rows per multi-row statement: well inside both engines' limits on bound values.
+const ROWS_PER_STATEMENT: usize = 256;
+
+/// Stores a batch of accesses, all recorded at `recorded_ms`, and the LAs each concerns,
+/// inside the caller's transaction (which holds `lock_and_stamp`'s lock): a few multi-row
+/// statements, not a few per access.
+pub fn insert_all(
+    conn: &mut DbConn,
+    accesses: &[&StoredAccess],
+    las: &[LaShowing<'_>],
+    recorded_ms: i64,
 ) -> QueryResult<()> {
-    let row = StoredAccess {
-        shown: shown_in_history,
-        ..access.row.clone()
-    };
-    diesel::insert_into(audit_events::table)
-        .values(&row)
-        .execute(conn)?;
-    for la in &access.la_ods {
-        // Keyed by the new row's `seq`, found by its id (no RETURNING through MultiConnection).
+    for chunk in accesses.chunks(ROWS_PER_STATEMENT) {
         let mut statement = RawStatement::default();
-        statement
-            .sql("INSERT INTO audit_las (la_ods, recorded_ms, event_seq, shown) SELECT ")
-            .text(la)
-            .sql(", ")
-            .big_int(row.recorded_ms)
-            .sql(if shown_to.contains(la) {
-                ", seq, TRUE FROM audit_events WHERE id = "
-            } else {
-                ", seq, FALSE FROM audit_events WHERE id = "
-            })
-            .text(&row.id);
+        statement.sql(
+            "INSERT INTO audit_events (id, recorded_ms, nhs_number, agent_sub, agent_org, \
+             care_setting, accessor_role, interaction, agent_name, org_name, job_role, \
+             job_role_code, observer, entities, attendances, attendance_settings, \
+             attendance_window_days, attendance_pattern, pattern_reached, shown, content) VALUES ",
+        );
+        for (i, a) in chunk.iter().enumerate() {
+            let count = |n: Option<i32>| n.map(i64::from);
+            statement
+                .sql(if i == 0 { "(" } else { ", (" })
+                .text(&a.id)
+                .sql(", ")
+                .big_int(a.recorded_ms)
+                .sql(", ")
+                .text(&a.nhs_number)
+                .sql(", ")
+                .text(&a.agent_sub)
+                .sql(", ")
+                .text(&a.agent_org)
+                .sql(", ")
+                .text(&a.care_setting)
+                .sql(", ")
+                .text(&a.accessor_role)
+                .sql(", ")
+                .text(&a.interaction)
+                .sql(", ")
+                .opt_text(a.agent_name.as_deref())
+                .sql(", ")
+                .opt_text(a.org_name.as_deref())
+                .sql(", ")
+                .opt_text(a.job_role.as_deref())
+                .sql(", ")
+                .opt_text(a.job_role_code.as_deref())
+                .sql(", ")
+                .text(&a.observer)
+                .sql(", ")
+                .text(&a.entities)
+                .sql(", ")
+                .opt_big_int(count(a.attendances))
+                .sql(", ")
+                .opt_big_int(count(a.attendance_settings))
+                .sql(", ")
+                .opt_big_int(count(a.attendance_window_days))
+                .sql(", ")
+                .opt_boolean(a.attendance_pattern)
+                .sql(", ")
+                .boolean(a.pattern_reached)
+                .sql(", ")
+                .boolean(a.shown)
+                .sql(", ")
+                .text(&a.content)
+                .sql(")");
+        }
+        statement.execute(conn)?;
+    }
+    for chunk in las.chunks(ROWS_PER_STATEMENT) {
+        // Keyed by each new row's `seq`, found by its id (no RETURNING through MultiConnection).
+        let mut statement = RawStatement::default();
+        statement.sql(
+            "INSERT INTO audit_las (la_ods, recorded_ms, event_seq, shown) \
+             SELECT v.column1, v.column2, e.seq, v.column4 = 1 FROM (VALUES ",
+        );
+        for (i, row) in chunk.iter().enumerate() {
+            statement
+                .sql(if i == 0 { "(" } else { ", (" })
+                .text(row.la_ods)
+                .sql(", ")
+                .big_int(recorded_ms)
+                .sql(", ")
+                .text(row.audit_event_id)
+                .sql(", ")
+                .big_int(i64::from(row.shown))
+                .sql(")");
+        }
+        statement.sql(") AS v JOIN audit_events e ON e.id = v.column3");
         statement.execute(conn)?;
     }
     Ok(())
 }
 
-/// An LA's Subscriptions: (id, status).
-pub fn subscriptions_of(conn: &mut DbConn, la: &str) -> QueryResult<Vec<(String, String)>> {
+/// The Subscriptions of these LAs: (LA, id, status).
+pub fn subscriptions_of(
+    conn: &mut DbConn,
+    las: &[&str],
+) -> QueryResult<Vec<(String, String, String)>> {
+    if las.is_empty() {
+        return Ok(Vec::new());
+    }
     subscriptions::table
-        .filter(subscriptions::la_ods.eq(la))
-        .select((subscriptions::id, subscriptions::status))
+        .filter(subscriptions::la_ods.eq_any(las))
+        .select((
+            subscriptions::la_ods,
+            subscriptions::id,
+            subscriptions::status,
+        ))
         .load(conn)
 }
 
-/// Queues the notification of an access to one Subscription, due at once.
-pub fn queue_notification(
+/// Queues notifications, due at once: (access id, Subscription id) each.
+pub fn queue_notifications(
     conn: &mut DbConn,
-    audit_event_id: &str,
-    subscription_id: &str,
+    notifications: &[(&str, &str)],
     at_ms: i64,
 ) -> QueryResult<()> {
-    diesel::insert_into(notification_outbox::table)
-        .values(OutboxRow {
-            id: &uuid::Uuid::now_v7().to_string(),
+    let ids: Vec<String> = notifications
+        .iter()
+        .map(|_| uuid::Uuid::now_v7().to_string())
+        .collect();
+    let rows: Vec<OutboxRow<'_>> = notifications
+        .iter()
+        .zip(&ids)
+        .map(|((audit_event_id, subscription_id), id)| OutboxRow {
+            id,
             audit_event_id,
             subscription_id,
             created_ms: at_ms,
             next_attempt_ms: at_ms,
         })
-        .execute(conn)
-        .map(|_| ())
+        .collect();
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let mut statement = RawStatement::default();
+        statement.sql(
+            "INSERT INTO notification_outbox (id, audit_event_id, subscription_id, created_ms, \
+             next_attempt_ms) VALUES ",
+        );
+        for (i, row) in chunk.iter().enumerate() {
+            statement
+                .sql(if i == 0 { "(" } else { ", (" })
+                .text(row.id)
+                .sql(", ")
+                .text(row.audit_event_id)
+                .sql(", ")
+                .text(row.subscription_id)
+                .sql(", ")
+                .big_int(row.created_ms)
+                .sql(", ")
+                .big_int(row.next_attempt_ms)
+                .sql(")");
+        }
+        statement.execute(conn)?;
+    }
+    Ok(())
 }
 
 /// Which accesses a history search returns.

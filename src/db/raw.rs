@@ -6,7 +6,7 @@
 use diesel::backend::Backend;
 use diesel::query_builder::{AstPass, QueryFragment, QueryId};
 use diesel::serialize::ToSql;
-use diesel::sql_types::{BigInt, HasSqlType, Text};
+use diesel::sql_types::{BigInt, Bool, HasSqlType, Nullable, Text};
 use diesel::QueryResult;
 
 #[derive(Debug, Clone)]
@@ -14,6 +14,10 @@ enum Part {
     Sql(&'static str),
     Text(String),
     BigInt(i64),
+    Bool(bool),
+    OptText(Option<String>),
+    OptBigInt(Option<i64>),
+    OptBool(Option<bool>),
 }
 
 #[derive(Debug, Clone, Default)]
@@ -34,6 +38,22 @@ impl RawStatement {
         self.parts.push(Part::BigInt(v));
         self
     }
+    pub fn boolean(&mut self, v: bool) -> &mut Self {
+        self.parts.push(Part::Bool(v));
+        self
+    }
+    pub fn opt_text(&mut self, v: Option<&str>) -> &mut Self {
+        self.parts.push(Part::OptText(v.map(str::to_string)));
+        self
+    }
+    pub fn opt_big_int(&mut self, v: Option<i64>) -> &mut Self {
+        self.parts.push(Part::OptBigInt(v));
+        self
+    }
+    pub fn opt_boolean(&mut self, v: Option<bool>) -> &mut Self {
+        self.parts.push(Part::OptBool(v));
+        self
+    }
 }
 
 impl QueryId for RawStatement {
@@ -43,9 +63,13 @@ impl QueryId for RawStatement {
 
 impl<DB> QueryFragment<DB> for RawStatement
 where
-    DB: Backend + HasSqlType<Text> + HasSqlType<BigInt>,
+    DB: Backend + HasSqlType<Text> + HasSqlType<BigInt> + HasSqlType<Bool>,
     String: ToSql<Text, DB>,
     i64: ToSql<BigInt, DB>,
+    bool: ToSql<Bool, DB>,
+    Option<String>: ToSql<Nullable<Text>, DB>,
+    Option<i64>: ToSql<Nullable<BigInt>, DB>,
+    Option<bool>: ToSql<Nullable<Bool>, DB>,
 {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
         for part in &self.parts {
@@ -53,6 +77,10 @@ where
                 Part::Sql(s) => out.push_sql(s),
                 Part::Text(t) => out.push_bind_param::<Text, String>(t)?,
                 Part::BigInt(i) => out.push_bind_param::<BigInt, i64>(i)?,
+                Part::Bool(b) => out.push_bind_param::<Bool, bool>(b)?,
+                Part::OptText(t) => out.push_bind_param::<Nullable<Text>, Option<String>>(t)?,
+                Part::OptBigInt(i) => out.push_bind_param::<Nullable<BigInt>, Option<i64>>(i)?,
+                Part::OptBool(b) => out.push_bind_param::<Nullable<Bool>, Option<bool>>(b)?,
             }
         }
         Ok(())

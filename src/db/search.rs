@@ -11,8 +11,7 @@ use diesel::expression::{
 };
 use diesel::prelude::*;
 use diesel::query_builder::{AstPass, QueryFragment, QueryId};
-use diesel::serialize::ToSql;
-use diesel::sql_types::{BigInt, Bool, HasSqlType, SqlType, Text};
+use diesel::sql_types::{BigInt, Bool, SqlType};
 use std::marker::PhantomData;
 
 use crate::clock::uk_date;
@@ -424,9 +423,8 @@ impl<ST> QueryId for SqlExpression<ST> {
 
 impl<ST, DB> QueryFragment<DB> for SqlExpression<ST>
 where
-    DB: Backend + HasSqlType<Text> + HasSqlType<BigInt>,
-    String: ToSql<Text, DB>,
-    i64: ToSql<BigInt, DB>,
+    DB: Backend,
+    RawStatement: QueryFragment<DB>,
 {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
         if !self.cached {

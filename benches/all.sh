@@ -11,7 +11,9 @@
 # PostgreSQL: PG_URL names a server's maintenance database (e.g.
 # postgres://postgres:postgres@127.0.0.1:5432/postgres?sslmode=verify-full&sslrootcert=…);
 # databases cpis_bench_* are created there and dropped again. Without PG_URL the run fails,
-# unless SQLITE_ONLY=1. The table goes to stdout and to $WORK/table.md. Bounded; loopback only.
+# unless SQLITE_ONLY=1. The uploads on PostgreSQL go through its Unix socket (PG_SOCKET, peer
+# authentication, the server run as the OS user `postgres`) for both builds alike: the baseline
+# build has no TLS. The table goes to stdout and to $WORK/table.md. Bounded; loopback only.
 #
 #   PG_URL=postgres://… bash benches/all.sh
 #   SQLITE_ONLY=1 SKIP_BASELINE=1 bash benches/all.sh      # the quick part
@@ -23,6 +25,7 @@ mkdir -p "$WORK"
 BASELINE=${BASELINE:-cb45214}
 BASELINE_DIR=${BASELINE_DIR:-target/baseline-src}
 BASELINE_BIN=target/baseline/release/cpis
+PG_SOCKET=${PG_SOCKET:-/var/run/postgresql}
 ENGINES="sqlite postgres"
 if [ -n "${SQLITE_ONLY:-}" ]; then
     ENGINES=sqlite
@@ -35,8 +38,8 @@ command -v psql >/dev/null || [ -n "${SQLITE_ONLY:-}" ] || { echo "psql is neede
 cargo build --release --bin cpis
 if [ -z "${SKIP_BASELINE:-}" ]; then
     [ -d "$BASELINE_DIR" ] || git worktree add --detach "$BASELINE_DIR" "$BASELINE"
-    (cd "$BASELINE_DIR" && git checkout -q --detach "$BASELINE" &&
-        CARGO_TARGET_DIR="$PWD/../baseline" cargo build --release --bin cpis)
+    (target="$PWD/target/baseline" && cd "$BASELINE_DIR" && git checkout -q --detach "$BASELINE" &&
+        CARGO_TARGET_DIR="$target" cargo build --release --bin cpis)
 fi
 
 # A fresh database of this engine named $1: its URL.
@@ -63,9 +66,11 @@ for ENGINE in $ENGINES; do
         bin=target/release/cpis; [ "$build" = current ] || bin=$BASELINE_BIN
         echo "=== $ENGINE: upload, $build build"
         DB=$(fresh_db cpis_bench_upload)
+        serve_as=
+        if [ "$ENGINE" = postgres ]; then DB="postgres:///cpis_bench_upload?host=$PG_SOCKET"; serve_as=postgres; fi
         mkdir -p "$WORK/$ENGINE-upload-$build"
         cp "$WORK/plans.csv" "$WORK/$ENGINE-upload-$build/" 2>/dev/null || true
-        WORK="$WORK/$ENGINE-upload-$build" DB="$DB" BIN="$bin" SKIP_BUILD=1 SKIP_DIRECT=1 bash benches/upload.sh
+        WORK="$WORK/$ENGINE-upload-$build" DB="$DB" BIN="$bin" SERVE_AS="$serve_as" SKIP_BUILD=1 SKIP_DIRECT=1 bash benches/upload.sh
         [ -s "$WORK/plans.csv" ] || cp "$WORK/$ENGINE-upload-$build/plans.csv" "$WORK/"
         drop_db cpis_bench_upload
     done

@@ -24,8 +24,13 @@ PY
 # A process's peak resident set (VmHWM), KiB.
 peak_rss_kib() { awk '/VmHWM/ {print $2}' "/proc/$1/status"; }
 
-# Waits until the server on $1 answers /_health (10 s at most).
+# Waits until the server on $1 answers /_health (10 s at most); with $2, only while that
+# process (the server started) is alive: another server on the port must not be measured.
 await_health() {
-    for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$1/_health" >/dev/null && return; sleep 0.1; done
+    for _ in $(seq 1 100); do
+        [ -z "${2:-}" ] || kill -0 "$2" 2>/dev/null || { echo "the server (pid $2) exited" >&2; return 1; }
+        curl -sf "http://127.0.0.1:$1/_health" >/dev/null && return
+        sleep 0.1
+    done
     echo "server on port $1 did not start" >&2; return 1
 }

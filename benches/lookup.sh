@@ -40,7 +40,7 @@ export CPIS_BIND="127.0.0.1:$PORT" RUST_LOG=warn CPIS_MAX_BODY_BYTES=$((64 * 102
 SERVER=
 start_server() {
     "$BIN" serve & SERVER=$!
-    await_health "$PORT"
+    await_health "$PORT" "$SERVER"
 }
 stop_server() { kill "$SERVER" 2>/dev/null || true; wait "$SERVER" 2>/dev/null || true; }
 trap stop_server EXIT

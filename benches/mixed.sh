@@ -33,7 +33,7 @@ BASE="http://127.0.0.1:$PORT/FHIR/R4"
 "$BIN" serve & SERVER=$!
 WRK=
 trap 'kill $SERVER $WRK 2>/dev/null || true' EXIT
-await_health "$PORT"
+await_health "$PORT" "$SERVER"
 [ -s "$WORK/nhs.txt" ] || python3 benches/seed_api.py "$BASE" "$SEED_PLANS" "$LAS" "$WORK/nhs.txt" "$BIN"
 # Plans the seeded ones do not share a number with (the seed starts at 500,000,000).
 [ -s "$WORK/mixed-plans.csv" ] || python3 benches/plans_csv.py "$PLANS" 300000000 > "$WORK/mixed-plans.csv"

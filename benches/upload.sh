@@ -35,8 +35,11 @@ register_la() {
         -H 'Content-Type: application/fhir+json' \
         -d "{\"resourceType\":\"Organization\",\"identifier\":[{\"system\":\"https://fhir.nhs.uk/Id/ods-organization-code\",\"value\":\"$LA\"}],\"active\":true,\"name\":\"Bench LA\",\"telecom\":[{\"system\":\"phone\",\"value\":\"020 7000 0001\",\"use\":\"work\"},{\"system\":\"phone\",\"value\":\"020 7000 0999\",\"use\":\"mobile\"}]}" >/dev/null
 }
-"$BIN" serve & SERVER=$!
-await_health "$PORT"
+serve() { # exec'd as SERVE_AS (no process in between), so that $! is the server
+    if [ -n "${SERVE_AS:-}" ]; then exec setpriv --reuid="$SERVE_AS" --regid="$SERVE_AS" --clear-groups "$BIN" serve; else exec "$BIN" serve; fi
+}
+serve & SERVER=$!
+await_health "$PORT" "$SERVER"
 register_la
 TOKEN=$("$BIN" token --role social-care --org $LA --ttl 3600)
 
@@ -58,8 +61,8 @@ echo "peak RSS of the server: $((PEAK_RSS_KIB / 1024)) MiB"
 kill $SERVER; wait $SERVER 2>/dev/null || true; SERVER=
 if [ -z "${SKIP_DIRECT:-}" ]; then
     CPIS_DATABASE_URL="$DIRECT_DB" "$BIN" migrate
-    CPIS_DATABASE_URL="$DIRECT_DB" "$BIN" serve & SERVER=$!
-    await_health "$PORT"
+    CPIS_DATABASE_URL="$DIRECT_DB" serve & SERVER=$!
+    await_health "$PORT" "$SERVER"
     register_la
     kill $SERVER; wait $SERVER 2>/dev/null || true; SERVER=
     CPIS_DATABASE_URL="$DIRECT_DB" timed direct "CSV import straight into the database" "$BIN" import --file "$WORK/plans.csv" --org $LA --chunk "$CHUNK"

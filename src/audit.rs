@@ -142,7 +142,7 @@ fn write_loop(
 ) {
     // One connection kept for the writer's life: as the only writer, its page cache stays
     // valid between batches (a connection that sees another's commit must drop its cache).
-    let mut held = None;
+    let mut held: Option<(DbConn, std::time::Instant)> = None;
     while let Ok(first) = jobs.recv() {
         let mut batch = vec![first];
         let mut size = batch.iter().map(|(a, _)| a.len()).sum::<usize>();
@@ -159,15 +159,17 @@ fn write_loop(
             .audit_queue_depth
             .sub(i64::try_from(batch.len()).unwrap_or(i64::MAX));
         let started = std::time::Instant::now();
-        let outcome = match held
-            .take()
-            .map_or_else(|| fresh_connection(database_url), Ok)
-        {
+        // A connection the database dropped while the writer was idle (a restart, a network
+        // timeout) is replaced before a batch meets it.
+        let kept = held.take().and_then(|(mut conn, last)| {
+            crate::db::still_usable(&mut conn, last.elapsed()).then_some(conn)
+        });
+        let outcome = match kept.map_or_else(|| fresh_connection(database_url), Ok) {
             Err(e) => Err(e),
             Ok(mut conn) => {
                 let written = write_batch(&mut conn, &batch, attendance);
                 if written.is_ok() {
-                    held = Some(conn);
+                    held = Some((conn, std::time::Instant::now()));
                 }
                 written
             }

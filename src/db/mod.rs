@@ -113,26 +113,69 @@ fn configure_sqlite(conn: &mut SqliteConnection) -> QueryResult<()> {
     Ok(())
 }
 
-/// r2d2 manager that establishes by URL scheme and pings on checkout.
+/// r2d2 manager that establishes by URL scheme and, on PostgreSQL, pings a connection that
+/// has sat idle before handing it out.
 pub struct ConnectionManager {
     backend: Backend,
 }
 
+/// A pooled connection, with when it was last handed back.
+pub struct PooledDb {
+    conn: DbConn,
+    returned: std::time::Instant,
+}
+
+impl std::ops::Deref for PooledDb {
+    type Target = DbConn;
+    fn deref(&self) -> &DbConn {
+        &self.conn
+    }
+}
+
+impl std::ops::DerefMut for PooledDb {
+    fn deref_mut(&mut self) -> &mut DbConn {
+        &mut self.conn
+    }
+}
+
+/// A PostgreSQL connection handed back longer ago than this is pinged before it is handed out
+/// again (a server restart or a dropped TCP session is found before a request meets it). One in
+/// steady use is not: the ping was a round trip on every request (a sixth of a lookup's).
+const IDLE_BEFORE_PING: Duration = Duration::from_secs(1);
+
+/// Whether a connection idle for `idle` may be used without opening a new one: on PostgreSQL,
+/// one idle longer than `IDLE_BEFORE_PING` must answer a ping. (SQLite's are files.)
+pub fn still_usable(conn: &mut DbConn, idle: Duration) -> bool {
+    matches!(conn, DbConn::Sqlite(_))
+        || idle < IDLE_BEFORE_PING
+        || diesel::r2d2::R2D2Connection::ping(conn).is_ok()
+}
+
 impl r2d2::ManageConnection for ConnectionManager {
-    type Connection = DbConn;
+    type Connection = PooledDb;
     type Error = ConnectionError;
 
-    fn connect(&self) -> Result<DbConn, ConnectionError> {
-        self.backend.establish()
+    fn connect(&self) -> Result<PooledDb, ConnectionError> {
+        Ok(PooledDb {
+            conn: self.backend.establish()?,
+            returned: std::time::Instant::now(),
+        })
     }
 
-    fn is_valid(&self, conn: &mut DbConn) -> Result<(), ConnectionError> {
-        diesel::r2d2::R2D2Connection::ping(conn)
-            .map_err(|e| ConnectionError::BadConnection(e.to_string()))
+    fn is_valid(&self, pooled: &mut PooledDb) -> Result<(), ConnectionError> {
+        if still_usable(&mut pooled.conn, pooled.returned.elapsed()) {
+            Ok(())
+        } else {
+            Err(ConnectionError::BadConnection(
+                "the database no longer answers this connection".into(),
+            ))
+        }
     }
 
-    fn has_broken(&self, conn: &mut DbConn) -> bool {
-        diesel::r2d2::R2D2Connection::is_broken(conn)
+    fn has_broken(&self, pooled: &mut PooledDb) -> bool {
+        // Called as the connection is handed back.
+        pooled.returned = std::time::Instant::now();
+        diesel::r2d2::R2D2Connection::is_broken(&mut pooled.conn)
     }
 }
 
@@ -179,7 +222,7 @@ pub fn pool_for(url: &str, size: u32, timeout: Duration, usage: PoolUse) -> Resu
         .max_size(size.max(1))
         .min_idle(Some(min_idle))
         .connection_timeout(timeout)
-        .test_on_check_out(matches!(backend, Backend::Postgres(_)));
+        .test_on_check_out(true);
     if let Some(events) = events {
         builder = builder.event_handler(events);
     }
@@ -475,7 +518,7 @@ fn maintenance_write(
 /// At a graceful stop: everything into the database file, and the WAL emptied.
 pub fn checkpoint_at_stop(pool: &DbPool) {
     if let Ok(mut conn) = pool.get() {
-        if let DbConn::Sqlite(c) = &mut *conn {
+        if let DbConn::Sqlite(c) = &mut **conn {
             if let Err(e) = diesel::sql_query("PRAGMA wal_checkpoint(TRUNCATE)").execute(c) {
                 tracing::warn!(error = %e, "final WAL checkpoint failed");
             }
@@ -500,7 +543,7 @@ pub fn start_checkpointer(
                 let Some(mut conn) = pool.try_get() else {
                     continue;
                 };
-                let done = match &mut *conn {
+                let done = match &mut **conn {
                     DbConn::Sqlite(c) => checkpoint(c),
                     DbConn::Postgres(_) => return,
                 };

@@ -310,7 +310,7 @@ impl TestApp {
         diesel::sql_query(format!(
             "SELECT COUNT(*) AS n FROM {table} WHERE {condition}"
         ))
-        .get_result::<Count>(&mut *conn)
+        .get_result::<Count>(&mut **conn)
         .unwrap()
         .n
     }
@@ -346,7 +346,7 @@ impl TestApp {
         diesel::sql_query(
             "SELECT resource_type, id, version_id, deleted FROM resources ORDER BY resource_type, id",
         )
-        .load::<Version>(&mut *conn)
+        .load::<Version>(&mut **conn)
         .unwrap()
         .into_iter()
         .map(|v| (v.resource_type, v.id, v.version_id, v.deleted))

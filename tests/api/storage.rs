@@ -2,6 +2,7 @@
 
 use cpis::db::{self, models::ResourceRow, store};
 use cpis::fhir::types::ODS_SYSTEM;
+use diesel::RunQueryDsl;
 
 use crate::helpers::*;
 
@@ -31,7 +32,7 @@ async fn accesses_recorded_before_compact_storage_survive_its_migration() {
          INSERT INTO audit_event_las (la_ods, recorded_ms, audit_event_id, shown) \
          VALUES ('E09000030', 1796032800000, 'legacy-1', TRUE), ('E08000025', 1796032800000, 'legacy-1', FALSE);"
     );
-    match &mut *conn {
+    match &mut **conn {
         db::DbConn::Sqlite(c) => c.batch_execute(&legacy),
         db::DbConn::Postgres(c) => c.batch_execute(&legacy),
     }
@@ -48,6 +49,53 @@ async fn accesses_recorded_before_compact_storage_survive_its_migration() {
             ("E09000030".to_string(), true)
         ]
     );
+}
+
+/// PostgreSQL connections the server dropped while idle (a restart, a firewall's timeout) are
+/// replaced before a request meets them: the pool's and the audit writer's alike. One in
+/// steady use is not pinged first (that was a round trip per request).
+#[tokio::test]
+async fn connections_the_database_dropped_while_idle_are_replaced_before_use() {
+    let app = TestApp::spawn().await;
+    if !matches!(&mut **app.pool.get().unwrap(), db::DbConn::Postgres(_)) {
+        return; // SQLite's connections are files
+    }
+    let nhs = "9449306753";
+    app.create_la("E09000030").await;
+    app.create_plan(&plan_json(nhs, "E09000030", "P-1")).await;
+    let health = clinician(&app, 1);
+    let path = format!("/Flag?patient:identifier=https://fhir.nhs.uk/Id/nhs-number|{nhs}");
+    let lookup = || app.get(&path, &health);
+    assert_eq!(lookup().await.status(), 200);
+    {
+        let mut admin = app.pool.get().unwrap();
+        let db::DbConn::Postgres(pg) = &mut **admin else {
+            unreachable!()
+        };
+        #[derive(diesel::QueryableByName)]
+        struct Terminated {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let terminated: Terminated = diesel::sql_query(
+            "SELECT COUNT(pg_terminate_backend(pid)) AS n FROM pg_stat_activity \
+             WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        )
+        .get_result(pg)
+        .unwrap();
+        assert!(
+            terminated.n >= 2,
+            "the pool's others and the audit writer's"
+        );
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(1_200)).await;
+    for _ in 0..6 {
+        assert_eq!(
+            lookup().await.status(),
+            200,
+            "an audited lookup after the drop"
+        );
+    }
 }
 
 #[tokio::test]
@@ -91,7 +139,7 @@ async fn postgresql_connections_use_tls_when_the_url_asks_for_it() {
     let required = std::env::var("CPIS_TEST_POSTGRES_TLS").as_deref() == Ok("1");
     let app = TestApp::spawn().await;
     let mut conn = app.pool.get().unwrap();
-    let db::DbConn::Postgres(pg) = &mut *conn else {
+    let db::DbConn::Postgres(pg) = &mut **conn else {
         assert!(
             !required,
             "CPIS_TEST_POSTGRES_TLS=1 needs the PostgreSQL suite"

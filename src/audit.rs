@@ -191,7 +191,7 @@ fn write_loop(
 
 fn fresh_connection(database_url: &str) -> Result<DbConn, String> {
     let mut conn = crate::db::connect(database_url)?;
-    crate::db::defer_checkpoints(&mut conn).map_err(|e| e.to_string())?;
+    crate::db::configure_audit_writer(&mut conn).map_err(|e| e.to_string())?;
     Ok(conn)
 }
 

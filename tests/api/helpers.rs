@@ -73,7 +73,10 @@ fn fresh_database(engine: Engine) -> (String, TestDb) {
                 .execute(&mut conn)
                 .expect("create test schema");
             let sep = if admin_url.contains('?') { '&' } else { '?' };
-            let url = format!("{admin_url}{sep}options=-csearch_path%3D{schema}");
+            // Named after the schema, so that a test can tell its own server's sessions.
+            let url = format!(
+                "{admin_url}{sep}options=-csearch_path%3D{schema}&application_name={schema}"
+            );
             (url, TestDb::Postgres { admin_url, schema })
         }
         None => {

@@ -79,7 +79,8 @@ async fn connections_the_database_dropped_while_idle_are_replaced_before_use() {
         }
         let terminated: Terminated = diesel::sql_query(
             "SELECT COUNT(pg_terminate_backend(pid)) AS n FROM pg_stat_activity \
-             WHERE datname = current_database() AND pid <> pg_backend_pid()",
+             WHERE application_name = current_setting('application_name') \
+             AND pid <> pg_backend_pid()",
         )
         .get_result(pg)
         .unwrap();

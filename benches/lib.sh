@@ -34,3 +34,14 @@ await_health() {
     done
     echo "server on port $1 did not start" >&2; return 1
 }
+
+# How many AuditEvents the server at base URL $1 holds (asked as operations, token $2).
+audit_total() {
+    curl -sf -H "Authorization: Bearer $2" "$1/AuditEvent?_count=0" | python3 -c 'import json,sys; print(json.load(sys.stdin)["total"])'
+}
+
+# Registers LA $3 (ODS code) at base URL $1 as operations (token $2); an LA already there is left.
+register_la() {
+    curl -s -o /dev/null -X POST "$1/Organization" -H "Authorization: Bearer $2" -H 'Content-Type: application/fhir+json' \
+        -d "{\"resourceType\":\"Organization\",\"identifier\":[{\"system\":\"https://fhir.nhs.uk/Id/ods-organization-code\",\"value\":\"$3\"}],\"active\":true,\"name\":\"Bench LA $3\",\"telecom\":[{\"system\":\"phone\",\"value\":\"020 7000 0001\",\"use\":\"work\"},{\"system\":\"phone\",\"value\":\"020 7000 0999\",\"use\":\"mobile\"}]}"
+}

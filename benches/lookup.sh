@@ -58,10 +58,7 @@ for i in $(seq 0 $((LAS - 1))); do token --role social-care --org "$(printf 'L%0
 ORG_ID=$(curl -sf -H "Authorization: Bearer $OPS" "http://127.0.0.1:$PORT/FHIR/R4/Organization?identifier=https://fhir.nhs.uk/Id/ods-organization-code|L00000" |
     python3 -c 'import json,sys; print(json.load(sys.stdin)["entry"][0]["resource"]["id"])')
 
-audit_count() {
-    curl -sf -H "Authorization: Bearer $OPS" "http://127.0.0.1:$PORT/FHIR/R4/AuditEvent?_count=0" |
-        python3 -c 'import json,sys; print(json.load(sys.stdin)["total"])'
-}
+audit_count() { audit_total "http://127.0.0.1:$PORT/FHIR/R4" "$OPS"; }
 
 script() { # $1 = mode, $2 = label
     cat <<LUA

@@ -42,9 +42,8 @@ token() { "$BIN" token --ttl 3600 "$@"; }
 HEALTH=$(token --role health-care --org RJ1 --name "Bench Clinician" --job-role "Staff Nurse")
 OPS=$(token --role operations --org X26)
 UPLOADER=$(token --role social-care --org $LA)
-curl -s -o /dev/null -X POST "$BASE/Organization" -H "Authorization: Bearer $OPS" -H 'Content-Type: application/fhir+json' \
-    -d "{\"resourceType\":\"Organization\",\"identifier\":[{\"system\":\"https://fhir.nhs.uk/Id/ods-organization-code\",\"value\":\"$LA\"}],\"active\":true,\"name\":\"Bench LA\",\"telecom\":[{\"system\":\"phone\",\"value\":\"020 7000 0001\",\"use\":\"work\"},{\"system\":\"phone\",\"value\":\"020 7000 0999\",\"use\":\"mobile\"}]}"
-audit_count() { curl -sf -H "Authorization: Bearer $OPS" "$BASE/AuditEvent?_count=0" | python3 -c 'import json,sys; print(json.load(sys.stdin)["total"])'; }
+register_la "$BASE" "$OPS" $LA
+audit_count() { audit_total "$BASE" "$OPS"; }
 
 cat > "$WORK/mixed.lua" <<LUA
 local numbers = {}

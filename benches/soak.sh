@@ -88,7 +88,7 @@ DELAY=$((12 * 1000 / (TARGET > 0 ? TARGET : 1) - 1))
 lookup_script "$DELAY" > "$WORK/soak.lua"
 echo "engine: ${DB%%:*}; capacity ${CAPACITY} audited lookups/s; soak target ~${TARGET}/s for ${DURATION} s"
 
-audit_count() { curl -sf -H "Authorization: Bearer $OPS" "$BASE/AuditEvent?_count=0" | python3 -c 'import json,sys; print(json.load(sys.stdin)["total"])'; }
+audit_count() { audit_total "$BASE" "$OPS"; }
 wal_bytes() { case "$DB" in sqlite://*) stat -c %s "${DB#sqlite://}-wal" 2>/dev/null || echo 0 ;; *) echo 0 ;; esac; }
 rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$SERVER/status"; }
 # What the RSS is made of, to tell a leak from warm-up: anonymous memory, the part of it in

@@ -30,17 +30,12 @@ export CPIS_MAX_BODY_BYTES=$((64 * 1024 * 1024))
 SERVER=
 trap '[ -z "$SERVER" ] || kill $SERVER 2>/dev/null || true' EXIT
 OPS=$("$BIN" token --role operations --org X26)
-register_la() {
-    curl -sf -X POST "http://127.0.0.1:$PORT/FHIR/R4/Organization" -H "Authorization: Bearer $OPS" \
-        -H 'Content-Type: application/fhir+json' \
-        -d "{\"resourceType\":\"Organization\",\"identifier\":[{\"system\":\"https://fhir.nhs.uk/Id/ods-organization-code\",\"value\":\"$LA\"}],\"active\":true,\"name\":\"Bench LA\",\"telecom\":[{\"system\":\"phone\",\"value\":\"020 7000 0001\",\"use\":\"work\"},{\"system\":\"phone\",\"value\":\"020 7000 0999\",\"use\":\"mobile\"}]}" >/dev/null
-}
 serve() { # exec'd as SERVE_AS (no process in between), so that $! is the server
     if [ -n "${SERVE_AS:-}" ]; then exec setpriv --reuid="$SERVE_AS" --regid="$SERVE_AS" --clear-groups "$BIN" serve; else exec "$BIN" serve; fi
 }
 serve & SERVER=$!
 await_health "$PORT" "$SERVER"
-register_la
+register_la "http://127.0.0.1:$PORT/FHIR/R4" "$OPS" $LA
 TOKEN=$("$BIN" token --role social-care --org $LA --ttl 3600)
 
 : > "$WORK/upload.txt"
@@ -63,7 +58,7 @@ if [ -z "${SKIP_DIRECT:-}" ]; then
     CPIS_DATABASE_URL="$DIRECT_DB" "$BIN" migrate
     CPIS_DATABASE_URL="$DIRECT_DB" serve & SERVER=$!
     await_health "$PORT" "$SERVER"
-    register_la
+    register_la "http://127.0.0.1:$PORT/FHIR/R4" "$OPS" $LA
     kill $SERVER; wait $SERVER 2>/dev/null || true; SERVER=
     CPIS_DATABASE_URL="$DIRECT_DB" timed direct "CSV import straight into the database" "$BIN" import --file "$WORK/plans.csv" --org $LA --chunk "$CHUNK"
 fi

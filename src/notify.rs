@@ -362,8 +362,11 @@ async fn post(
         tracing::error!(notification.id = %row.id, cause, "stored access cannot be rendered");
         DELIVERY_FAILED.to_string()
     })?;
+    // The column says it; an access kept as a document before the column existed, its JSON.
+    let legacy = !row.access.content.is_empty();
     if row.access.pattern_reached
-        || reaches_attendance_pattern(&serde_json::from_str(&payload).unwrap_or(Value::Null))
+        || (legacy
+            && reaches_attendance_pattern(&serde_json::from_str(&payload).unwrap_or(Value::Null)))
     {
         request = request.header(ATTENDANCE_PATTERN_HEADER, "true");
     }

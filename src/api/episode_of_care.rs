@@ -85,7 +85,7 @@ async fn conditional_update(w: Writing, body: FhirBody) -> FhirResult<FhirRespon
 /// `DELETE /EpisodeOfCare/{id}`: the plan and its Flag are gone (410) from then on.
 #[tracing::instrument(skip_all, fields(fhir.interaction = "delete", fhir.type = "EpisodeOfCare"))]
 async fn delete(w: Writing, id: web::Path<String>) -> FhirResult<FhirResponse> {
-    w.run(move |conn, caller, now| plan::delete(conn, &PlanWrites::alone(caller, now), &id))
+    w.run(move |conn, caller, now| plan::delete(conn, &mut PlanWrites::alone(caller, now), &id))
         .await?;
     Ok(FhirResponse::no_content())
 }
@@ -95,7 +95,7 @@ async fn delete(w: Writing, id: web::Path<String>) -> FhirResult<FhirResponse> {
 async fn conditional_delete(w: Writing) -> FhirResult<FhirResponse> {
     let identifier = conditional_identifier(TYPE, w.req().query_string())?;
     w.run(move |conn, caller, now| {
-        plan::delete_by_identifier(conn, &PlanWrites::alone(caller, now), &identifier)
+        plan::delete_by_identifier(conn, &mut PlanWrites::alone(caller, now), &identifier)
     })
     .await?;
     Ok(FhirResponse::no_content())

@@ -3,7 +3,7 @@
 
 use diesel::prelude::*;
 
-use super::raw::RawStatement;
+use super::raw::insert_rows;
 use super::schema::{audit_events, audit_las, subscriptions};
 use super::DbConn;
 
@@ -164,9 +164,6 @@ pub struct LaShowing<'a> {
     pub shown: bool,
 }
 
-/// Rows per multi-row statement: well inside both engines' limits on bound values.
-const ROWS_PER_STATEMENT: usize = 256;
-
 /// Stores a batch of accesses, all recorded at `recorded_ms`, and the LAs each concerns,
 /// inside the caller's transaction (which holds `lock_and_stamp`'s lock): a few multi-row
 /// statements, not a few per access.
@@ -176,86 +173,53 @@ pub fn insert_all(
     las: &[LaShowing<'_>],
     recorded_ms: i64,
 ) -> QueryResult<()> {
-    for chunk in accesses.chunks(ROWS_PER_STATEMENT) {
-        let mut statement = RawStatement::default();
-        statement.sql(
-            "INSERT INTO audit_events (id, recorded_ms, nhs_number, agent_sub, agent_org, \
-             care_setting, accessor_role, interaction, agent_name, org_name, job_role, \
-             job_role_code, observer, entities, attendances, attendance_settings, \
-             attendance_window_days, attendance_pattern, pattern_reached, shown, content) VALUES ",
-        );
-        for (i, a) in chunk.iter().enumerate() {
+    insert_rows(
+        conn,
+        "INSERT INTO audit_events (id, recorded_ms, nhs_number, agent_sub, agent_org, \
+         care_setting, accessor_role, interaction, agent_name, org_name, job_role, \
+         job_role_code, observer, entities, attendances, attendance_settings, \
+         attendance_window_days, attendance_pattern, pattern_reached, shown, content) VALUES ",
+        "",
+        accesses,
+        |row, a| {
             let count = |n: Option<i32>| n.map(i64::from);
-            statement
-                .sql(if i == 0 { "(" } else { ", (" })
-                .text(&a.id)
-                .sql(", ")
+            row.text(&a.id)
                 .big_int(a.recorded_ms)
-                .sql(", ")
                 .text(&a.nhs_number)
-                .sql(", ")
                 .text(&a.agent_sub)
-                .sql(", ")
                 .text(&a.agent_org)
-                .sql(", ")
                 .text(&a.care_setting)
-                .sql(", ")
                 .text(&a.accessor_role)
-                .sql(", ")
                 .text(&a.interaction)
-                .sql(", ")
                 .opt_text(a.agent_name.as_deref())
-                .sql(", ")
                 .opt_text(a.org_name.as_deref())
-                .sql(", ")
                 .opt_text(a.job_role.as_deref())
-                .sql(", ")
                 .opt_text(a.job_role_code.as_deref())
-                .sql(", ")
                 .text(&a.observer)
-                .sql(", ")
                 .text(&a.entities)
-                .sql(", ")
                 .opt_big_int(count(a.attendances))
-                .sql(", ")
                 .opt_big_int(count(a.attendance_settings))
-                .sql(", ")
                 .opt_big_int(count(a.attendance_window_days))
-                .sql(", ")
                 .opt_boolean(a.attendance_pattern)
-                .sql(", ")
                 .boolean(a.pattern_reached)
-                .sql(", ")
                 .boolean(a.shown)
-                .sql(", ")
-                .text(&a.content)
-                .sql(")");
-        }
-        statement.execute(conn)?;
-    }
-    for chunk in las.chunks(ROWS_PER_STATEMENT) {
-        // Keyed by each new row's `seq`, found by its id (no RETURNING through MultiConnection).
-        let mut statement = RawStatement::default();
-        statement.sql(
-            "INSERT INTO audit_las (la_ods, recorded_ms, event_seq, shown) \
-             SELECT v.column1, v.column2, e.seq, v.column4 = 1 FROM (VALUES ",
-        );
-        for (i, row) in chunk.iter().enumerate() {
-            statement
-                .sql(if i == 0 { "(" } else { ", (" })
-                .text(row.la_ods)
-                .sql(", ")
+                .text(&a.content);
+        },
+    )?;
+    // Keyed by each new row's `seq`, found by its id (no RETURNING through MultiConnection).
+    insert_rows(
+        conn,
+        "INSERT INTO audit_las (la_ods, recorded_ms, event_seq, shown) \
+         SELECT v.column1, v.column2, e.seq, v.column4 = 1 FROM (VALUES ",
+        ") AS v JOIN audit_events e ON e.id = v.column3",
+        las,
+        |row, la| {
+            row.text(la.la_ods)
                 .big_int(recorded_ms)
-                .sql(", ")
-                .text(row.audit_event_id)
-                .sql(", ")
-                .big_int(i64::from(row.shown))
-                .sql(")");
-        }
-        statement.sql(") AS v JOIN audit_events e ON e.id = v.column3");
-        statement.execute(conn)?;
-    }
-    Ok(())
+                .text(la.audit_event_id)
+                .big_int(i64::from(la.shown));
+        },
+    )
 }
 
 /// The Subscriptions of these LAs: (LA, id, status).
@@ -297,29 +261,21 @@ pub fn queue_notifications(
             next_attempt_ms: at_ms,
         })
         .collect();
-    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-        let mut statement = RawStatement::default();
-        statement.sql(
-            "INSERT INTO notification_outbox (id, audit_event_id, subscription_id, created_ms, \
-             next_attempt_ms) VALUES ",
-        );
-        for (i, row) in chunk.iter().enumerate() {
-            statement
-                .sql(if i == 0 { "(" } else { ", (" })
+    insert_rows(
+        conn,
+        "INSERT INTO notification_outbox (id, audit_event_id, subscription_id, created_ms, \
+         next_attempt_ms) VALUES ",
+        "",
+        &rows,
+        |values, row| {
+            values
                 .text(row.id)
-                .sql(", ")
                 .text(row.audit_event_id)
-                .sql(", ")
                 .text(row.subscription_id)
-                .sql(", ")
                 .big_int(row.created_ms)
-                .sql(", ")
-                .big_int(row.next_attempt_ms)
-                .sql(")");
-        }
-        statement.execute(conn)?;
-    }
-    Ok(())
+                .big_int(row.next_attempt_ms);
+        },
+    )
 }
 
 /// Which accesses a history search returns.

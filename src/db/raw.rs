@@ -88,3 +88,76 @@ where
 }
 
 impl<Conn> diesel::RunQueryDsl<Conn> for RawStatement {}
+
+/// The most rows one multi-row statement carries: well inside both engines' limits on bind
+/// parameters (SQLite 32,766, PostgreSQL 65,535) for the widest row written this way.
+pub const ROWS_PER_STATEMENT: usize = 256;
+
+/// The values of one row of a multi-row statement, comma-separated as they are added.
+pub struct RowValues<'s> {
+    statement: &'s mut RawStatement,
+    first: bool,
+}
+
+impl RowValues<'_> {
+    fn next(&mut self) -> &mut RawStatement {
+        if !std::mem::take(&mut self.first) {
+            self.statement.sql(", ");
+        }
+        self.statement
+    }
+    pub fn text(&mut self, v: &str) -> &mut Self {
+        self.next().text(v);
+        self
+    }
+    pub fn big_int(&mut self, v: i64) -> &mut Self {
+        self.next().big_int(v);
+        self
+    }
+    pub fn boolean(&mut self, v: bool) -> &mut Self {
+        self.next().boolean(v);
+        self
+    }
+    pub fn opt_text(&mut self, v: Option<&str>) -> &mut Self {
+        self.next().opt_text(v);
+        self
+    }
+    pub fn opt_big_int(&mut self, v: Option<i64>) -> &mut Self {
+        self.next().opt_big_int(v);
+        self
+    }
+    pub fn opt_boolean(&mut self, v: Option<bool>) -> &mut Self {
+        self.next().opt_boolean(v);
+        self
+    }
+}
+
+/// Runs `head (…), (…) tail` for `items`, `ROWS_PER_STATEMENT` rows a statement: `head` ends
+/// where the rows begin (`INSERT INTO t (a, b) VALUES `), `row` adds one item's values.
+pub fn insert_rows<T>(
+    conn: &mut super::DbConn,
+    head: &'static str,
+    tail: &'static str,
+    items: &[T],
+    row: impl Fn(&mut RowValues<'_>, &T),
+) -> QueryResult<()> {
+    use diesel::RunQueryDsl;
+    for chunk in items.chunks(ROWS_PER_STATEMENT) {
+        let mut statement = RawStatement::default();
+        statement.sql(head);
+        for (i, item) in chunk.iter().enumerate() {
+            statement.sql(if i == 0 { "(" } else { ", (" });
+            row(
+                &mut RowValues {
+                    statement: &mut statement,
+                    first: true,
+                },
+                item,
+            );
+            statement.sql(")");
+        }
+        statement.sql(tail);
+        statement.execute(conn)?;
+    }
+    Ok(())
+}

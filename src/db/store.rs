@@ -4,8 +4,8 @@
 
 use diesel::prelude::*;
 
-use super::models::{DateRow, IdentifierRow, ResourceRow, StoredVersion, VersionRow};
-use super::raw::RawStatement;
+use super::models::{IdentifierRow, ResourceRow, StoredVersion, VersionRow};
+use super::raw::{insert_rows, ROWS_PER_STATEMENT};
 use super::schema::{
     resource_versions, resources, search_dates, search_tokens, unique_identifiers,
 };
@@ -171,45 +171,144 @@ fn remove_index(conn: &mut DbConn, ty: &str, id: &str) -> QueryResult<()> {
 }
 
 fn insert_index(conn: &mut DbConn, ty: &str, id: &str, entries: &IndexEntries) -> QueryResult<()> {
-    // One multi-row INSERT for the tokens.
-    if !entries.tokens.is_empty() {
-        let mut insert = RawStatement::default();
-        insert.sql(
-            "INSERT INTO search_tokens (resource_type, resource_id, param, system, value) VALUES ",
-        );
-        for (i, t) in entries.tokens.iter().enumerate() {
-            insert
-                .sql(if i == 0 { "(" } else { ", (" })
-                .text(ty)
-                .sql(", ")
+    let tokens: Vec<(&str, &TokenEntry)> = entries.tokens.iter().map(|t| (id, t)).collect();
+    let dates: Vec<(&str, &DateEntry)> = entries.dates.iter().map(|d| (id, d)).collect();
+    insert_index_rows(conn, ty, &tokens, &dates)
+}
+
+/// The index rows of several resources of one type, a multi-row statement per table.
+fn insert_index_rows(
+    conn: &mut DbConn,
+    ty: &str,
+    tokens: &[(&str, &TokenEntry)],
+    dates: &[(&str, &DateEntry)],
+) -> QueryResult<()> {
+    insert_rows(
+        conn,
+        "INSERT INTO search_tokens (resource_type, resource_id, param, system, value) VALUES ",
+        "",
+        tokens,
+        |row, (id, t)| {
+            row.text(ty)
                 .text(id)
-                .sql(", ")
                 .text(t.param)
-                .sql(", ")
                 .text(&t.system)
-                .sql(", ")
-                .text(&t.value)
-                .sql(")");
-        }
-        insert.execute(conn)?;
-    }
-    let dates: Vec<DateRow> = entries
-        .dates
+                .text(&t.value);
+        },
+    )?;
+    insert_rows(
+        conn,
+        "INSERT INTO search_dates (resource_type, resource_id, param, start_ms, end_ms) VALUES ",
+        "",
+        dates,
+        |row, (id, d)| {
+            row.text(ty)
+                .text(id)
+                .text(d.param)
+                .big_int(d.start_ms)
+                .big_int(d.end_ms);
+        },
+    )
+}
+
+/// Version 1 of a new resource, with its index entries and the business identifier it claims.
+#[derive(Debug, Clone)]
+pub struct NewResource {
+    pub row: ResourceRow,
+    pub entries: IndexEntries,
+    pub identifier: Option<(String, String)>,
+}
+
+/// Stores many new resources (all of type `ty`) in a few multi-row statements: what `insert`,
+/// `claim_identifier` and `reindex` do for one, each table written once. A unique violation
+/// fails the whole call (an identifier claimed meanwhile: the caller cannot tell whose).
+pub fn insert_new(conn: &mut DbConn, ty: &str, new: &[NewResource]) -> QueryResult<()> {
+    let claims: Vec<(&str, &(String, String))> = new
         .iter()
-        .map(|d| DateRow {
-            resource_type: ty,
-            resource_id: id,
-            param: d.param,
-            start_ms: d.start_ms,
-            end_ms: d.end_ms,
-        })
+        .filter_map(|n| n.identifier.as_ref().map(|i| (n.row.id.as_str(), i)))
         .collect();
-    for date in &dates {
-        diesel::insert_into(search_dates::table)
-            .values(date)
-            .execute(conn)?;
+    insert_rows(
+        conn,
+        "INSERT INTO unique_identifiers (resource_type, system, value, resource_id) VALUES ",
+        "",
+        &claims,
+        |row, (id, (system, value))| {
+            row.text(ty).text(system).text(value).text(id);
+        },
+    )?;
+    for table in [
+        "INSERT INTO resources (resource_type, id, version_id, last_updated, deleted, content) \
+         VALUES ",
+        "INSERT INTO resource_versions (resource_type, id, version_id, last_updated, deleted, \
+         content) VALUES ",
+    ] {
+        insert_rows(conn, table, "", new, |row, n| {
+            row.text(ty)
+                .text(&n.row.id)
+                .big_int(n.row.version_id)
+                .big_int(n.row.last_updated)
+                .boolean(n.row.deleted)
+                .text(&n.row.content);
+        })?;
     }
-    Ok(())
+    let tokens: Vec<(&str, &TokenEntry)> = new
+        .iter()
+        .flat_map(|n| n.entries.tokens.iter().map(|t| (n.row.id.as_str(), t)))
+        .collect();
+    let dates: Vec<(&str, &DateEntry)> = new
+        .iter()
+        .flat_map(|n| n.entries.dates.iter().map(|d| (n.row.id.as_str(), d)))
+        .collect();
+    insert_index_rows(conn, ty, &tokens, &dates)
+}
+
+/// The resources holding these business identifiers: (system, value, resource id).
+pub fn find_by_identifiers(
+    conn: &mut DbConn,
+    ty: &str,
+    identifiers: &[(String, String)],
+) -> QueryResult<Vec<(String, String, String)>> {
+    let mut systems: Vec<&str> = identifiers.iter().map(|(s, _)| s.as_str()).collect();
+    systems.sort_unstable();
+    systems.dedup();
+    let mut found = Vec::new();
+    for system in systems {
+        let values: Vec<&str> = identifiers
+            .iter()
+            .filter(|(s, _)| s == system)
+            .map(|(_, v)| v.as_str())
+            .collect();
+        for chunk in values.chunks(ROWS_PER_STATEMENT) {
+            found.extend(
+                unique_identifiers::table
+                    .filter(unique_identifiers::resource_type.eq(ty))
+                    .filter(unique_identifiers::system.eq(system))
+                    .filter(unique_identifiers::value.eq_any(chunk))
+                    .select((
+                        unique_identifiers::system,
+                        unique_identifiers::value,
+                        unique_identifiers::resource_id,
+                    ))
+                    .load::<(String, String, String)>(conn)?,
+            );
+        }
+    }
+    Ok(found)
+}
+
+/// The current rows of several resources by id, deleted ones included.
+pub fn current_by_ids(conn: &mut DbConn, ty: &str, ids: &[&str]) -> QueryResult<Vec<ResourceRow>> {
+    let mut rows = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+        rows.extend(
+            resources::table
+                .filter(resources::resource_type.eq(ty))
+                .filter(resources::id.eq_any(chunk))
+                .select(ResourceRow::as_select())
+                .load(conn)?,
+        );
+    }
+    Ok(rows)
 }
 
 /// The resource holding a unique business identifier, if any.

@@ -4,6 +4,7 @@
 
 pub mod access_history;
 pub mod organization;
+pub mod part;
 pub mod plan;
 pub mod read;
 pub mod search;
@@ -119,7 +120,7 @@ pub fn write_version(
     conn: &mut crate::db::DbConn,
     ty: ResourceType,
     id: &str,
-    mut content: Value,
+    content: Value,
     previous: Option<&ResourceRow>,
     state: NewVersion<'_>,
     now: i64,
@@ -130,16 +131,7 @@ pub fn write_version(
         NewVersion::Live(entries) => (false, entries),
         NewVersion::Deleted => (true, &empty),
     };
-    let version = previous.map_or(1, |p| p.version_id + 1);
-    crate::fhir::types::stamp(&mut content, ty, id, version, now);
-    let row = ResourceRow {
-        resource_type: ty.as_str().to_string(),
-        id: id.to_string(),
-        version_id: version,
-        last_updated: now,
-        deleted,
-        content: content.to_string(),
-    };
+    let row = next_version(ty, id, content, previous, deleted, now);
     match previous {
         None => store::insert(conn, &row)?,
         Some(prev) => {
@@ -160,6 +152,28 @@ pub fn write_version(
         previous.is_none(),
     )?;
     Ok(row)
+}
+
+/// The row of the version after `previous` (version 1 when None), its content stamped with
+/// the id, version and time.
+pub fn next_version(
+    ty: ResourceType,
+    id: &str,
+    mut content: Value,
+    previous: Option<&ResourceRow>,
+    deleted: bool,
+    now: i64,
+) -> ResourceRow {
+    let version = previous.map_or(1, |p| p.version_id + 1);
+    crate::fhir::types::stamp(&mut content, ty, id, version, now);
+    ResourceRow {
+        resource_type: ty.as_str().to_string(),
+        id: id.to_string(),
+        version_id: version,
+        last_updated: now,
+        deleted,
+        content: content.to_string(),
+    }
 }
 
 /// Checks an `If-Match` version against the current one.

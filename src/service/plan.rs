@@ -4,17 +4,21 @@
 use serde_json::Value;
 
 use super::organization::{find_la, LaCache};
+use super::part::PartCache;
 use super::{
-    check_if_match, parse_content, require_live, same_content, write_version, NewVersion, Written,
+    check_if_match, next_version, parse_content, require_live, same_content, write_version,
+    NewVersion, Written,
 };
 use crate::auth::{Action, Caller};
 use crate::db::models::ResourceRow;
-use crate::db::{store, write_transaction_with, DbConn, Nesting};
+use crate::db::store::{self, NewResource};
+use crate::db::{write_transaction_with, DbConn, Nesting};
 use crate::error::{FhirError, Issue, SpineCode};
 use crate::fhir::episode_of_care::{normalise, Plan, PlanStatus};
 use crate::fhir::organization::referenced_ods;
 use crate::fhir::{flag, ResourceType};
 use crate::validation::Profiles;
+use diesel::QueryResult;
 
 const PLAN: ResourceType = ResourceType::EpisodeOfCare;
 const FLAG: ResourceType = ResourceType::Flag;
@@ -109,6 +113,9 @@ pub struct PlanWrites<'a> {
     pub now: i64,
     pub nesting: Nesting,
     las: LaCache,
+    /// While an upload runs a part: what its entries share (reads made once, new plans
+    /// written together). `None`: every read and write goes to the database as it comes.
+    pub part: Option<PartCache>,
 }
 
 impl<'a> PlanWrites<'a> {
@@ -119,6 +126,7 @@ impl<'a> PlanWrites<'a> {
             now,
             nesting: Nesting::Savepoint,
             las: LaCache::default(),
+            part: None,
         }
     }
 
@@ -135,6 +143,35 @@ impl<'a> PlanWrites<'a> {
     /// a folded transaction, which the failure may have aborted.
     fn may_retry(&self) -> bool {
         self.nesting == Nesting::Savepoint
+    }
+
+    /// The plan holding an identifier: as the part knows it, else from the database.
+    fn holder(&self, conn: &mut DbConn, system: &str, value: &str) -> QueryResult<Option<String>> {
+        match self.part.as_ref().and_then(|p| p.holder(system, value)) {
+            Some(known) => Ok(known.map(str::to_string)),
+            None => store::find_by_identifier(conn, PLAN.as_str(), system, value),
+        }
+    }
+
+    /// The current row of a plan or Flag: as the part knows it, else from the database.
+    fn current(
+        &self,
+        conn: &mut DbConn,
+        ty: ResourceType,
+        id: &str,
+    ) -> QueryResult<Option<ResourceRow>> {
+        match self.part.as_ref().and_then(|p| p.row(ty, id)) {
+            Some(known) => Ok(known.cloned()),
+            None => store::current(conn, ty.as_str(), id),
+        }
+    }
+
+    /// Before plan `id` is changed or deleted in the database (`PartCache::before_write`).
+    fn before_write(&mut self, conn: &mut DbConn, id: &str) -> QueryResult<()> {
+        match self.part.as_mut() {
+            Some(part) => part.before_write(conn, id),
+            None => Ok(()),
+        }
     }
 }
 
@@ -168,7 +205,7 @@ pub fn create(
     let mut attempt = |conn: &mut DbConn| {
         write_transaction_with(conn, nesting, |conn| {
             if let Some((system, value)) = if_none_exist {
-                if let Some(existing) = existing_plan(conn, w.caller, system, value)? {
+                if let Some(existing) = existing_plan(conn, w, system, value)? {
                     return Ok(Written {
                         row: existing,
                         created: false,
@@ -204,7 +241,7 @@ pub fn update(
 ) -> Result<Written, FhirError> {
     authorise(w.caller, &input.plan)?;
     write_transaction_with(conn, w.nesting, |conn| {
-        let current = require_live(store::current(conn, PLAN.as_str(), id)?, PLAN, id)?;
+        let current = require_live(w.current(conn, PLAN, id)?, PLAN, id)?;
         replace(conn, w, current, input, if_match)
     })
 }
@@ -239,10 +276,9 @@ pub fn upsert(
     let nesting = w.nesting;
     let mut attempt = |conn: &mut DbConn| {
         write_transaction_with(conn, nesting, |conn| {
-            match store::find_by_identifier(conn, PLAN.as_str(), system, value)? {
+            match w.holder(conn, system, value)? {
                 Some(id) => {
-                    let current =
-                        require_live(store::current(conn, PLAN.as_str(), &id)?, PLAN, &id)?;
+                    let current = require_live(w.current(conn, PLAN, &id)?, PLAN, &id)?;
                     replace(conn, w, current, input, if_match)
                 }
                 // If-Match names a version of an existing plan: there is none.
@@ -262,41 +298,44 @@ pub fn upsert(
 
 /// DELETE by id: the plan and its Flag answer 410 from then on. Deleting a deleted plan is a
 /// no-op (FHIR: delete is idempotent).
-pub fn delete(conn: &mut DbConn, w: &PlanWrites<'_>, id: &str) -> Result<(), FhirError> {
+pub fn delete(conn: &mut DbConn, w: &mut PlanWrites<'_>, id: &str) -> Result<(), FhirError> {
     w.caller.require(Action::WritePlan)?;
-    write_transaction_with(conn, w.nesting, |conn| {
-        match store::current(conn, PLAN.as_str(), id)? {
-            None => Err(FhirError::NotFound {
-                ty: PLAN.as_str().into(),
-                id: id.into(),
-            }),
-            Some(row) if row.deleted => Ok(()),
-            Some(row) => delete_row(conn, w, row),
-        }
+    write_transaction_with(conn, w.nesting, |conn| match w.current(conn, PLAN, id)? {
+        None => Err(FhirError::NotFound {
+            ty: PLAN.as_str().into(),
+            id: id.into(),
+        }),
+        Some(row) if row.deleted => Ok(()),
+        Some(row) => delete_row(conn, w, row),
     })
 }
 
 /// DELETE `EpisodeOfCare?identifier=system|value`: deletes the plan holding it, if any.
 pub fn delete_by_identifier(
     conn: &mut DbConn,
-    w: &PlanWrites<'_>,
+    w: &mut PlanWrites<'_>,
     identifier: &(String, String),
 ) -> Result<bool, FhirError> {
     w.caller.require(Action::WritePlan)?;
     let (system, value) = identifier;
     write_transaction_with(conn, w.nesting, |conn| {
-        let Some(id) = store::find_by_identifier(conn, PLAN.as_str(), system, value)? else {
+        let Some(id) = w.holder(conn, system, value)? else {
             return Ok(false);
         };
-        let row = require_live(store::current(conn, PLAN.as_str(), &id)?, PLAN, &id)?;
+        let row = require_live(w.current(conn, PLAN, &id)?, PLAN, &id)?;
         delete_row(conn, w, row).map(|_| true)
     })
 }
 
-fn delete_row(conn: &mut DbConn, w: &PlanWrites<'_>, row: ResourceRow) -> Result<(), FhirError> {
+fn delete_row(
+    conn: &mut DbConn,
+    w: &mut PlanWrites<'_>,
+    row: ResourceRow,
+) -> Result<(), FhirError> {
     let now = w.now;
     let content = parse_content(&row)?;
     w.caller.la_scope().admit(&managing_ods(&content)?)?;
+    w.before_write(conn, &row.id)?;
     store::release_identifiers(conn, PLAN.as_str(), &row.id)?;
     write_version(
         conn,
@@ -307,7 +346,7 @@ fn delete_row(conn: &mut DbConn, w: &PlanWrites<'_>, row: ResourceRow) -> Result
         NewVersion::Deleted,
         now,
     )?;
-    if let Some(flag_row) = store::current(conn, FLAG.as_str(), &row.id)?.filter(|f| !f.deleted) {
+    if let Some(flag_row) = w.current(conn, FLAG, &row.id)?.filter(|f| !f.deleted) {
         let flag_content = parse_content(&flag_row)?;
         write_version(
             conn,
@@ -325,15 +364,15 @@ fn delete_row(conn: &mut DbConn, w: &PlanWrites<'_>, row: ResourceRow) -> Result
 /// The live plan holding an identifier, checked against the caller's LA.
 fn existing_plan(
     conn: &mut DbConn,
-    caller: &Caller,
+    w: &PlanWrites<'_>,
     system: &str,
     value: &str,
 ) -> Result<Option<ResourceRow>, FhirError> {
-    let Some(id) = store::find_by_identifier(conn, PLAN.as_str(), system, value)? else {
+    let Some(id) = w.holder(conn, system, value)? else {
         return Ok(None);
     };
-    let row = require_live(store::current(conn, PLAN.as_str(), &id)?, PLAN, &id)?;
-    caller
+    let row = require_live(w.current(conn, PLAN, &id)?, PLAN, &id)?;
+    w.caller
         .la_scope()
         .admit(&managing_ods(&parse_content(&row)?)?)?;
     Ok(Some(row))
@@ -364,6 +403,17 @@ fn unknown_la(plan: &Plan) -> FhirError {
     FhirError::Invalid(vec![unknown_la_issue(&plan.managing_ods)])
 }
 
+/// Claims the plan's identifier for plan `id` (fails when another plan holds it).
+fn claim_identifier(conn: &mut DbConn, plan: &Plan, id: &str) -> QueryResult<()> {
+    store::claim_identifier(
+        conn,
+        PLAN.as_str(),
+        &plan.identifier_system,
+        &plan.identifier_value,
+        id,
+    )
+}
+
 /// Whether the plan's identifier was already looked up in this transaction.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Lookup {
@@ -384,45 +434,54 @@ fn insert(
         .find(conn, &plan.managing_ods)?
         .ok_or_else(|| unknown_la(plan))?;
     if lookup == Lookup::NotYet
-        && store::find_by_identifier(
-            conn,
-            PLAN.as_str(),
-            &plan.identifier_system,
-            &plan.identifier_value,
-        )?
-        .is_some()
+        && w.holder(conn, &plan.identifier_system, &plan.identifier_value)?
+            .is_some()
     {
         return Err(duplicate(plan));
     }
     // Time-ordered ids: the plan, its Flag and their index rows are appended to the tables'
     // keys instead of landing on random pages (what keeps a large upload fast).
     let id = uuid::Uuid::now_v7().to_string();
-    store::claim_identifier(
-        conn,
-        PLAN.as_str(),
-        &plan.identifier_system,
-        &plan.identifier_value,
-        &id,
-    )?;
-    let row = write_version(
-        conn,
-        PLAN,
-        &id,
-        input.resource.clone(),
-        None,
-        NewVersion::Live(&plan.index_entries()),
-        now,
-    )?;
     let flag_content = flag::derive(&id, plan, &org_id, &la);
-    write_version(
-        conn,
-        FLAG,
-        &id,
-        flag_content,
-        None,
-        NewVersion::Live(&flag::index_entries(plan)),
-        now,
-    )?;
+    let Some(part) = w.part.as_mut() else {
+        claim_identifier(conn, plan, &id)?;
+        let row = write_version(
+            conn,
+            PLAN,
+            &id,
+            input.resource.clone(),
+            None,
+            NewVersion::Live(&plan.index_entries()),
+            now,
+        )?;
+        write_version(
+            conn,
+            FLAG,
+            &id,
+            flag_content,
+            None,
+            NewVersion::Live(&flag::index_entries(plan)),
+            now,
+        )?;
+        return Ok(Written { row, created: true });
+    };
+    // In an upload's part: written with the part's other new plans (`PartCache::flush`).
+    let row = next_version(PLAN, &id, input.resource.clone(), None, false, now);
+    part.defer(
+        NewResource {
+            row: row.clone(),
+            entries: plan.index_entries(),
+            identifier: Some((
+                plan.identifier_system.clone(),
+                plan.identifier_value.clone(),
+            )),
+        },
+        NewResource {
+            row: next_version(FLAG, &id, flag_content, None, false, now),
+            entries: flag::index_entries(plan),
+            identifier: None,
+        },
+    );
     Ok(Written { row, created: true })
 }
 
@@ -461,6 +520,7 @@ fn replace(
         .find(conn, &plan.managing_ods)?
         .ok_or_else(|| unknown_la(plan))?;
     let id = current.id.clone();
+    w.before_write(conn, &id)?;
     let old_identifier = (
         existing
             .pointer("/identifier/0/system")
@@ -475,24 +535,13 @@ fn replace(
             Some(plan.identifier_value.as_str()),
         )
     {
-        if store::find_by_identifier(
-            conn,
-            PLAN.as_str(),
-            &plan.identifier_system,
-            &plan.identifier_value,
-        )?
-        .is_some()
+        if w.holder(conn, &plan.identifier_system, &plan.identifier_value)?
+            .is_some()
         {
             return Err(duplicate(plan));
         }
         store::release_identifiers(conn, PLAN.as_str(), &id)?;
-        store::claim_identifier(
-            conn,
-            PLAN.as_str(),
-            &plan.identifier_system,
-            &plan.identifier_value,
-            &id,
-        )?;
+        claim_identifier(conn, plan, &id)?;
     }
     let row = write_version(
         conn,
@@ -504,7 +553,7 @@ fn replace(
         now,
     )?;
     let new_flag = flag::derive(&id, plan, &org_id, &la);
-    match store::current(conn, FLAG.as_str(), &id)? {
+    match w.current(conn, FLAG, &id)? {
         Some(flag_row) if !flag_row.deleted => {
             if !same_content(&parse_content(&flag_row)?, &new_flag) {
                 write_version(

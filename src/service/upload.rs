@@ -9,6 +9,7 @@
 
 use serde_json::{json, Value};
 
+use super::part::PartCache;
 use super::plan::{self, PlanInput, PlanWrites};
 use super::{conditional_identifier, Written};
 use crate::auth::{Action, Caller};
@@ -298,6 +299,9 @@ enum Stop {
     /// Entry `0` failed: the attempt was rolled back.
     Entry(usize, FhirError),
     Database(diesel::result::Error),
+    /// Writing the part's new plans together met an identifier claimed meanwhile by another
+    /// writer: which entry lost cannot be told, so the part runs again entry by entry.
+    Together,
     /// `finish` failed.
     Finish(FhirError),
 }
@@ -402,9 +406,14 @@ fn run_range<R>(
 ) -> Result<R, FhirError> {
     let mut raced = Vec::new();
     let mut retries = 0;
+    let mut together = true;
     while retries < RETRIES_BEFORE_SAVEPOINTS {
         writes.nesting = Nesting::Folded;
         let attempt = write_transaction(conn, |conn| {
+            if together {
+                let named = identifiers_named(upload, &range, failed);
+                writes.part = Some(PartCache::load(conn, named)?);
+            }
             let mut written = Vec::with_capacity(range.len());
             for i in range.clone() {
                 match (
@@ -417,9 +426,19 @@ fn run_range<R>(
                     _ => written.push(None),
                 }
             }
+            if let Some(mut part) = writes.part.take() {
+                part.flush(conn).map_err(|e| match e {
+                    diesel::result::Error::DatabaseError(
+                        diesel::result::DatabaseErrorKind::UniqueViolation,
+                        _,
+                    ) => Stop::Together,
+                    other => Stop::Database(other),
+                })?;
+            }
             let outcomes = merge(written, failures(failed, &range));
             finish(conn, outcomes).map_err(Stop::Finish)
         });
+        writes.part = None;
         match attempt {
             Ok(result) => return Ok(result),
             Err(Stop::Finish(e)) => return Err(e),
@@ -432,6 +451,14 @@ fn run_range<R>(
                 if let Some(slot) = failed.get_mut(i) {
                     *slot = Some(e);
                 }
+                retries += 1;
+            }
+            Err(Stop::Together) => {
+                tracing::debug!(
+                    target: "cpis::upload",
+                    "a part's new plans met an identifier claimed meanwhile: run entry by entry"
+                );
+                together = false;
                 retries += 1;
             }
             Err(Stop::Database(e)) => return Err(e.into()),
@@ -461,6 +488,40 @@ fn run_range<R>(
         let outcomes = merge(written, failures(failed, &range));
         finish(conn, outcomes)
     })
+}
+
+/// The plan identifiers the entries in `range` that are still to run name (what their part
+/// reads in one go).
+fn identifiers_named(
+    upload: &Upload,
+    range: &std::ops::Range<usize>,
+    failed: &[Option<FhirError>],
+) -> Vec<(String, String)> {
+    let mut named = Vec::with_capacity(range.len());
+    for i in range.clone() {
+        if failed.get(i).is_some_and(Option::is_some) {
+            continue;
+        }
+        match upload.entries.get(i) {
+            Some(Ok(Operation::Create {
+                input,
+                if_none_exist,
+            })) => {
+                named.extend(if_none_exist.clone());
+                named.push((
+                    input.plan.identifier_system.clone(),
+                    input.plan.identifier_value.clone(),
+                ));
+            }
+            Some(Ok(Operation::Upsert { identifier, .. } | Operation::Delete { identifier })) => {
+                named.push(identifier.clone())
+            }
+            _ => {}
+        }
+    }
+    named.sort_unstable();
+    named.dedup();
+    named
 }
 
 /// The failures so far of the entries in `range`.

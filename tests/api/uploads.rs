@@ -169,6 +169,85 @@ async fn re_sending_the_same_upload_changes_nothing() {
     );
 }
 
+/// An upload's entries run in order even when several name the same plan: each sees what the
+/// ones before it wrote (new plans are written together at the end of their part).
+#[tokio::test]
+async fn entries_naming_the_same_plan_in_one_batch_each_see_the_ones_before() {
+    let app = app_with_las().await;
+    let first = plan_json("9449306753", LA_A, "SAME");
+    let mut changed = first.clone();
+    changed["period"]["start"] = json!("2026-02-01");
+    let entries = vec![
+        upsert(&first),
+        upsert(&changed),
+        upsert(&changed),
+        create(&first),
+        delete(LA_A, "SAME"),
+        upsert(&first),
+    ];
+    let answer: Value = app
+        .post("", &app.social(LA_A), &bundle("batch", entries))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        statuses(&answer),
+        [
+            "201 Created",
+            "200 OK",
+            "200 OK",
+            "409 Conflict",
+            "204 No Content",
+            "201 Created"
+        ]
+    );
+    let etags: Vec<&str> = (0..3)
+        .map(|i| answer["entry"][i]["response"]["etag"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        etags,
+        ["W/\"1\"", "W/\"2\"", "W/\"2\""],
+        "changed once, then the same"
+    );
+    let location = |i: usize| {
+        answer["entry"][i]["response"]["location"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let deleted_id = location(0).split('/').nth(1).unwrap().to_string();
+    let live_id = location(5).split('/').nth(1).unwrap().to_string();
+    assert_ne!(
+        deleted_id, live_id,
+        "the plan created after the deletion is a new one"
+    );
+    for ty in ["EpisodeOfCare", "Flag"] {
+        let gone = app
+            .get(&format!("/{ty}/{deleted_id}"), &app.social(LA_A))
+            .await;
+        assert_eq!(gone.status(), 410, "{ty} of the deleted plan");
+        let live = app
+            .get(&format!("/{ty}/{live_id}"), &app.social(LA_A))
+            .await;
+        assert_eq!(live.status(), 200, "{ty} of the new plan");
+    }
+    let found = body(
+        app.get(
+            &format!("/EpisodeOfCare?identifier={}|SAME", plan_system(LA_A)),
+            &app.social(LA_A),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(found["total"], 1);
+    assert_eq!(found["entry"][0]["resource"]["id"], json!(live_id));
+    assert_eq!(
+        found["entry"][0]["resource"]["period"]["start"],
+        "2026-01-05"
+    );
+}
+
 #[tokio::test]
 async fn a_conditional_delete_in_an_upload_removes_the_plan() {
     let app = app_with_las().await;

@@ -178,17 +178,15 @@ pub fn run(
         ProgressStyle::with_template("{bar:40} {pos}/{len} plans  {per_sec}  eta {eta}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    let parts: Vec<&[(usize, Value)]> = entries.chunks(chunk.max(1)).collect();
-    let bundles: Vec<Value> = parts
-        .iter()
-        .map(|part| {
-            json!({
-                "resourceType": "Bundle",
-                "type": "batch",
-                "entry": part.iter().map(|(_, e)| e.clone()).collect::<Vec<_>>(),
-            })
-        })
-        .collect();
+    // Each part's CSV lines, and its entries moved (not copied) into its Bundle.
+    let mut parts: Vec<Vec<usize>> = Vec::new();
+    let mut bundles: Vec<Value> = Vec::new();
+    let mut entries = entries.into_iter().peekable();
+    while entries.peek().is_some() {
+        let (lines, part): (Vec<usize>, Vec<Value>) = entries.by_ref().take(chunk.max(1)).unzip();
+        parts.push(lines);
+        bundles.push(json!({"resourceType": "Bundle", "type": "batch", "entry": part}));
+    }
     let responses = sink.send_all(&bundles, &progress)?;
     let mut accepted = 0;
     for (part, response) in parts.iter().zip(&responses) {
@@ -196,7 +194,7 @@ pub fn run(
             .get("entry")
             .and_then(Value::as_array)
             .ok_or("the server's answer is not a batch-response")?;
-        for ((line, _), answer) in part.iter().zip(answers) {
+        for (line, answer) in part.iter().zip(answers) {
             let status = answer
                 .pointer("/response/status")
                 .and_then(Value::as_str)

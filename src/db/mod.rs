@@ -265,13 +265,23 @@ pub fn revert_all(conn: &mut DbConn) -> Result<(), String> {
     .map_err(|e| e.to_string())
 }
 
-/// Reverts the newest migration (for testing what a migration does to existing rows).
-pub fn revert_last(conn: &mut DbConn) -> Result<(), String> {
-    match conn {
-        DbConn::Sqlite(c) => c.revert_last_migration(SQLITE_MIGRATIONS).map(|_| ()),
-        DbConn::Postgres(c) => c.revert_last_migration(POSTGRES_MIGRATIONS).map(|_| ()),
+/// Reverts the newest migrations down to and including `name` (for testing what a migration
+/// does to existing rows); returns how many were reverted.
+pub fn revert_through(conn: &mut DbConn, name: &str) -> Result<usize, String> {
+    let mut reverted = 0;
+    loop {
+        let version = match conn {
+            DbConn::Sqlite(c) => c.revert_last_migration(SQLITE_MIGRATIONS),
+            DbConn::Postgres(c) => c.revert_last_migration(POSTGRES_MIGRATIONS),
+        }
+        .map_err(|e| e.to_string())?;
+        reverted += 1;
+        let digits = |s: &str| s.chars().filter(char::is_ascii_digit).collect::<String>();
+        let version = digits(&version.to_string());
+        if !version.is_empty() && digits(name.split('_').next().unwrap_or_default()) == version {
+            return Ok(reverted);
+        }
     }
-    .map_err(|e| e.to_string())
 }
 
 /// The migration names of both engines, in order (they must be identical).
@@ -453,6 +463,22 @@ pub fn configure_audit_writer(conn: &mut DbConn) -> QueryResult<()> {
         DbConn::Postgres(c) => diesel::connection::SimpleConnection::batch_execute(
             c,
             "SET plan_cache_mode = force_custom_plan",
+        ),
+    }
+}
+
+/// Plans every statement of the current transaction for the values it is given (PostgreSQL;
+/// nothing on SQLite, which plans each statement as it is prepared). A cached statement
+/// otherwise settles on a generic plan made from its first executions: an upload's
+/// `id = ANY($1)` reads, planned while the tables were empty, scanned them from then on
+/// (PostgreSQL's time in `texteq` against every id of every row). Bulk work pays a little
+/// planning per statement instead; lookups keep their cached plans.
+pub fn plan_for_the_values(conn: &mut DbConn) -> QueryResult<()> {
+    match conn {
+        DbConn::Sqlite(_) => Ok(()),
+        DbConn::Postgres(c) => diesel::connection::SimpleConnection::batch_execute(
+            c,
+            "SET LOCAL plan_cache_mode = force_custom_plan",
         ),
     }
 }

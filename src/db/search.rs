@@ -254,10 +254,10 @@ fn flag_status(p: &mut SqlPredicate, ty: &str, status: FlagStatus, now_ms: i64) 
     }
 }
 
-/// `EXISTS (…)`: this row has an index entry matching any of `values`, probed by the primary
-/// key (this row's entries). `value || ''` keeps the planner from probing
-/// `search_tokens_lookup` (every row with that value) instead, which it would on a database
-/// without statistics.
+/// `EXISTS (…)`: this row has an index entry matching any of `values`, probed by this row's
+/// entries (`search_tokens_of_resource` on SQLite, the primary key on PostgreSQL).
+/// `value || ''` keeps the planner from probing by value (every row with that value)
+/// instead, which it would on a database without statistics.
 fn token_exists<'a>(
     p: &'a mut SqlPredicate,
     ty: &str,

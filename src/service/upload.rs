@@ -14,7 +14,7 @@ use super::plan::{self, PlanInput, PlanWrites};
 use super::{conditional_identifier, Written};
 use crate::auth::{Action, Caller};
 use crate::db::reports::{self, ReportRow};
-use crate::db::{write_transaction, DbConn, Nesting};
+use crate::db::{plan_for_the_values, write_transaction, DbConn, Nesting};
 use crate::error::{operation_outcome, FhirError, Issue, SpineCode};
 use crate::fhir::types::{instant, PROFILE_BASE};
 use crate::fhir::ResourceType;
@@ -410,6 +410,7 @@ fn run_range<R>(
     while retries < RETRIES_BEFORE_SAVEPOINTS {
         writes.nesting = Nesting::Folded;
         let attempt = write_transaction(conn, |conn| {
+            plan_for_the_values(conn)?;
             if together {
                 let named = identifiers_named(upload, &range, failed);
                 writes.part = Some(PartCache::load(conn, named)?);

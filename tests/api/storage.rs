@@ -22,7 +22,7 @@ async fn accesses_recorded_before_compact_storage_survive_its_migration() {
     use diesel::connection::SimpleConnection;
     let app = TestApp::spawn().await;
     let mut conn = app.pool.get().unwrap();
-    db::revert_last(&mut conn).unwrap();
+    let reverted = db::revert_through(&mut conn, "2026-12-02-000000_compact_audit_events").unwrap();
     let document =
         r#"{"resourceType":"AuditEvent","id":"legacy-1","recorded":"2026-11-30T10:00:00Z"}"#;
     let legacy = format!(
@@ -37,7 +37,7 @@ async fn accesses_recorded_before_compact_storage_survive_its_migration() {
         db::DbConn::Postgres(c) => c.batch_execute(&legacy),
     }
     .unwrap();
-    assert_eq!(db::migrate(&mut conn).unwrap(), 1);
+    assert_eq!(db::migrate(&mut conn).unwrap(), reverted);
     let stored = db::audit::find(&mut conn, "legacy-1").unwrap().unwrap();
     assert_eq!(cpis::audit::render(&stored.access).unwrap(), document);
     let mut las = stored.las;
@@ -185,4 +185,40 @@ async fn a_graceful_stop_leaves_the_sqlite_wal_empty() {
         left, 0,
         "the WAL was checkpointed into the database and emptied"
     );
+}
+
+/// Plans stored before the index tables were keyed by what they are searched by (SQLite
+/// WITHOUT ROWID) are still found by their child and by their identifier after the migration.
+#[tokio::test]
+async fn plans_indexed_before_the_keyed_index_tables_are_found_after_their_migration() {
+    let app = TestApp::spawn().await;
+    app.create_la(LA_A).await;
+    let mut conn = app.pool.get().unwrap();
+    let reverted =
+        db::revert_through(&mut conn, "2026-12-03-000000_index_tables_without_rowid").unwrap();
+    drop(conn);
+    let plan = app
+        .create_plan(&plan_json("9449306753", LA_A, "BEFORE"))
+        .await;
+    let mut conn = app.pool.get().unwrap();
+    assert_eq!(db::migrate(&mut conn).unwrap(), reverted);
+    drop(conn);
+    let found = body(
+        app.get(
+            "/Flag?patient:identifier=https://fhir.nhs.uk/Id/nhs-number|9449306753",
+            &app.health(),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(found["total"], 1, "{found}");
+    let again = app
+        .put(
+            &format!("/EpisodeOfCare?identifier={}|BEFORE", plan_system(LA_A)),
+            &app.social(LA_A),
+            &plan_json("9449306753", LA_A, "BEFORE"),
+        )
+        .await;
+    assert_eq!(again.status(), 200, "the identifier still names the plan");
+    assert_eq!(body(again).await["id"], plan["id"]);
 }

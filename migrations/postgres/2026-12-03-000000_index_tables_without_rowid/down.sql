@@ -1,0 +1,1 @@
+DROP INDEX unique_identifiers_of_resource;

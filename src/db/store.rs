@@ -67,34 +67,44 @@ pub fn current_many(conn: &mut DbConn, ty: &str, ids: &[String]) -> QueryResult<
         .load(conn)
 }
 
+/// One version of a resource: a superseded one from the history, else the current one.
 pub fn version(
     conn: &mut DbConn,
     ty: &str,
     id: &str,
     version: i64,
 ) -> QueryResult<Option<ResourceRow>> {
-    resource_versions::table
+    let superseded = resource_versions::table
         .filter(resource_versions::resource_type.eq(ty))
         .filter(resource_versions::id.eq(id))
         .filter(resource_versions::version_id.eq(version))
         .select(StoredVersion::as_select())
         .first(conn)
-        .optional()
-        .map(|row| row.map(ResourceRow::from))
+        .optional()?;
+    match superseded {
+        Some(row) => Ok(Some(row.into())),
+        None => Ok(current(conn, ty, id)?.filter(|row| row.version_id == version)),
+    }
 }
 
-/// Every version, newest first.
+/// Every version, newest first: the current one, then the superseded ones.
 pub fn history(conn: &mut DbConn, ty: &str, id: &str) -> QueryResult<Vec<ResourceRow>> {
-    resource_versions::table
+    let Some(current) = current(conn, ty, id)? else {
+        return Ok(Vec::new());
+    };
+    let superseded = resource_versions::table
         .filter(resource_versions::resource_type.eq(ty))
         .filter(resource_versions::id.eq(id))
         .order(resource_versions::version_id.desc())
         .select(StoredVersion::as_select())
-        .load(conn)
-        .map(|rows| rows.into_iter().map(ResourceRow::from).collect())
+        .load(conn)?;
+    Ok(std::iter::once(current)
+        .chain(superseded.into_iter().map(ResourceRow::from))
+        .collect())
 }
 
-fn insert_version(conn: &mut DbConn, row: &ResourceRow) -> QueryResult<()> {
+/// Keeps a version that is being superseded in the history.
+fn keep_superseded(conn: &mut DbConn, row: &ResourceRow) -> QueryResult<()> {
     diesel::insert_into(resource_versions::table)
         .values(VersionRow {
             resource_type: &row.resource_type,
@@ -108,23 +118,25 @@ fn insert_version(conn: &mut DbConn, row: &ResourceRow) -> QueryResult<()> {
         .map(|_| ())
 }
 
-/// Stores version 1 of a new resource.
+/// Stores version 1 of a new resource. The current version lives in `resources` only;
+/// `resource_versions` holds the versions superseded since (the content is not written twice).
 pub fn insert(conn: &mut DbConn, row: &ResourceRow) -> QueryResult<()> {
     diesel::insert_into(resources::table)
         .values(row)
-        .execute(conn)?;
-    insert_version(conn, row)
+        .execute(conn)
+        .map(|_| ())
 }
 
-/// Stores `row` as the next version, provided the current version is still `row.version_id - 1`.
-/// Returns false when another writer got there first (optimistic concurrency: on PostgreSQL the
-/// UPDATE waits for the other transaction, then re-checks the version).
-pub fn replace(conn: &mut DbConn, row: &ResourceRow) -> QueryResult<bool> {
+/// Stores `row` as the version after `previous` (the current version as this transaction read
+/// it), which moves to the history. Returns false when another writer got there first
+/// (optimistic concurrency: on PostgreSQL the UPDATE waits for the other transaction, then
+/// re-checks the version); then nothing is written.
+pub fn replace(conn: &mut DbConn, previous: &ResourceRow, row: &ResourceRow) -> QueryResult<bool> {
     let updated = diesel::update(
         resources::table
             .filter(resources::resource_type.eq(&row.resource_type))
             .filter(resources::id.eq(&row.id))
-            .filter(resources::version_id.eq(row.version_id - 1)),
+            .filter(resources::version_id.eq(previous.version_id)),
     )
     .set((
         resources::version_id.eq(row.version_id),
@@ -133,8 +145,9 @@ pub fn replace(conn: &mut DbConn, row: &ResourceRow) -> QueryResult<bool> {
         resources::content.eq(&row.content),
     ))
     .execute(conn)?;
+    // A version's content never changes once written: the row just replaced is `previous`.
     if updated == 1 {
-        insert_version(conn, row)?;
+        keep_superseded(conn, previous)?;
     }
     Ok(updated == 1)
 }
@@ -236,21 +249,21 @@ pub fn insert_new(conn: &mut DbConn, ty: &str, new: &[NewResource]) -> QueryResu
             row.text(ty).text(system).text(value).text(id);
         },
     )?;
-    for table in [
+    insert_rows(
+        conn,
         "INSERT INTO resources (resource_type, id, version_id, last_updated, deleted, content) \
          VALUES ",
-        "INSERT INTO resource_versions (resource_type, id, version_id, last_updated, deleted, \
-         content) VALUES ",
-    ] {
-        insert_rows(conn, table, "", new, |row, n| {
+        "",
+        new,
+        |row, n| {
             row.text(ty)
                 .text(&n.row.id)
                 .big_int(n.row.version_id)
                 .big_int(n.row.last_updated)
                 .boolean(n.row.deleted)
                 .text(&n.row.content);
-        })?;
-    }
+        },
+    )?;
     let tokens: Vec<(&str, &TokenEntry)> = new
         .iter()
         .flat_map(|n| n.entries.tokens.iter().map(|t| (n.row.id.as_str(), t)))

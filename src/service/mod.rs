@@ -135,7 +135,7 @@ pub fn write_version(
     match previous {
         None => store::insert(conn, &row)?,
         Some(prev) => {
-            if !store::replace(conn, &row)? {
+            if !store::replace(conn, prev, &row)? {
                 return Err(FhirError::VersionMismatch {
                     expected: prev.version_id.to_string(),
                     actual: prev.version_id + 1,

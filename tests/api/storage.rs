@@ -222,3 +222,64 @@ async fn plans_indexed_before_the_keyed_index_tables_are_found_after_their_migra
     assert_eq!(again.status(), 200, "the identifier still names the plan");
     assert_eq!(body(again).await["id"], plan["id"]);
 }
+
+/// A history kept with a copy of the current version (before #16) reads the same after the
+/// copies are dropped: every version once, newest first, and each by its number.
+#[tokio::test]
+async fn histories_kept_with_a_copy_of_the_current_version_read_the_same_after_their_migration() {
+    let app = TestApp::spawn().await;
+    app.create_la(LA_A).await;
+    let plan = app
+        .create_plan(&plan_json("9449306753", LA_A, "HISTORY"))
+        .await;
+    let id = plan["id"].as_str().unwrap();
+    let mut changed = plan_json("9449306753", LA_A, "HISTORY");
+    changed["period"]["start"] = serde_json::json!("2026-02-01");
+    changed["id"] = serde_json::json!(id);
+    let res = app
+        .put(&format!("/EpisodeOfCare/{id}"), &app.social(LA_A), &changed)
+        .await;
+    assert_eq!(res.status(), 200);
+    let history_path = format!("/EpisodeOfCare/{id}/_history");
+    assert_eq!(versions_in(&app, &history_path).await, ["2", "1"]);
+    let mut conn = app.pool.get().unwrap();
+    let reverted = db::revert_through(
+        &mut conn,
+        "2026-12-03-000001_history_holds_superseded_versions",
+    )
+    .unwrap();
+    assert_eq!(
+        app.count_rows("resource_versions"),
+        5,
+        "as kept before: v1 and v2 of the plan and its Flag, v1 of the LA"
+    );
+    assert_eq!(db::migrate(&mut conn).unwrap(), reverted);
+    drop(conn);
+    assert_eq!(versions_in(&app, &history_path).await, ["2", "1"]);
+    for (version, start) in [("1", "2026-01-05"), ("2", "2026-02-01")] {
+        let read = app
+            .get(
+                &format!("/EpisodeOfCare/{id}/_history/{version}"),
+                &app.social(LA_A),
+            )
+            .await;
+        assert_eq!(read.status(), 200);
+        assert_eq!(body(read).await["period"]["start"], start);
+    }
+}
+
+/// The versionIds of a history Bundle, in its order.
+async fn versions_in(app: &TestApp, path: &str) -> Vec<String> {
+    let bundle = body(app.get(path, &app.social(LA_A)).await).await;
+    bundle["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            e["resource"]["meta"]["versionId"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect()
+}

@@ -187,20 +187,19 @@ async fn a_graceful_stop_leaves_the_sqlite_wal_empty() {
     );
 }
 
-/// Plans stored before the index tables were keyed by what they are searched by (SQLite
-/// WITHOUT ROWID) are still found by their child and by their identifier after the migration.
+/// Plans indexed before the index tables were keyed by what they are searched by (SQLite
+/// WITHOUT ROWID) are found by their child and by their identifier after the tables are
+/// rebuilt (down to the old layout and up again, the rows carried both ways).
 #[tokio::test]
 async fn plans_indexed_before_the_keyed_index_tables_are_found_after_their_migration() {
     let app = TestApp::spawn().await;
     app.create_la(LA_A).await;
-    let mut conn = app.pool.get().unwrap();
-    let reverted =
-        db::revert_through(&mut conn, "2026-12-03-000000_index_tables_without_rowid").unwrap();
-    drop(conn);
     let plan = app
         .create_plan(&plan_json("9449306753", LA_A, "BEFORE"))
         .await;
     let mut conn = app.pool.get().unwrap();
+    let reverted =
+        db::revert_through(&mut conn, "2026-12-03-000000_index_tables_without_rowid").unwrap();
     assert_eq!(db::migrate(&mut conn).unwrap(), reverted);
     drop(conn);
     let found = body(

@@ -19,6 +19,7 @@
 #   bash benches/lookup.sh                         # SQLite, 20,000 plans of 150 LAs, 32 clients, 10 s
 #   PLANS=100000 DURATION=20s bash benches/lookup.sh
 #   DB=postgres://postgres:postgres@127.0.0.1/cpis_bench bash benches/lookup.sh   # an empty database
+#   AUDIT_FILL=5000000 …       # first record that many audited lookups (benches/scale.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source benches/lib.sh
@@ -104,19 +105,31 @@ run_modes() { # $1 = label suffix, then modes
 
 : > "$WORK/results.txt"
 echo "engine: ${DB%%:*}, $PLANS plans of $LAS LAs (uploaded through the API), $CONNECTIONS clients, $DURATION a mode"
+# AUDIT_FILL: audited lookups recorded before the measurement (a register with a history of
+# accesses), in bounded rounds of FILL_ROUND until the server holds that many AuditEvents.
+if [ -n "${AUDIT_FILL:-}" ]; then
+    script audited-patient fill > "$WORK/lookup-fill.lua"
+    while [ "$(audit_count)" -lt "$AUDIT_FILL" ]; do
+        wrk -t2 -c"$CONNECTIONS" -d"${FILL_ROUND:-60s}" -s "$WORK/lookup-fill.lua" "http://127.0.0.1:$PORT" >/dev/null
+        echo "filled: $(audit_count) AuditEvents"
+    done
+fi
 BYTES_BEFORE=$(audit_bytes "$DB"); ACCESSES_BEFORE=$(audit_count)
 run_modes "" $MODES
 BYTES_AFTER=$(audit_bytes "$DB"); ACCESSES_AFTER=$(audit_count)
 PEAK_RSS_KIB=$(peak_rss_kib "$SERVER")
 
-# For comparison only: the same audited lookups after a hand-run ANALYZE.
-stop_server
-case "$DB" in
-    sqlite://*) python3 -c 'import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute("ANALYZE"); c.commit()' "${DB#sqlite://}" ;;
-    postgres*) psql -q "$DB" -c ANALYZE ;;
-esac
-start_server
-run_modes "+analysed" audited-patient audited-subject
+# For comparison only (SKIP_ANALYSED=1 leaves it out): the same audited lookups after a
+# hand-run ANALYZE.
+if [ -z "${SKIP_ANALYSED:-}" ]; then
+    stop_server
+    case "$DB" in
+        sqlite://*) python3 -c 'import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute("ANALYZE"); c.commit()' "${DB#sqlite://}" ;;
+        postgres*) psql -q "$DB" -c ANALYZE ;;
+    esac
+    start_server
+    run_modes "+analysed" audited-patient audited-subject
+fi
 
 python3 - "$WORK/results.txt" "$PEAK_RSS_KIB" "$((BYTES_AFTER - BYTES_BEFORE))" "$((ACCESSES_AFTER - ACCESSES_BEFORE))" "${DB%%:*}" "$WORK/summary.json" <<'PY'
 import json, re, sys

@@ -56,15 +56,10 @@ pub fn current(conn: &mut DbConn, ty: &str, id: &str) -> QueryResult<Option<Reso
 
 /// Several current, live resources by id (for `_include`).
 pub fn current_many(conn: &mut DbConn, ty: &str, ids: &[String]) -> QueryResult<Vec<ResourceRow>> {
-    if ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    resources::table
-        .filter(resources::resource_type.eq(ty))
-        .filter(resources::id.eq_any(ids))
-        .filter(resources::deleted.eq(false))
-        .select(ResourceRow::as_select())
-        .load(conn)
+    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let mut rows = current_by_ids(conn, ty, &ids)?;
+    rows.retain(|row| !row.deleted);
+    Ok(rows)
 }
 
 /// One version of a resource: a superseded one from the history, else the current one.

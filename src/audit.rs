@@ -350,6 +350,7 @@ fn decide(
         let count = |n: u32| Some(i32::try_from(n).unwrap_or(i32::MAX));
         let row = &mut access.row;
         row.shown = showing.in_history;
+        row.told_las = !showing.to_las.is_empty();
         row.attendances = count(summary.attendances);
         row.attendance_settings = count(summary.settings);
         row.attendance_window_days = count(summary.window_days);

@@ -39,6 +39,8 @@ pub struct StoredAccess {
     pub pattern_reached: bool,
     /// In the child's history (health-care, unscheduled, the person's first view in 24 hours).
     pub shown: bool,
+    /// Shown to at least one of its LAs (their history, pull and notifications).
+    pub told_las: bool,
     /// The whole AuditEvent of an access recorded before accesses were stored as columns;
     /// empty since.
     pub content: String,
@@ -100,8 +102,9 @@ pub struct RecentView {
     pub shown: bool,
 }
 
-/// The views of these children recorded after `since_ms`, from the child index alone (one
-/// statement for a whole batch).
+/// The views of these children recorded after `since_ms` and shown somewhere (in the history
+/// or to an LA), from the child index alone (one statement for a whole batch). A view shown
+/// nowhere changes no later decision, and a clinician who reopens a child leaves many.
 pub fn recent_views(
     conn: &mut DbConn,
     children: &[&str],
@@ -113,6 +116,7 @@ pub fn recent_views(
     audit_events::table
         .filter(audit_events::nhs_number.eq_any(children))
         .filter(audit_events::recorded_ms.gt(since_ms))
+        .filter(audit_events::shown.or(audit_events::told_las))
         .select((
             audit_events::seq,
             audit_events::nhs_number,
@@ -178,7 +182,8 @@ pub fn insert_all(
         "INSERT INTO audit_events (id, recorded_ms, nhs_number, agent_sub, agent_org, \
          care_setting, accessor_role, interaction, agent_name, org_name, job_role, \
          job_role_code, observer, entities, attendances, attendance_settings, \
-         attendance_window_days, attendance_pattern, pattern_reached, shown, content) VALUES ",
+         attendance_window_days, attendance_pattern, pattern_reached, shown, told_las, content) \
+         VALUES ",
         "",
         accesses,
         |row, a| {
@@ -203,6 +208,7 @@ pub fn insert_all(
                 .opt_boolean(a.attendance_pattern)
                 .boolean(a.pattern_reached)
                 .boolean(a.shown)
+                .boolean(a.told_las)
                 .text(&a.content);
         },
     )?;

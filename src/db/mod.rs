@@ -143,12 +143,15 @@ impl std::ops::DerefMut for PooledDb {
 /// steady use is not: the ping was a round trip on every request (a sixth of a lookup's).
 const IDLE_BEFORE_PING: Duration = Duration::from_secs(1);
 
+/// Whether this is a SQLite connection: in-process, where a statement costs no round trip.
+pub fn is_sqlite(conn: &DbConn) -> bool {
+    matches!(conn, DbConn::Sqlite(_))
+}
+
 /// Whether a connection idle for `idle` may be used without opening a new one: on PostgreSQL,
 /// one idle longer than `IDLE_BEFORE_PING` must answer a ping. (SQLite's are files.)
 pub fn still_usable(conn: &mut DbConn, idle: Duration) -> bool {
-    matches!(conn, DbConn::Sqlite(_))
-        || idle < IDLE_BEFORE_PING
-        || diesel::r2d2::R2D2Connection::ping(conn).is_ok()
+    is_sqlite(conn) || idle < IDLE_BEFORE_PING || diesel::r2d2::R2D2Connection::ping(conn).is_ok()
 }
 
 impl r2d2::ManageConnection for ConnectionManager {

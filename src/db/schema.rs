@@ -84,6 +84,7 @@ diesel::table! {
         attendance_settings -> Nullable<Integer>,
         attendance_window_days -> Nullable<Integer>,
         attendance_pattern -> Nullable<Bool>,
+        told_las -> Bool,
     }
 }
 

@@ -282,3 +282,55 @@ async fn versions_in(app: &TestApp, path: &str) -> Vec<String> {
         })
         .collect()
 }
+
+/// Accesses recorded before each access noted whether it told any LA keep deciding the 24-hour
+/// check after the migration: a view that told a new LA (but was not shown in the history)
+/// still keeps that LA from hearing of the same person's next view.
+#[tokio::test]
+async fn accesses_that_told_an_la_before_the_told_column_still_count_after_its_migration() {
+    use cpis::db::schema::audit_events;
+    use diesel::prelude::*;
+    let app = TestApp::spawn().await;
+    app.create_la(LA_A).await;
+    app.create_la(LA_B).await;
+    app.create_plan(&plan_json("9449306753", LA_A, "TOLD-A"))
+        .await;
+    let nurse = clinician(&app, 1);
+    let look = || async {
+        let res = app
+            .get(
+                "/Flag?patient:identifier=https://fhir.nhs.uk/Id/nhs-number|9449306753",
+                &nurse,
+            )
+            .await;
+        assert_eq!(res.status(), 200);
+    };
+    look().await; // shown in the history, told LA A
+    app.create_plan(&plan_json("9449306753", LA_B, "TOLD-B"))
+        .await;
+    look().await; // not in the history, told LA B
+    let told = |conn: &mut cpis::db::DbConn| -> i64 {
+        audit_events::table
+            .filter(audit_events::told_las.eq(true))
+            .count()
+            .get_result(conn)
+            .unwrap()
+    };
+    let mut conn = app.pool.get().unwrap();
+    assert_eq!(told(&mut conn), 2);
+    let reverted = db::revert_through(
+        &mut conn,
+        "2026-12-04-000000_accesses_record_whether_they_told_las",
+    )
+    .unwrap();
+    assert_eq!(db::migrate(&mut conn).unwrap(), reverted);
+    assert_eq!(
+        told(&mut conn),
+        2,
+        "derived from the LAs each access was shown to"
+    );
+    drop(conn);
+    look().await; // tells nobody: both LAs heard of this person's view today
+    assert_eq!(told(&mut app.pool.get().unwrap()), 2);
+    assert_eq!(app.count_rows("audit_events"), 3);
+}

@@ -1,0 +1,3 @@
+DROP INDEX audit_events_child;
+CREATE INDEX audit_events_child ON audit_events (nhs_number, recorded_ms, agent_sub, agent_org, shown);
+ALTER TABLE audit_events DROP COLUMN told_las;

@@ -29,6 +29,9 @@ use crate::service::subscription::SubscriptionStatus;
 const QUEUE_CAPACITY: usize = 8192;
 /// The most accesses one transaction takes.
 const MAX_BATCH: usize = 1024;
+/// How often the writer asks again whether its statements may keep their plans
+/// (`db::plan_audit_statements`) while they may not.
+const ASK_PLANS_AGAIN: std::time::Duration = std::time::Duration::from_secs(10);
 
 type Reply = oneshot::Sender<Result<(), String>>;
 type Job = (Vec<PendingAccess>, Reply);
@@ -143,6 +146,9 @@ fn write_loop(
     // One connection kept for the writer's life: as the only writer, its page cache stays
     // valid between batches (a connection that sees another's commit must drop its cache).
     let mut held: Option<(DbConn, std::time::Instant)> = None;
+    // Until its statements may keep their plans (`db::plan_audit_statements`), asked again
+    // now and then.
+    let mut plans_asked: Option<std::time::Instant> = None;
     while let Ok(first) = jobs.recv() {
         let mut batch = vec![first];
         let mut size = batch.iter().map(|(a, _)| a.len()).sum::<usize>();
@@ -164,9 +170,22 @@ fn write_loop(
         let kept = held.take().and_then(|(mut conn, last)| {
             crate::db::still_usable(&mut conn, last.elapsed()).then_some(conn)
         });
-        let outcome = match kept.map_or_else(|| fresh_connection(database_url), Ok) {
+        let conn = match kept {
+            Some(conn) => Ok(conn),
+            None => fresh_connection(database_url).map(|(conn, settled)| {
+                plans_asked = (!settled).then(std::time::Instant::now);
+                conn
+            }),
+        };
+        let outcome = match conn {
             Err(e) => Err(e),
             Ok(mut conn) => {
+                if plans_asked.is_some_and(|at| at.elapsed() > ASK_PLANS_AGAIN) {
+                    plans_asked = match crate::db::plan_audit_statements(&mut conn) {
+                        Ok(true) => None,
+                        _ => Some(std::time::Instant::now()),
+                    };
+                }
                 let written = write_batch(&mut conn, &batch, attendance);
                 if written.is_ok() {
                     held = Some((conn, std::time::Instant::now()));
@@ -189,10 +208,11 @@ fn write_loop(
     }
 }
 
-fn fresh_connection(database_url: &str) -> Result<DbConn, String> {
+/// A new connection for the writer, and whether its statements may keep their plans.
+fn fresh_connection(database_url: &str) -> Result<(DbConn, bool), String> {
     let mut conn = crate::db::connect(database_url)?;
-    crate::db::configure_audit_writer(&mut conn).map_err(|e| e.to_string())?;
-    Ok(conn)
+    let settled = crate::db::configure_audit_writer(&mut conn).map_err(|e| e.to_string())?;
+    Ok((conn, settled))
 }
 
 /// Writes a batch in one transaction; returns how many notifications it queued.

@@ -451,22 +451,55 @@ where
 /// For the audit writer's own connection, which writes continuously.
 ///
 /// On SQLite, it no longer checkpoints at its own commits — `start_checkpointer` does that
-/// beside it, so no commit waits for a checkpoint.
+/// beside it, so no commit waits for a checkpoint. On PostgreSQL, see `plan_audit_statements`
+/// (whose answer this returns).
+pub fn configure_audit_writer(conn: &mut DbConn) -> QueryResult<bool> {
+    if let DbConn::Sqlite(c) = conn {
+        diesel::connection::SimpleConnection::batch_execute(c, "PRAGMA wal_autocheckpoint = 0")?;
+    }
+    plan_audit_statements(conn)
+}
+
+/// `audit_events` rows, as PostgreSQL's statistics estimate them, from which the audit writer's
+/// statements keep the plans PostgreSQL settles on.
+const AUDIT_ROWS_FOR_KEPT_PLANS: f32 = 10_000.0;
+
+#[derive(diesel::QueryableByName)]
+struct RowEstimate {
+    #[diesel(sql_type = diesel::sql_types::Float)]
+    rows: f32,
+}
+
+/// Whether the audit writer's statements keep their plans (true), or are planned afresh at every
+/// execution until the statistics describe audit tables of some size (false: ask again later).
 ///
-/// On PostgreSQL, its statements are planned afresh at every execution. They are prepared once
-/// and kept, and PostgreSQL would otherwise settle on a generic plan after five runs — made
-/// while the audit tables were small, a sequential scan — and keep it while they grow by
-/// thousands of rows a second: on a new database, audited lookups fell to a fifth of the rate
-/// a hand-run `ANALYZE` gave. A batch runs a handful of statements, so planning each is cheap.
-pub fn configure_audit_writer(conn: &mut DbConn) -> QueryResult<()> {
+/// They are prepared once and kept, and PostgreSQL settles on a generic plan after five runs:
+/// one made from a new database's statistics of empty tables, a sequential scan, was kept
+/// while they grew by thousands of rows a second (audited lookups at a fifth of the rate a
+/// hand-run `ANALYZE` gave). Planning at every execution avoided that but cost 40% of the
+/// writer's database time for ever. Once autovacuum has analysed tables of real size, the
+/// generic plans use the indexes (and a later `ANALYZE` replaces them), so the writer then
+/// keeps them all: left to choose, PostgreSQL still planned the `= ANY($1)` reads afresh at
+/// nearly every execution. SQLite plans each statement as it prepares it: always true.
+pub fn plan_audit_statements(conn: &mut DbConn) -> QueryResult<bool> {
     match conn {
-        DbConn::Sqlite(c) => {
-            diesel::connection::SimpleConnection::batch_execute(c, "PRAGMA wal_autocheckpoint = 0")
+        DbConn::Sqlite(_) => Ok(true),
+        DbConn::Postgres(c) => {
+            let known: RowEstimate = diesel::sql_query(
+                "SELECT reltuples AS rows FROM pg_class WHERE oid = 'audit_events'::regclass",
+            )
+            .get_result(c)?;
+            let settled = known.rows >= AUDIT_ROWS_FOR_KEPT_PLANS;
+            diesel::connection::SimpleConnection::batch_execute(
+                c,
+                if settled {
+                    "SET plan_cache_mode = force_generic_plan"
+                } else {
+                    "SET plan_cache_mode = force_custom_plan"
+                },
+            )?;
+            Ok(settled)
         }
-        DbConn::Postgres(c) => diesel::connection::SimpleConnection::batch_execute(
-            c,
-            "SET plan_cache_mode = force_custom_plan",
-        ),
     }
 }
 

@@ -334,3 +334,46 @@ async fn accesses_that_told_an_la_before_the_told_column_still_count_after_its_m
     assert_eq!(told(&mut app.pool.get().unwrap()), 2);
     assert_eq!(app.count_rows("audit_events"), 3);
 }
+
+/// The audit writer's PostgreSQL statements are planned for their values while the statistics
+/// describe small audit tables (a generic plan made then scanned them), and keep their plans
+/// once autovacuum (here a hand-run `ANALYZE`) has seen tables of real size. SQLite plans as
+/// it prepares: always kept.
+#[tokio::test]
+async fn the_audit_writer_keeps_its_plans_only_once_the_statistics_know_the_audit_tables() {
+    use diesel::connection::SimpleConnection;
+    #[derive(diesel::QueryableByName)]
+    struct Mode {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        plan_cache_mode: String,
+    }
+    let app = TestApp::spawn().await;
+    let mut conn = app.pool.get().unwrap();
+    let is_postgres = matches!(&**conn, db::DbConn::Postgres(_));
+    let settled = db::configure_audit_writer(&mut conn).unwrap();
+    if !is_postgres {
+        assert!(settled);
+        return;
+    }
+    let mode = |conn: &mut db::DbConn| -> String {
+        diesel::sql_query("SHOW plan_cache_mode")
+            .get_result::<Mode>(conn)
+            .unwrap()
+            .plan_cache_mode
+    };
+    assert!(!settled, "a new database's audit tables are empty");
+    assert_eq!(mode(&mut conn), "force_custom_plan");
+    let db::DbConn::Postgres(pg) = &mut **conn else {
+        unreachable!()
+    };
+    pg.batch_execute(
+        "INSERT INTO audit_events (id, recorded_ms, nhs_number, agent_sub, agent_org, \
+         care_setting, accessor_role, shown, content) \
+         SELECT 'filled-' || n, n, '9449306753', 'someone', 'RJ1', 'unscheduled', \
+         'health-care', FALSE, '' FROM generate_series(1, 12000) AS n; \
+         ANALYZE audit_events;",
+    )
+    .unwrap();
+    assert!(db::plan_audit_statements(&mut conn).unwrap());
+    assert_eq!(mode(&mut conn), "force_generic_plan");
+}

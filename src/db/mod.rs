@@ -460,8 +460,8 @@ pub fn configure_audit_writer(conn: &mut DbConn) -> QueryResult<bool> {
     plan_audit_statements(conn)
 }
 
-/// `audit_events` rows, as PostgreSQL's statistics estimate them, from which the audit writer's
-/// statements keep the plans PostgreSQL settles on.
+/// Rows in each audit table (`audit_events`, `audit_las`), as PostgreSQL's statistics estimate
+/// them, from which the audit writer's statements keep the plans PostgreSQL settles on.
 const AUDIT_ROWS_FOR_KEPT_PLANS: f32 = 10_000.0;
 
 #[derive(diesel::QueryableByName)]
@@ -486,7 +486,8 @@ pub fn plan_audit_statements(conn: &mut DbConn) -> QueryResult<bool> {
         DbConn::Sqlite(_) => Ok(true),
         DbConn::Postgres(c) => {
             let known: RowEstimate = diesel::sql_query(
-                "SELECT reltuples AS rows FROM pg_class WHERE oid = 'audit_events'::regclass",
+                "SELECT min(reltuples) AS rows FROM pg_class \
+                 WHERE oid IN ('audit_events'::regclass, 'audit_las'::regclass)",
             )
             .get_result(c)?;
             let settled = known.rows >= AUDIT_ROWS_FOR_KEPT_PLANS;

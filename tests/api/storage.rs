@@ -337,7 +337,7 @@ async fn accesses_that_told_an_la_before_the_told_column_still_count_after_its_m
 
 /// The audit writer's PostgreSQL statements are planned for their values while the statistics
 /// describe small audit tables (a generic plan made then scanned them), and keep their plans
-/// once autovacuum (here a hand-run `ANALYZE`) has seen tables of real size. SQLite plans as
+/// once autovacuum (here a hand-run `ANALYZE`) has seen both tables at a real size. SQLite plans as
 /// it prepares: always kept.
 #[tokio::test]
 async fn the_audit_writer_keeps_its_plans_only_once_the_statistics_know_the_audit_tables() {
@@ -372,6 +372,19 @@ async fn the_audit_writer_keeps_its_plans_only_once_the_statistics_know_the_audi
          SELECT 'filled-' || n, n, '9449306753', 'someone', 'RJ1', 'unscheduled', \
          'health-care', FALSE, '' FROM generate_series(1, 12000) AS n; \
          ANALYZE audit_events;",
+    )
+    .unwrap();
+    assert!(
+        !db::plan_audit_statements(&mut conn).unwrap(),
+        "the LAs of the accesses are still unknown"
+    );
+    let db::DbConn::Postgres(pg) = &mut **conn else {
+        unreachable!()
+    };
+    pg.batch_execute(
+        "INSERT INTO audit_las (la_ods, recorded_ms, event_seq, shown) \
+         SELECT 'E09000030', recorded_ms, seq, FALSE FROM audit_events; \
+         ANALYZE audit_las;",
     )
     .unwrap();
     assert!(db::plan_audit_statements(&mut conn).unwrap());

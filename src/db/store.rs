@@ -316,14 +316,7 @@ pub fn current_by_ids(conn: &mut DbConn, ty: &str, ids: &[&str]) -> QueryResult<
     let mut rows = Vec::with_capacity(ids.len());
     if super::is_sqlite(conn) {
         for id in ids {
-            rows.extend(
-                resources::table
-                    .filter(resources::resource_type.eq(ty))
-                    .filter(resources::id.eq(id))
-                    .select(ResourceRow::as_select())
-                    .first(conn)
-                    .optional()?,
-            );
+            rows.extend(current(conn, ty, id)?);
         }
         return Ok(rows);
     }

@@ -7,7 +7,7 @@ use serde_json::Value;
 use super::extract::{if_match, if_none_exist, FhirBody};
 use super::respond::FhirResponse;
 use super::write::{validation_outcome, Writing};
-use super::{history_routes, instance, stored_type, type_level};
+use super::{fixed_type_paths, instance, instance_history, stored_type, type_level};
 use crate::auth::Action;
 use crate::db::DbConn;
 use crate::error::FhirResult;
@@ -18,17 +18,19 @@ use crate::service::{conditional_identifier, Written};
 const TYPE: ResourceType = ResourceType::EpisodeOfCare;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    // `$validate` before `/{id}`, which would take it for an id.
-    cfg.service(stored_type(TYPE, "/$validate").post(validate).build());
-    history_routes(cfg, TYPE);
-    cfg.service(instance(TYPE).put(update).delete(delete).build())
-        .service(
-            type_level(TYPE)
-                .create(create)
-                .put(conditional_update)
-                .delete(conditional_delete)
-                .build(),
-        );
+    // The search first (no pattern to match), the fixed paths before `/{id}`, which would
+    // take them for an id.
+    cfg.service(
+        type_level(TYPE)
+            .create(create)
+            .put(conditional_update)
+            .delete(conditional_delete)
+            .build(),
+    )
+    .service(stored_type(TYPE, "/$validate").post(validate).build());
+    fixed_type_paths(cfg, TYPE);
+    cfg.service(instance(TYPE).put(update).delete(delete).build());
+    instance_history(cfg, TYPE);
 }
 
 /// Checks a plan body for a write (`plan::check_for_write`), then runs `write` with it.

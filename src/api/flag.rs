@@ -3,15 +3,17 @@
 
 use actix_web::web;
 
-use super::{history_routes, instance, stored_type, type_level};
+use super::{fixed_type_paths, instance, instance_history, stored_type, type_level};
 use crate::fhir::ResourceType;
 
 const TYPE: ResourceType = ResourceType::Flag;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    // `$validate` before `/{id}`, which would take it for an id.
-    cfg.service(stored_type(TYPE, "/$validate").build());
-    history_routes(cfg, TYPE);
-    cfg.service(instance(TYPE).build())
-        .service(type_level(TYPE).build());
+    // The search first (no pattern to match), the fixed paths before `/{id}`, which would
+    // take them for an id.
+    cfg.service(type_level(TYPE).build())
+        .service(stored_type(TYPE, "/$validate").build());
+    fixed_type_paths(cfg, TYPE);
+    cfg.service(instance(TYPE).build());
+    instance_history(cfg, TYPE);
 }

@@ -80,34 +80,46 @@ pub struct AppState {
     pub readiness: crate::lifecycle::Readiness,
 }
 
-/// A route of a stored type (`/{type}{suffix}`): the handlers shared by the types learn which
-/// one they serve from it (`resource_type`); a method it has no route for is 405.
+/// A type's routes under `/{type}`, in a scope of their own: a request is matched against its
+/// type's few routes only. actix matches each pattern with a variable (`/{id}`) by a regular
+/// expression, and in one flat table a request tried every type's in turn, three times (routing,
+/// the request span's and the metrics' route label): a tenth of a plain read's CPU.
+fn type_scope(name: &str, routes: impl FnOnce(&mut web::ServiceConfig)) -> actix_web::Scope {
+    web::scope(&format!("/{name}")).configure(routes)
+}
+
+/// A route of a stored type (`{suffix}` in its `type_scope`): the handlers shared by the types
+/// learn which one they serve from it (`resource_type`); a method it has no route for is 405.
 fn stored_type(ty: ResourceType, suffix: &str) -> Endpoint {
-    Endpoint::new(&format!("/{}{suffix}", ty.as_str())).app_data(ty)
+    Endpoint::new(suffix).app_data(ty)
 }
 
-/// The history routes of a stored type (vread and instance history), and the type-level
-/// paths `/{id}` would otherwise take for an id: `_history` (not offered: 405) and `_search`.
-fn history_routes(cfg: &mut web::ServiceConfig, ty: ResourceType) {
-    cfg.service(search_form(ty.as_str()))
-        .service(stored_type(ty, "/_history").build())
-        .service(
-            stored_type(ty, "/{id}/_history/{vid}")
-                .get(read::vread)
-                .build(),
-        )
-        .service(
-            stored_type(ty, "/{id}/_history")
-                .get(read::history_instance)
-                .build(),
-        );
+/// The fixed type-level paths `/{id}` would otherwise take for an id: `_history` (not offered:
+/// 405) and `_search`.
+fn fixed_type_paths(cfg: &mut web::ServiceConfig, ty: ResourceType) {
+    cfg.service(search_form())
+        .service(stored_type(ty, "/_history").build());
 }
 
-/// `POST /{type}/_search`: `normalise` turns it into the type's GET search before routing, so
-/// its handler is never reached; the path is declared so its other methods are 405 with
-/// `Allow: POST`.
-fn search_form(ty: &str) -> actix_web::Resource {
-    Endpoint::new(&format!("/{ty}/_search"))
+/// The history routes of a stored type's instances (vread and instance history).
+fn instance_history(cfg: &mut web::ServiceConfig, ty: ResourceType) {
+    cfg.service(
+        stored_type(ty, "/{id}/_history/{vid}")
+            .get(read::vread)
+            .build(),
+    )
+    .service(
+        stored_type(ty, "/{id}/_history")
+            .get(read::history_instance)
+            .build(),
+    );
+}
+
+/// `POST /{type}/_search` (in the type's scope): `normalise` turns it into the type's GET
+/// search before routing, so its handler is never reached; the path is declared so its other
+/// methods are 405 with `Allow: POST`.
+fn search_form() -> actix_web::Resource {
+    Endpoint::new("/_search")
         .post(rewritten_before_routing)
         .build()
 }
@@ -154,36 +166,44 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(Endpoint::new("/").create(upload::upload).build())
                 // The system-level history is not offered.
                 .service(Endpoint::new("/_history").build())
-                .service(Endpoint::new("/Bundle").get(upload::search_reports).build())
-                .service(search_form("Bundle"))
-                .service(Endpoint::new("/Bundle/_history").build())
-                .service(
-                    Endpoint::new("/Bundle/{id}")
-                        .get(upload::read_report)
-                        .build(),
-                )
-                .service(Endpoint::new("/AuditEvent").get(access::search).build())
-                .service(search_form("AuditEvent"))
-                .service(Endpoint::new("/AuditEvent/_history").build())
-                .service(Endpoint::new("/AuditEvent/{id}").get(access::read).build())
-                .service(
-                    Endpoint::new("/Subscription")
-                        .get(subscription::search)
-                        .create(subscription::create)
-                        .build(),
-                )
-                .service(search_form("Subscription"))
-                .service(Endpoint::new("/Subscription/_history").build())
-                .service(
-                    Endpoint::new("/Subscription/{id}")
-                        .get(subscription::read)
-                        .put(subscription::update)
-                        .delete(subscription::delete)
-                        .build(),
-                )
-                .configure(organization::routes)
-                .configure(episode_of_care::routes)
-                .configure(flag::routes)
+                .service(type_scope("Bundle", |cfg| {
+                    cfg.service(Endpoint::new("").get(upload::search_reports).build())
+                        .service(search_form())
+                        .service(Endpoint::new("/_history").build())
+                        .service(Endpoint::new("/{id}").get(upload::read_report).build());
+                }))
+                .service(type_scope("AuditEvent", |cfg| {
+                    cfg.service(Endpoint::new("").get(access::search).build())
+                        .service(search_form())
+                        .service(Endpoint::new("/_history").build())
+                        .service(Endpoint::new("/{id}").get(access::read).build());
+                }))
+                .service(type_scope("Subscription", |cfg| {
+                    cfg.service(
+                        Endpoint::new("")
+                            .get(subscription::search)
+                            .create(subscription::create)
+                            .build(),
+                    )
+                    .service(search_form())
+                    .service(Endpoint::new("/_history").build())
+                    .service(
+                        Endpoint::new("/{id}")
+                            .get(subscription::read)
+                            .put(subscription::update)
+                            .delete(subscription::delete)
+                            .build(),
+                    );
+                }))
+                .service(type_scope(
+                    ResourceType::Organization.as_str(),
+                    organization::routes,
+                ))
+                .service(type_scope(
+                    ResourceType::EpisodeOfCare.as_str(),
+                    episode_of_care::routes,
+                ))
+                .service(type_scope(ResourceType::Flag.as_str(), flag::routes))
                 .default_service(web::to(not_found)),
         )
         .configure(crate::views::configure)

@@ -6,7 +6,7 @@ use actix_web::web;
 use super::extract::FhirBody;
 use super::respond::FhirResponse;
 use super::write::{validation_outcome, Writing};
-use super::{history_routes, instance, stored_type, type_level};
+use super::{fixed_type_paths, instance, instance_history, stored_type, type_level};
 use crate::auth::Action;
 use crate::error::{FhirError, FhirResult};
 use crate::fhir::ResourceType;
@@ -15,11 +15,13 @@ use crate::service::organization;
 const TYPE: ResourceType = ResourceType::Organization;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    // `$validate` before `/{id}`, which would take it for an id.
-    cfg.service(stored_type(TYPE, "/$validate").post(validate).build());
-    history_routes(cfg, TYPE);
-    cfg.service(instance(TYPE).put(update).build())
-        .service(type_level(TYPE).create(create).build());
+    // The search first (no pattern to match), the fixed paths before `/{id}`, which would
+    // take them for an id.
+    cfg.service(type_level(TYPE).create(create).build())
+        .service(stored_type(TYPE, "/$validate").post(validate).build());
+    fixed_type_paths(cfg, TYPE);
+    cfg.service(instance(TYPE).put(update).build());
+    instance_history(cfg, TYPE);
 }
 
 /// `POST /Organization` (operations): registers an LA.

@@ -5,7 +5,7 @@ use diesel::prelude::*;
 
 use super::raw::insert_rows;
 use super::schema::{audit_events, audit_las, subscriptions};
-use super::DbConn;
+use super::{per_key, DbConn};
 
 /// An access as stored: the columns its AuditEvent is rendered from (`crate::audit::render`),
 /// and where it is shown. Nothing but these is kept per access (issue #16: a whole JSON
@@ -103,40 +103,54 @@ pub struct RecentView {
 }
 
 /// The views of these children recorded after `since_ms` and shown somewhere (in the history
-/// or to an LA), from the child index alone (one statement for a whole batch). A view shown
-/// nowhere changes no later decision, and a clinician who reopens a child leaves many.
+/// or to an LA), from the child index alone (`per_key`). A view shown nowhere changes no later
+/// decision, and a clinician who reopens a child leaves many.
 pub fn recent_views(
     conn: &mut DbConn,
     children: &[&str],
     since_ms: i64,
 ) -> QueryResult<Vec<RecentView>> {
-    if children.is_empty() {
-        return Ok(Vec::new());
-    }
-    audit_events::table
-        .filter(audit_events::nhs_number.eq_any(children))
-        .filter(audit_events::recorded_ms.gt(since_ms))
-        .filter(audit_events::shown.or(audit_events::told_las))
-        .select((
-            audit_events::seq,
-            audit_events::nhs_number,
-            audit_events::agent_sub,
-            audit_events::agent_org,
-            audit_events::shown,
-        ))
-        .load(conn)
+    let views = || {
+        audit_events::table
+            .filter(audit_events::recorded_ms.gt(since_ms))
+            .filter(audit_events::shown.or(audit_events::told_las))
+            .select((
+                audit_events::seq,
+                audit_events::nhs_number,
+                audit_events::agent_sub,
+                audit_events::agent_org,
+                audit_events::shown,
+            ))
+    };
+    per_key(
+        conn,
+        children,
+        |conn, child| {
+            views()
+                .filter(audit_events::nhs_number.eq(*child))
+                .load(conn)
+        },
+        |conn, children| {
+            views()
+                .filter(audit_events::nhs_number.eq_any(children))
+                .load(conn)
+        },
+    )
 }
 
 /// The LAs each of these accesses was shown to: (seq, LA).
 pub fn las_shown(conn: &mut DbConn, seqs: &[i64]) -> QueryResult<Vec<(i64, String)>> {
-    if seqs.is_empty() {
-        return Ok(Vec::new());
-    }
-    audit_las::table
-        .filter(audit_las::event_seq.eq_any(seqs))
-        .filter(audit_las::shown.eq(true))
-        .select((audit_las::event_seq, audit_las::la_ods))
-        .load(conn)
+    let shown = || {
+        audit_las::table
+            .filter(audit_las::shown.eq(true))
+            .select((audit_las::event_seq, audit_las::la_ods))
+    };
+    per_key(
+        conn,
+        seqs,
+        |conn, seq| shown().filter(audit_las::event_seq.eq(*seq)).load(conn),
+        |conn, seqs| shown().filter(audit_las::event_seq.eq_any(seqs)).load(conn),
+    )
 }
 
 /// These children's accesses shown in their history since `since_ms`: (child, setting ODS
@@ -146,19 +160,30 @@ pub fn attendances(
     children: &[&str],
     since_ms: i64,
 ) -> QueryResult<Vec<(String, String, i64)>> {
-    if children.is_empty() {
-        return Ok(Vec::new());
-    }
-    audit_events::table
-        .filter(audit_events::nhs_number.eq_any(children))
-        .filter(audit_events::recorded_ms.ge(since_ms))
-        .filter(audit_events::shown.eq(true))
-        .select((
-            audit_events::nhs_number,
-            audit_events::agent_org,
-            audit_events::recorded_ms,
-        ))
-        .load(conn)
+    let shown = || {
+        audit_events::table
+            .filter(audit_events::recorded_ms.ge(since_ms))
+            .filter(audit_events::shown.eq(true))
+            .select((
+                audit_events::nhs_number,
+                audit_events::agent_org,
+                audit_events::recorded_ms,
+            ))
+    };
+    per_key(
+        conn,
+        children,
+        |conn, child| {
+            shown()
+                .filter(audit_events::nhs_number.eq(*child))
+                .load(conn)
+        },
+        |conn, children| {
+            shown()
+                .filter(audit_events::nhs_number.eq_any(children))
+                .load(conn)
+        },
+    )
 }
 
 /// That an access was shown, or not, to one of the LAs it concerns.

@@ -148,6 +148,29 @@ pub fn is_sqlite(conn: &DbConn) -> bool {
     matches!(conn, DbConn::Sqlite(_))
 }
 
+/// The rows for each of `keys`. On SQLite, `one` runs per key, a cached statement each: an
+/// `IN` list's SQL changes with its length, so SQLite prepared it afresh at every call, and
+/// stepping a prepared statement costs no round trip there. Elsewhere `all` runs once for
+/// every key (on PostgreSQL, one array bind: `= ANY($1)`).
+pub fn per_key<K, T>(
+    conn: &mut DbConn,
+    keys: &[K],
+    mut one: impl FnMut(&mut DbConn, &K) -> QueryResult<Vec<T>>,
+    all: impl FnOnce(&mut DbConn, &[K]) -> QueryResult<Vec<T>>,
+) -> QueryResult<Vec<T>> {
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    if !is_sqlite(conn) {
+        return all(conn, keys);
+    }
+    let mut rows = Vec::new();
+    for key in keys {
+        rows.extend(one(conn, key)?);
+    }
+    Ok(rows)
+}
+
 /// Whether a connection idle for `idle` may be used without opening a new one: on PostgreSQL,
 /// one idle longer than `IDLE_BEFORE_PING` must answer a ping. (SQLite's are files.)
 pub fn still_usable(conn: &mut DbConn, idle: Duration) -> bool {

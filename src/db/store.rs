@@ -304,32 +304,30 @@ pub fn find_by_identifiers(
     Ok(found)
 }
 
-/// The current rows of several resources by id, deleted ones included.
-///
-/// On SQLite one cached statement runs per id: an `IN` list's SQL changes with its length, so
-/// it was prepared afresh at every call (a tenth of an `_include` lookup's database time), and
-/// stepping a prepared statement costs no round trip there. PostgreSQL binds the ids as one
-/// array (`= ANY($1)`), planned for its values at each execution. (Reading an `_include`'s one
-/// id with a kept plan instead made lookups on a new database fall to a tenth of their rate in
-/// one run: a generic plan made before the statistics knew the table.)
+/// The current rows of several resources by id, deleted ones included: on SQLite one cached
+/// statement per id (`per_key`), on PostgreSQL the ids bound as one array, planned for its
+/// values at each execution. (Reading an `_include`'s one id with a kept plan instead made
+/// lookups on a new database fall to a tenth of their rate in one run: a generic plan made
+/// before the statistics knew the table.)
 pub fn current_by_ids(conn: &mut DbConn, ty: &str, ids: &[&str]) -> QueryResult<Vec<ResourceRow>> {
-    let mut rows = Vec::with_capacity(ids.len());
-    if super::is_sqlite(conn) {
-        for id in ids {
-            rows.extend(current(conn, ty, id)?);
-        }
-        return Ok(rows);
-    }
-    for chunk in ids.chunks(ROWS_PER_STATEMENT) {
-        rows.extend(
-            resources::table
-                .filter(resources::resource_type.eq(ty))
-                .filter(resources::id.eq_any(chunk))
-                .select(ResourceRow::as_select())
-                .load(conn)?,
-        );
-    }
-    Ok(rows)
+    super::per_key(
+        conn,
+        ids,
+        |conn, id| Ok(current(conn, ty, id)?.into_iter().collect()),
+        |conn, ids| {
+            let mut rows = Vec::with_capacity(ids.len());
+            for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+                rows.extend(
+                    resources::table
+                        .filter(resources::resource_type.eq(ty))
+                        .filter(resources::id.eq_any(chunk))
+                        .select(ResourceRow::as_select())
+                        .load(conn)?,
+                );
+            }
+            Ok(rows)
+        },
+    )
 }
 
 /// The resource holding a unique business identifier, if any.

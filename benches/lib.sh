@@ -25,11 +25,16 @@ PY
 peak_rss_kib() { awk '/VmHWM/ {print $2}' "/proc/$1/status"; }
 
 # Waits until the server on $1 answers /_health (10 s at most); with $2, only while that
-# process (the server started) is alive: another server on the port must not be measured.
+# process (the server started) is alive and only if it is the one listening: another server
+# left on the port (which the new one then fails to bind) must not be measured.
 await_health() {
     for _ in $(seq 1 100); do
         [ -z "${2:-}" ] || kill -0 "$2" 2>/dev/null || { echo "the server (pid $2) exited" >&2; return 1; }
-        curl -sf "http://127.0.0.1:$1/_health" >/dev/null && return
+        if curl -sf "http://127.0.0.1:$1/_health" >/dev/null; then
+            [ -z "${2:-}" ] || ss -ltnpH "sport = :$1" | grep -q "pid=$2," ||
+                { echo "another process listens on port $1" >&2; return 1; }
+            return
+        fi
         sleep 0.1
     done
     echo "server on port $1 did not start" >&2; return 1

@@ -280,23 +280,32 @@ impl Recorded {
             .collect();
         children.sort_unstable();
         children.dedup();
+        let collapse_since = stamp - COLLAPSE_MS;
+        let attendance_since = rule.since_ms(stamp);
+        let earlier =
+            audit::views_shown_since(conn, &children, collapse_since.min(attendance_since))?;
+        let attendances = earlier
+            .iter()
+            .filter(|v| v.shown && v.recorded_ms >= attendance_since)
+            .map(|v| (v.nhs_number.clone(), v.agent_org.clone(), v.recorded_ms))
+            .collect();
         // Other people's views of these children count only for the attendances.
-        let views: Vec<audit::RecentView> =
-            audit::recent_views(conn, &children, stamp - COLLAPSE_MS)?
-                .into_iter()
-                .filter(|v| {
-                    rows.iter().any(|a| {
+        let views: Vec<audit::RecentView> = earlier
+            .into_iter()
+            .filter(|v| {
+                v.recorded_ms > collapse_since
+                    && rows.iter().any(|a| {
                         a.reportable
                             && a.row.nhs_number == v.nhs_number
                             && a.row.agent_sub == v.agent_sub
                             && a.row.agent_org == v.agent_org
                     })
-                })
-                .collect();
+            })
+            .collect();
         let seqs: Vec<i64> = views.iter().map(|v| v.seq).collect();
         Ok(Recorded {
             las_shown: audit::las_shown(conn, &seqs)?,
-            attendances: audit::attendances(conn, &children, rule.since_ms(stamp))?,
+            attendances,
             views,
         })
     }
@@ -804,6 +813,7 @@ mod tests {
                 nhs_number: "9449306753".into(),
                 agent_sub: "nurse-1".into(),
                 agent_org: "RJ1".into(),
+                recorded_ms: 1_789_999_000_000,
                 shown: true,
             }],
             las_shown: vec![(7, "E09000030".into())],

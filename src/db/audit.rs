@@ -92,33 +92,38 @@ pub struct EarlierView {
     pub las_shown: Vec<String>,
 }
 
-/// An access recorded recently: who viewed which child, and whether it was in its history.
+/// An earlier access to one of a batch's children that was shown somewhere (in its history or
+/// to an LA): what the 24-hour check (the same person's views) and the attendances (the ones
+/// shown in the history) are decided from.
 #[derive(Debug, Clone, PartialEq, Eq, Queryable)]
 pub struct RecentView {
     pub seq: i64,
     pub nhs_number: String,
     pub agent_sub: String,
     pub agent_org: String,
+    pub recorded_ms: i64,
     pub shown: bool,
 }
 
-/// The views of these children recorded after `since_ms` and shown somewhere (in the history
-/// or to an LA), from the child index alone (`per_key`). A view shown nowhere changes no later
-/// decision, and a clinician who reopens a child leaves many.
-pub fn recent_views(
+/// The accesses to these children recorded since `since_ms` and shown somewhere, from the
+/// child index alone (`per_key`): one read serves both the 24-hour check and the attendances.
+/// A view shown nowhere changes no later decision, and a clinician who reopens a child leaves
+/// many.
+pub fn views_shown_since(
     conn: &mut DbConn,
     children: &[&str],
     since_ms: i64,
 ) -> QueryResult<Vec<RecentView>> {
     let views = || {
         audit_events::table
-            .filter(audit_events::recorded_ms.gt(since_ms))
+            .filter(audit_events::recorded_ms.ge(since_ms))
             .filter(audit_events::shown.or(audit_events::told_las))
             .select((
                 audit_events::seq,
                 audit_events::nhs_number,
                 audit_events::agent_sub,
                 audit_events::agent_org,
+                audit_events::recorded_ms,
                 audit_events::shown,
             ))
     };
@@ -150,39 +155,6 @@ pub fn las_shown(conn: &mut DbConn, seqs: &[i64]) -> QueryResult<Vec<(i64, Strin
         seqs,
         |conn, seq| shown().filter(audit_las::event_seq.eq(*seq)).load(conn),
         |conn, seqs| shown().filter(audit_las::event_seq.eq_any(seqs)).load(conn),
-    )
-}
-
-/// These children's accesses shown in their history since `since_ms`: (child, setting ODS
-/// code, instant), the attendances of `crate::attendance`. Answered from the child index.
-pub fn attendances(
-    conn: &mut DbConn,
-    children: &[&str],
-    since_ms: i64,
-) -> QueryResult<Vec<(String, String, i64)>> {
-    let shown = || {
-        audit_events::table
-            .filter(audit_events::recorded_ms.ge(since_ms))
-            .filter(audit_events::shown.eq(true))
-            .select((
-                audit_events::nhs_number,
-                audit_events::agent_org,
-                audit_events::recorded_ms,
-            ))
-    };
-    per_key(
-        conn,
-        children,
-        |conn, child| {
-            shown()
-                .filter(audit_events::nhs_number.eq(*child))
-                .load(conn)
-        },
-        |conn, children| {
-            shown()
-                .filter(audit_events::nhs_number.eq_any(children))
-                .load(conn)
-        },
     )
 }
 

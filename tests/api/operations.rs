@@ -79,6 +79,34 @@ async fn metrics_are_for_operations_only_on_the_main_port() {
 }
 
 #[tokio::test]
+async fn requests_are_counted_by_the_route_pattern_they_reached() {
+    let app = TestApp::spawn().await;
+    let ops = app.ops();
+    for (path, status) in [
+        ("/Organization/no-such-la", 404),
+        ("/EpisodeOfCare/no-such-plan/_history/1", 404),
+        ("/Flag/_history", 405),
+        ("/Flag", 200),
+    ] {
+        let res = app.get(path, &ops).await;
+        assert_eq!(res.status(), status, "{path}");
+    }
+    // Read as text: the parser takes the braces of `{id}` in a label for the label set's end.
+    let (text, _) = scrape(&format!("{}/metrics", app.address), Some(&ops)).await;
+    for (route, status) in [
+        ("/FHIR/R4/Organization/{id}", "404"),
+        ("/FHIR/R4/EpisodeOfCare/{id}/_history/{vid}", "404"),
+        ("/FHIR/R4/Flag/_history", "405"),
+        ("/FHIR/R4/Flag", "200"),
+    ] {
+        let line = format!(
+            "cpis_http_requests_total{{method=\"GET\",route=\"{route}\",status=\"{status}\"}} 1"
+        );
+        assert!(text.lines().any(|l| l == line), "{line} in {text}");
+    }
+}
+
+#[tokio::test]
 async fn a_scripted_workload_moves_each_counter_by_what_it_did() {
     let receiver = Receiver::start();
     let app = app_with_a_child(|_| {}).await;

@@ -571,9 +571,7 @@ struct CheckpointResult {
 /// under audited lookups, was their p99 (48 → 31 ms). `journal_size_limit` still bounds the
 /// file on disk.
 fn checkpoint(c: &mut SqliteConnection) -> QueryResult<()> {
-    let passive: CheckpointResult =
-        diesel::sql_query("PRAGMA wal_checkpoint(PASSIVE)").get_result(c)?;
-    if i64::from(passive.log) * PAGE_BYTES > WAL_RESET_BYTES {
+    if passive_checkpoint(c)? * PAGE_BYTES > WAL_RESET_BYTES {
         // It takes the write lock while it waits and copies: a turn like any writer's, so
         // writers queue fairly behind it instead of in SQLite's busy handler.
         maintenance_write(c, |c| {
@@ -583,6 +581,13 @@ fn checkpoint(c: &mut SqliteConnection) -> QueryResult<()> {
         })?;
     }
     Ok(())
+}
+
+/// A `PASSIVE` checkpoint; returns the frames in the WAL.
+fn passive_checkpoint(c: &mut SqliteConnection) -> QueryResult<i64> {
+    let result: CheckpointResult =
+        diesel::sql_query("PRAGMA wal_checkpoint(PASSIVE)").get_result(c)?;
+    Ok(i64::from(result.log))
 }
 
 /// Runs housekeeping that writes (a RESTART checkpoint, `PRAGMA optimize`) without ever
@@ -688,14 +693,6 @@ pub fn ping(conn: &mut DbConn) -> bool {
 mod tests {
     use super::*;
 
-    /// Frames in the WAL now (a `PASSIVE` checkpoint's `log`).
-    fn wal_frames(c: &mut SqliteConnection) -> i64 {
-        let result: CheckpointResult = diesel::sql_query("PRAGMA wal_checkpoint(PASSIVE)")
-            .get_result(c)
-            .unwrap();
-        i64::from(result.log)
-    }
-
     fn sqlite_in(dir: &std::path::Path) -> SqliteConnection {
         use diesel::connection::SimpleConnection;
         let mut c = SqliteConnection::establish(&format!("{}/wal.db", dir.display())).unwrap();
@@ -761,7 +758,7 @@ mod tests {
         for t in threads {
             t.join().unwrap();
         }
-        let written = wal_frames(&mut checkpointer);
+        let written = passive_checkpoint(&mut checkpointer).unwrap();
         assert!(
             largest < 64 * 1024 * 1024,
             "the WAL stayed within journal_size_limit: at most {largest} bytes ({written} frames now)"

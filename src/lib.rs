@@ -1,4 +1,5 @@
 //! CP-IS: Child Protection – Information Sharing, a FHIR R4 REST API server.
+#![forbid(unsafe_code)]
 
 pub mod api;
 pub mod attendance;

@@ -1,3 +1,4 @@
+#![forbid(unsafe_code)]
 /// mimalloc's per-thread heaps: glibc malloc's arena locks showed up as the top cost under
 /// concurrent lookups (benches/lookup.sh).
 #[global_allocator]

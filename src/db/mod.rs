@@ -83,9 +83,22 @@ impl Backend {
                     .map_err(|e| ConnectionError::BadConnection(e.to_string()))?;
                 Ok(DbConn::Sqlite(conn))
             }
-            Backend::Postgres(url) => PgConnection::establish(url).map(DbConn::Postgres),
+            Backend::Postgres(url) => connect_postgres(url).map(DbConn::Postgres),
         }
     }
+}
+
+/// Opens a PostgreSQL connection: every one the process makes goes through here.
+///
+/// libpq speaks TLS through OpenSSL, and OpenSSL, when it initialises itself on first use,
+/// registers `OPENSSL_cleanup` with `atexit`. At exit that frees the per-thread state of
+/// threads that are still running or ending (the pool's, the audit writer's, a runtime's), and
+/// the process aborts after its work is done ("free(): invalid pointer" in
+/// `init_thread_deregister`: the PostgreSQL suite in CI). Initialising OpenSSL here first, as
+/// rust-openssl does, sets `OPENSSL_INIT_NO_ATEXIT`; the memory goes back with the process.
+pub fn connect_postgres(url: &str) -> ConnectionResult<PgConnection> {
+    openssl_sys::init();
+    PgConnection::establish(url)
 }
 
 /// The most heap SQLite should use, all connections together (its page caches give way).

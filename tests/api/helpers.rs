@@ -10,7 +10,7 @@ use cpis::config::Config;
 use cpis::db::DbPool;
 use cpis::startup::Application;
 use cpis::validation::Profiles;
-use diesel::{Connection, PgConnection, RunQueryDsl};
+use diesel::RunQueryDsl;
 use reqwest::{Method, Response, ResponseBuilderExt};
 use serde_json::{json, Value};
 
@@ -36,7 +36,7 @@ enum TestDb {
 impl Drop for TestDb {
     fn drop(&mut self) {
         if let TestDb::Postgres { admin_url, schema } = self {
-            if let Ok(mut conn) = PgConnection::establish(admin_url) {
+            if let Ok(mut conn) = cpis::db::connect_postgres(admin_url) {
                 let _ = diesel::sql_query(format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
                     .execute(&mut conn);
             }
@@ -67,8 +67,8 @@ fn fresh_database(engine: Engine) -> (String, TestDb) {
     match postgres {
         Some(admin_url) => {
             let schema = format!("test_{}", uuid::Uuid::new_v4().simple());
-            let mut conn =
-                PgConnection::establish(&admin_url).expect("connect to the PostgreSQL test server");
+            let mut conn = cpis::db::connect_postgres(&admin_url)
+                .expect("connect to the PostgreSQL test server");
             diesel::sql_query(format!("CREATE SCHEMA {schema}"))
                 .execute(&mut conn)
                 .expect("create test schema");

@@ -1,8 +1,8 @@
 //! A process that has spoken TLS to PostgreSQL ends cleanly, whatever its other threads are
 //! doing: OpenSSL must not tear itself down from an `atexit` handler (why: `connect_postgres`).
 //!
-//! What matters happens during the process's own exit, so this test has no harness: it runs
-//! itself as a child and reads the child's exit status. The child registers an `atexit` handler
+//! What matters happens during the process's own exit, so the test runs this binary again as
+//! a child (`CPIS_OPENSSL_EXIT_CHILD` set) and reads the child's exit status. The child registers an `atexit` handler
 //! before anything uses OpenSSL; handlers run in reverse order, so it runs after any handler
 //! OpenSSL registers later, and it asks OpenSSL whether it has been cleaned up.
 #![allow(
@@ -14,8 +14,10 @@ use std::ffi::{c_int, c_void};
 use std::net::TcpListener;
 use std::process::{Command, ExitCode};
 
-const TEST: &str = "a_process_that_spoke_tls_to_postgresql_exits_without_openssl_cleaning_up";
-const CHILD: &str = "--child";
+use libtest_mimic::{Arguments, Failed, Trial};
+
+/// Set in the environment of the child this test runs.
+const CHILD: &str = "CPIS_OPENSSL_EXIT_CHILD";
 
 /// `OPENSSL_INIT_BASE_ONLY` (OpenSSL's crypto/cryptlib.h): once OpenSSL has been cleaned up,
 /// `OPENSSL_init_crypto` answers 0 without raising an error (which would use freed state).
@@ -27,35 +29,35 @@ extern "C" {
 }
 
 fn main() -> ExitCode {
-    if std::env::args().any(|arg| arg == CHILD) {
-        child()
-    } else {
-        parent()
+    if std::env::var_os(CHILD).is_some() {
+        return child();
     }
+    libtest_mimic::run(
+        &Arguments::from_args(),
+        vec![Trial::test(
+            "a_process_that_spoke_tls_to_postgresql_exits_without_openssl_cleaning_up",
+            a_process_that_spoke_tls_to_postgresql_exits_without_openssl_cleaning_up,
+        )],
+    )
+    .exit_code()
 }
 
-fn parent() -> ExitCode {
-    let Ok(this) = std::env::current_exe() else {
-        eprintln!("test {TEST} ... FAILED: this test's path is unknown");
-        return ExitCode::FAILURE;
-    };
-    match Command::new(this).arg(CHILD).output() {
-        Ok(out) if out.status.success() => {
-            println!("test {TEST} ... ok");
-            ExitCode::SUCCESS
-        }
-        Ok(out) => {
-            eprintln!(
-                "test {TEST} ... FAILED: the child ended with {} and said:\n{}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr)
-            );
-            ExitCode::FAILURE
-        }
-        Err(e) => {
-            eprintln!("test {TEST} ... FAILED: the child could not run: {e}");
-            ExitCode::FAILURE
-        }
+fn a_process_that_spoke_tls_to_postgresql_exits_without_openssl_cleaning_up() -> Result<(), Failed>
+{
+    let this = std::env::current_exe().map_err(|e| format!("this test's path: {e}"))?;
+    let out = Command::new(this)
+        .env(CHILD, "1")
+        .output()
+        .map_err(|e| format!("the child could not run: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "the child ended with {} and said:\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        )
+        .into())
     }
 }
 

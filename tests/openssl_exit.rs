@@ -2,9 +2,10 @@
 //! doing: OpenSSL must not tear itself down from an `atexit` handler (why: `connect_postgres`).
 //!
 //! What matters happens during the process's own exit, so the test runs this binary again as
-//! a child (`CPIS_OPENSSL_EXIT_CHILD` set) and reads the child's exit status. The child registers an `atexit` handler
-//! before anything uses OpenSSL; handlers run in reverse order, so it runs after any handler
-//! OpenSSL registers later, and it asks OpenSSL whether it has been cleaned up.
+//! a child (`CPIS_OPENSSL_EXIT_CHILD` set) and reads the child's exit status. The child
+//! registers an `atexit` handler before anything uses OpenSSL; handlers run in reverse order,
+//! so it runs after any handler OpenSSL registers later, and it asks OpenSSL whether it has
+//! been cleaned up.
 #![allow(
     unsafe_code,
     reason = "FFI to libc's atexit and OpenSSL's init; the server's crates forbid unsafe code"

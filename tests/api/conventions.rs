@@ -287,13 +287,17 @@ async fn an_invalid_result_parameter_is_400_and_records_nothing() {
 
 #[tokio::test]
 async fn sort_orders_by_last_updated_or_date_either_way() {
-    let app = TestApp::spawn().await;
+    // The plans are written a second apart: `meta.lastUpdated` is kept to the millisecond, and
+    // two writes in one millisecond tie (the order is then by id, whichever way the sort goes).
+    let clock = cpis::clock::Clock::fixed(chrono::Utc::now().timestamp_millis());
+    let app = TestApp::spawn_with(|c| c.clock = clock.clone()).await;
     app.create_la(LA_A).await;
     for (reference, start) in [
         ("P-1", "2026-03-01"),
         ("P-2", "2026-01-01"),
         ("P-3", "2026-02-01"),
     ] {
+        clock.set(clock.now_ms() + 1000);
         let mut plan = plan_json(CHILD, LA_A, reference);
         plan["period"]["start"] = start.into();
         app.create_plan(&plan).await;

@@ -246,6 +246,7 @@ fn write_batch(
                     audit_event_id: &access.row.id,
                     la_ods: la,
                     shown: showing.to_las.contains(la),
+                    pattern_marked: showing.marked_las.contains(la),
                 })
             })
             .collect();
@@ -258,12 +259,15 @@ fn write_batch(
 
 /// What was recorded before a batch about its reportable accesses' children.
 struct Recorded {
-    /// The same people's views within the 24-hour collapse window.
+    /// The same people's views within the 24-hour collapse window that were shown somewhere.
     views: Vec<audit::RecentView>,
-    /// The LAs each of those views was shown to, by seq.
+    /// The LAs each of those views, and each access in a pattern, was shown to, by seq.
     las_shown: Vec<(i64, String)>,
-    /// Shown accesses within the attendance window: (child, setting, instant).
+    /// Every reportable access within the attendance window: (child, setting, instant).
     attendances: Vec<(String, String, i64)>,
+    /// (child, LA): the LA was shown an access of the child in a pattern within the window,
+    /// so a later one in the same pattern is not its mark.
+    pattern_told: Vec<(String, String)>,
 }
 
 impl Recorded {
@@ -284,16 +288,24 @@ impl Recorded {
         let attendance_since = rule.since_ms(stamp);
         let earlier =
             audit::views_shown_since(conn, &children, collapse_since.min(attendance_since))?;
+        // Every unscheduled view is an attendance, the collapsed ones too (SPEC §3).
+        let in_window = |v: &&audit::RecentView| v.recorded_ms >= attendance_since;
         let attendances = earlier
             .iter()
-            .filter(|v| v.shown && v.recorded_ms >= attendance_since)
+            .filter(in_window)
             .map(|v| (v.nhs_number.clone(), v.agent_org.clone(), v.recorded_ms))
+            .collect();
+        let in_pattern: Vec<&audit::RecentView> = earlier
+            .iter()
+            .filter(in_window)
+            .filter(|v| v.told_las && v.attendance_pattern == Some(true))
             .collect();
         // Other people's views of these children count only for the attendances.
         let views: Vec<audit::RecentView> = earlier
-            .into_iter()
+            .iter()
             .filter(|v| {
                 v.recorded_ms > collapse_since
+                    && (v.shown || v.told_las)
                     && rows.iter().any(|a| {
                         a.reportable
                             && a.row.nhs_number == v.nhs_number
@@ -301,11 +313,29 @@ impl Recorded {
                             && a.row.agent_org == v.agent_org
                     })
             })
+            .cloned()
             .collect();
-        let seqs: Vec<i64> = views.iter().map(|v| v.seq).collect();
+        let mut seqs: Vec<i64> = views
+            .iter()
+            .chain(in_pattern.iter().copied())
+            .map(|v| v.seq)
+            .collect();
+        seqs.sort_unstable();
+        seqs.dedup();
+        let las_shown = audit::las_shown(conn, &seqs)?;
+        let pattern_told = in_pattern
+            .iter()
+            .flat_map(|v| {
+                las_shown
+                    .iter()
+                    .filter(move |(seq, _)| *seq == v.seq)
+                    .map(move |(_, la)| (v.nhs_number.clone(), la.clone()))
+            })
+            .collect();
         Ok(Recorded {
-            las_shown: audit::las_shown(conn, &seqs)?,
+            las_shown,
             attendances,
+            pattern_told,
             views,
         })
     }
@@ -369,13 +399,32 @@ fn decide(
             .chain(
                 before
                     .iter()
-                    .zip(&showings)
-                    .filter(|(b, showing)| showing.in_history && b.row.nhs_number == row.nhs_number)
-                    .map(|(b, _)| (b.row.agent_org.clone(), stamp)),
+                    .filter(|b| b.reportable && b.row.nhs_number == row.nhs_number)
+                    .map(|b| (b.row.agent_org.clone(), stamp)),
             )
             .collect();
-        let this = showing.in_history.then_some(row.agent_org.as_str());
-        let summary = rule.summarise(&attended, this, stamp);
+        let summary = rule.summarise(&attended, Some(row.agent_org.as_str()), stamp);
+        // Each LA's mark: the first access it is shown while the child is in a pattern.
+        let mut showing = showing;
+        if summary.pattern {
+            let told_before = |la: &String| {
+                recorded
+                    .pattern_told
+                    .iter()
+                    .any(|(nhs, told)| *nhs == row.nhs_number && told == la)
+                    || before.iter().zip(&showings).any(|(b, shown)| {
+                        b.row.nhs_number == row.nhs_number
+                            && b.row.attendance_pattern == Some(true)
+                            && shown.to_las.contains(la)
+                    })
+            };
+            showing.marked_las = showing
+                .to_las
+                .iter()
+                .filter(|la| !told_before(la))
+                .cloned()
+                .collect();
+        }
         let count = |n: u32| Some(i32::try_from(n).unwrap_or(i32::MAX));
         let row = &mut access.row;
         row.shown = showing.in_history;
@@ -384,7 +433,7 @@ fn decide(
         row.attendance_settings = count(summary.settings);
         row.attendance_window_days = count(summary.window_days);
         row.attendance_pattern = Some(summary.pattern);
-        row.pattern_reached = summary.first;
+        row.pattern_reached = summary.first || !showing.marked_las.is_empty();
         showings.push(showing);
     }
     showings
@@ -425,6 +474,8 @@ pub struct Showing {
     pub in_history: bool,
     /// To these of its LAs (their history, pull and notifications).
     pub to_las: Vec<String>,
+    /// Of those, the LAs for which it is the repeated-attendance mark.
+    pub marked_las: Vec<String>,
 }
 
 /// The 24-hour collapse (SPEC §3). Only a reportable access (health-care, unscheduled) is
@@ -436,12 +487,14 @@ pub fn collapse(reportable: bool, las: &[String], earlier: &[EarlierView]) -> Sh
         return Showing {
             in_history: false,
             to_las: Vec::new(),
+            marked_las: Vec::new(),
         };
     }
     let told = |la: &String| earlier.iter().any(|e| e.las_shown.contains(la));
     Showing {
         in_history: !earlier.iter().any(|e| e.shown),
         to_las: las.iter().filter(|la| !told(la)).cloned().collect(),
+        marked_las: Vec::new(),
     }
 }
 
@@ -507,9 +560,9 @@ impl PendingAccess {
 
 /// The AuditEvent (JSON) of a stored access: rendered from its columns, or, for an access
 /// recorded before they existed, the document kept then.
-pub fn render(stored: &StoredAccess) -> Result<String, String> {
+pub fn render(stored: &StoredAccess, audience: Audience<'_>) -> Result<String, String> {
     if !stored.content.is_empty() {
-        return Ok(stored.content.clone());
+        return render_legacy(&stored.content, audience);
     }
     let who = Identity {
         sub: stored.agent_sub.clone(),
@@ -532,15 +585,14 @@ pub fn render(stored: &StoredAccess) -> Result<String, String> {
             settings,
             window_days,
             pattern,
-            first: stored.pattern_reached,
+            first: match audience {
+                Audience::Whole => stored.pattern_reached,
+                Audience::La { pattern_marked, .. } => pattern_marked,
+            },
         }),
         _ => None,
     };
-    let entities: Vec<String> = stored
-        .entities
-        .split_whitespace()
-        .map(str::to_string)
-        .collect();
+    let entities = references_for(&stored.entities, audience);
     Ok(audit_event::to_json(&Access {
         id: &stored.id,
         recorded_ms: stored.recorded_ms,
@@ -554,6 +606,19 @@ pub fn render(stored: &StoredAccess) -> Result<String, String> {
         observer: &stored.observer,
         attendance: attendance.as_ref(),
     }))
+}
+
+/// An access kept whole as a document (before accesses were columns): as it was for the
+/// whole audience; for an LA without references, which named no LA then.
+fn render_legacy(content: &str, audience: Audience<'_>) -> Result<String, String> {
+    if audience == Audience::Whole {
+        return Ok(content.to_string());
+    }
+    let mut event: Value = serde_json::from_str(content).map_err(|e| e.to_string())?;
+    if let Some(entities) = event.get_mut("entity").and_then(Value::as_array_mut) {
+        entities.retain(|e| e.pointer("/what/reference").is_none());
+    }
+    serde_json::to_string(&event).map_err(|e| e.to_string())
 }
 
 /// A returned plan or flag, as an audit needs it.
@@ -588,11 +653,12 @@ pub fn accesses(ctx: &AccessContext, returned: &[Returned<'_>]) -> Vec<PendingAc
             continue;
         };
         let (refs, las) = children.entry(nhs).or_default();
-        let reference = format!("{}/{id}", r.ty.as_str());
+        let owner = owner_of(r);
+        let reference = owned_reference(&format!("{}/{id}", r.ty.as_str()), owner.as_deref());
         if !refs.contains(&reference) {
             refs.push(reference);
         }
-        if let Some(la) = owner_of(r) {
+        if let Some(la) = owner {
             if !las.contains(&la) {
                 las.push(la);
             }
@@ -626,6 +692,45 @@ fn access(ctx: &AccessContext, nhs: String, refs: &[String], las: Vec<String>) -
         observer: ctx.observer.clone(),
         la_ods: las,
     }
+}
+
+/// A returned plan or Flag as its access keeps it: the reference and, after `@`, the LA that
+/// holds it, so that an LA is shown only references to its own plans (ids never hold `@`).
+fn owned_reference(reference: &str, owner: Option<&str>) -> String {
+    match owner {
+        Some(la) => format!("{reference}@{la}"),
+        None => reference.to_string(),
+    }
+}
+
+/// Who an AuditEvent is rendered for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Audience<'a> {
+    /// Health care and operations: every reference, the child's own attendance mark.
+    Whole,
+    /// One LA: references to its own plans only (never to another LA's, live, withdrawn or
+    /// deleted), and the attendance mark as it was made for that LA.
+    La { ods: &'a str, pattern_marked: bool },
+}
+
+/// The references an access shows to `audience`. An LA sees its own plans' references only;
+/// one stored before references kept their LA is shown to no LA.
+fn references_for(entities: &str, audience: Audience<'_>) -> Vec<String> {
+    entities
+        .split_whitespace()
+        .filter_map(|entity| {
+            let (reference, owner) = match entity.split_once('@') {
+                Some((reference, owner)) => (reference, Some(owner)),
+                None => (entity, None),
+            };
+            match audience {
+                Audience::Whole => Some(reference.to_string()),
+                Audience::La { ods, .. } => owner
+                    .filter(|owner| owner.eq_ignore_ascii_case(ods))
+                    .map(|_| reference.to_string()),
+            }
+        })
+        .collect()
 }
 
 fn child_of(r: &Returned<'_>) -> Option<String> {
@@ -734,7 +839,7 @@ mod tests {
                 row.pattern_reached = a.first;
             }
             assert_eq!(
-                render(&row).unwrap(),
+                render(&row, Audience::Whole).unwrap(),
                 as_recorded(&p, 1_790_000_000_123, attendance.as_ref()),
                 "{kind:?}"
             );
@@ -747,7 +852,7 @@ mod tests {
             content: r#"{"resourceType":"AuditEvent","id":"old"}"#.into(),
             ..StoredAccess::default()
         };
-        assert_eq!(render(&row).unwrap(), row.content);
+        assert_eq!(render(&row, Audience::Whole).unwrap(), row.content);
     }
 
     #[test]
@@ -756,7 +861,7 @@ mod tests {
             .row(1)
             .row;
         row.interaction = "patch".into();
-        assert!(render(&row).is_err());
+        assert!(render(&row, Audience::Whole).is_err());
     }
 
     /// A reportable access to the child by `sub` at `org`, its plans held by `las`.
@@ -773,6 +878,7 @@ mod tests {
             views: Vec::new(),
             las_shown: Vec::new(),
             attendances: Vec::new(),
+            pattern_told: Vec::new(),
         }
     }
 
@@ -815,9 +921,12 @@ mod tests {
                 agent_org: "RJ1".into(),
                 recorded_ms: 1_789_999_000_000,
                 shown: true,
+                told_las: true,
+                attendance_pattern: Some(false),
             }],
             las_shown: vec![(7, "E09000030".into())],
             attendances: vec![("9449306753".into(), "RJ1".into(), 1_789_999_000_000)],
+            pattern_told: Vec::new(),
         };
         let mut rows = vec![
             at("nurse-1", "RJ1", &["E09000030", "E08000025"]),
@@ -888,7 +997,8 @@ mod tests {
             scheduled,
             Showing {
                 in_history: false,
-                to_las: Vec::new()
+                to_las: Vec::new(),
+                marked_las: Vec::new(),
             }
         );
     }

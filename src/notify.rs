@@ -358,13 +358,17 @@ async fn post(
         .header("Content-Type", "application/fhir+json")
         .header("X-CPIS-Notification-Id", &row.id);
     // The access that first brings a child to a repeated-attendance pattern: a task to raise.
-    let payload = crate::audit::render(&row.access).map_err(|cause| {
+    let audience = crate::audit::Audience::La {
+        ods: &row.la_ods,
+        pattern_marked: row.pattern_marked.unwrap_or(false),
+    };
+    let payload = crate::audit::render(&row.access, audience).map_err(|cause| {
         tracing::error!(notification.id = %row.id, cause, "stored access cannot be rendered");
         DELIVERY_FAILED.to_string()
     })?;
     // The column says it; an access kept as a document before the column existed, its JSON.
     let legacy = !row.access.content.is_empty();
-    if row.access.pattern_reached
+    if row.pattern_marked == Some(true)
         || (legacy
             && reaches_attendance_pattern(&serde_json::from_str(&payload).unwrap_or(Value::Null)))
     {

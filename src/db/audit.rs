@@ -13,6 +13,8 @@ use super::{per_key, DbConn};
 #[derive(Debug, Clone, Default, Queryable, Selectable)]
 #[diesel(table_name = audit_events)]
 pub struct StoredAccess {
+    /// Commit order (the key `audit_las` rows name the access by).
+    pub seq: i64,
     pub id: String,
     pub recorded_ms: i64,
     pub nhs_number: String,
@@ -92,9 +94,10 @@ pub struct EarlierView {
     pub las_shown: Vec<String>,
 }
 
-/// An earlier access to one of a batch's children that was shown somewhere (in its history or
-/// to an LA): what the 24-hour check (the same person's views) and the attendances (the ones
-/// shown in the history) are decided from.
+/// An earlier reportable access (health-care, unscheduled) to one of a batch's children: what
+/// the 24-hour check (the same person's views shown somewhere), the attendances (every one)
+/// and the per-LA attendance mark (those in a pattern, and the LAs they were shown to) are
+/// decided from.
 #[derive(Debug, Clone, PartialEq, Eq, Queryable)]
 pub struct RecentView {
     pub seq: i64,
@@ -103,12 +106,12 @@ pub struct RecentView {
     pub agent_org: String,
     pub recorded_ms: i64,
     pub shown: bool,
+    pub told_las: bool,
+    pub attendance_pattern: Option<bool>,
 }
 
-/// The accesses to these children recorded since `since_ms` and shown somewhere, from the
-/// child index alone (`per_key`): one read serves both the 24-hour check and the attendances.
-/// A view shown nowhere changes no later decision, and a clinician who reopens a child leaves
-/// many.
+/// The reportable accesses to these children recorded since `since_ms`, from the child index
+/// (`per_key`): one read serves the 24-hour check and the attendances.
 pub fn views_shown_since(
     conn: &mut DbConn,
     children: &[&str],
@@ -117,7 +120,8 @@ pub fn views_shown_since(
     let views = || {
         audit_events::table
             .filter(audit_events::recorded_ms.ge(since_ms))
-            .filter(audit_events::shown.or(audit_events::told_las))
+            .filter(audit_events::care_setting.eq("unscheduled"))
+            .filter(audit_events::accessor_role.eq("health-care"))
             .select((
                 audit_events::seq,
                 audit_events::nhs_number,
@@ -125,6 +129,8 @@ pub fn views_shown_since(
                 audit_events::agent_org,
                 audit_events::recorded_ms,
                 audit_events::shown,
+                audit_events::told_las,
+                audit_events::attendance_pattern,
             ))
     };
     per_key(
@@ -163,6 +169,8 @@ pub struct LaShowing<'a> {
     pub audit_event_id: &'a str,
     pub la_ods: &'a str,
     pub shown: bool,
+    /// The access is this LA's repeated-attendance mark (`crate::audit::decide`).
+    pub pattern_marked: bool,
 }
 
 /// Stores a batch of accesses, all recorded at `recorded_ms`, and the LAs each concerns,
@@ -212,15 +220,16 @@ pub fn insert_all(
     // Keyed by each new row's `seq`, found by its id (no RETURNING through MultiConnection).
     insert_rows(
         conn,
-        "INSERT INTO audit_las (la_ods, recorded_ms, event_seq, shown) \
-         SELECT v.column1, v.column2, e.seq, v.column4 = 1 FROM (VALUES ",
+        "INSERT INTO audit_las (la_ods, recorded_ms, event_seq, shown, pattern_reached) \
+         SELECT v.column1, v.column2, e.seq, v.column4 = 1, v.column5 = 1 FROM (VALUES ",
         ") AS v JOIN audit_events e ON e.id = v.column3",
         las,
         |row, la| {
             row.text(la.la_ods)
                 .big_int(recorded_ms)
                 .text(la.audit_event_id)
-                .big_int(i64::from(la.shown));
+                .big_int(i64::from(la.shown))
+                .big_int(i64::from(la.pattern_marked));
         },
     )
 }
@@ -327,7 +336,12 @@ pub fn history(
             .into_boxed::<super::DbBackend>()
             .filter(audit_events::recorded_ms.ge(from_ms))
             .filter(audit_events::recorded_ms.lt(to_ms));
-        if let Some(marked) = pattern {
+        // An LA's marks are its own (`audit_las`); the others see the child's.
+        let la_scoped = matches!(
+            scope,
+            HistoryScope::ChildForLa { .. } | HistoryScope::La { .. }
+        );
+        if let Some(marked) = pattern.filter(|_| !la_scoped) {
             q = q.filter(audit_events::pattern_reached.eq(marked));
         }
         if let Some(ids) = &window.ids {
@@ -351,20 +365,33 @@ pub fn history(
                             "EXISTS (SELECT 1 FROM audit_las WHERE audit_las.event_seq = audit_events.seq AND audit_las.shown AND audit_las.la_ods = ",
                         )
                         .bind::<diesel::sql_types::Text, _>(ods.clone())
-                        .sql(")"),
+                        .sql(match pattern {
+                            Some(true) => " AND audit_las.pattern_reached)",
+                            Some(false) => " AND NOT audit_las.pattern_reached)",
+                            None => ")",
+                        }),
                     );
             }
             HistoryScope::La { ods } => {
-                q = q.filter(
-                    audit_events::seq.eq_any(
-                        audit_las::table
-                            .filter(audit_las::la_ods.eq(ods.clone()))
-                            .filter(audit_las::shown.eq(true))
-                            .filter(audit_las::recorded_ms.ge(from_ms))
-                            .filter(audit_las::recorded_ms.lt(to_ms))
-                            .select(audit_las::event_seq),
+                let shown = || {
+                    audit_las::table
+                        .filter(audit_las::la_ods.eq(ods.clone()))
+                        .filter(audit_las::shown.eq(true))
+                        .filter(audit_las::recorded_ms.ge(from_ms))
+                        .filter(audit_las::recorded_ms.lt(to_ms))
+                };
+                q = match pattern {
+                    Some(marked) => q.filter(
+                        audit_events::seq.eq_any(
+                            shown()
+                                .filter(audit_las::pattern_reached.eq(marked))
+                                .select(audit_las::event_seq),
+                        ),
                     ),
-                );
+                    None => {
+                        q.filter(audit_events::seq.eq_any(shown().select(audit_las::event_seq)))
+                    }
+                };
             }
             HistoryScope::All => {}
         }
@@ -388,25 +415,52 @@ pub fn history(
     Ok(EventPage { accesses, total })
 }
 
-/// A stored access, and the LAs it concerns with whether it was shown to each.
+/// How an access concerns one of its LAs.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable)]
+pub struct LaOfAccess {
+    pub la_ods: String,
+    /// Shown to it (its history, pull and notifications).
+    pub shown: bool,
+    /// Its repeated-attendance mark.
+    pub pattern_marked: bool,
+}
+
+/// A stored access, and the LAs it concerns.
 pub struct StoredEvent {
     pub access: StoredAccess,
-    pub las: Vec<(String, bool)>,
+    pub las: Vec<LaOfAccess>,
 }
 
 /// One access by its AuditEvent id.
 pub fn find(conn: &mut DbConn, id: &str) -> QueryResult<Option<StoredEvent>> {
-    let found: Option<(i64, StoredAccess)> = audit_events::table
+    let found: Option<StoredAccess> = audit_events::table
         .filter(audit_events::id.eq(id))
-        .select((audit_events::seq, StoredAccess::as_select()))
+        .select(StoredAccess::as_select())
         .first(conn)
         .optional()?;
-    let Some((seq, access)) = found else {
+    let Some(access) = found else {
         return Ok(None);
     };
     let las = audit_las::table
-        .filter(audit_las::event_seq.eq(seq))
-        .select((audit_las::la_ods, audit_las::shown))
+        .filter(audit_las::event_seq.eq(access.seq))
+        .select((
+            audit_las::la_ods,
+            audit_las::shown,
+            audit_las::pattern_reached,
+        ))
         .load(conn)?;
     Ok(Some(StoredEvent { access, las }))
+}
+
+/// Which of these accesses (by seq) are LA `ods`'s repeated-attendance marks.
+pub fn la_marks(conn: &mut DbConn, ods: &str, seqs: &[i64]) -> QueryResult<Vec<i64>> {
+    if seqs.is_empty() {
+        return Ok(Vec::new());
+    }
+    audit_las::table
+        .filter(audit_las::la_ods.eq(ods))
+        .filter(audit_las::pattern_reached.eq(true))
+        .filter(audit_las::event_seq.eq_any(seqs))
+        .select(audit_las::event_seq)
+        .load(conn)
 }

@@ -4,7 +4,7 @@
 use diesel::prelude::*;
 
 use super::audit::StoredAccess;
-use super::schema::{audit_events, notification_outbox as outbox, subscriptions};
+use super::schema::{audit_events, audit_las, notification_outbox as outbox, subscriptions};
 use super::{write_transaction, DbConn};
 
 /// A claimed notification with what delivering it needs.
@@ -17,6 +17,10 @@ pub struct Due {
     pub access: StoredAccess,
     pub subscription: String,
     pub subscription_status: String,
+    /// The LA notified (the Subscription's).
+    pub la_ods: String,
+    /// The access is this LA's repeated-attendance mark.
+    pub pattern_marked: Option<bool>,
 }
 
 /// Claims up to `limit` due notifications for this dispatcher until `lease_until`. On
@@ -49,6 +53,11 @@ pub fn claim(conn: &mut DbConn, now: i64, lease_until: i64, limit: i64) -> Query
     outbox::table
         .inner_join(audit_events::table.on(audit_events::id.eq(outbox::audit_event_id)))
         .inner_join(subscriptions::table)
+        .left_join(
+            audit_las::table.on(audit_las::event_seq
+                .eq(audit_events::seq)
+                .and(audit_las::la_ods.eq(subscriptions::la_ods))),
+        )
         .filter(outbox::id.eq_any(&ids))
         .select((
             outbox::id,
@@ -57,6 +66,8 @@ pub fn claim(conn: &mut DbConn, now: i64, lease_until: i64, limit: i64) -> Query
             StoredAccess::as_select(),
             subscriptions::content,
             subscriptions::status,
+            subscriptions::la_ods,
+            audit_las::pattern_reached.nullable(),
         ))
         .load(conn)
 }

@@ -94,6 +94,7 @@ diesel::table! {
         recorded_ms -> BigInt,
         event_seq -> BigInt,
         shown -> Bool,
+        pattern_reached -> Bool,
     }
 }
 

@@ -11,8 +11,8 @@ use serde_json::Value;
 
 use super::parse_content;
 use super::search::matches;
-use crate::audit::{self as audit_access, AccessContext, Disclosed};
-use crate::auth::{Action, Caller, Role};
+use crate::audit::{self as audit_access, AccessContext, Audience, Disclosed};
+use crate::auth::{Action, Caller, LaScope, Role};
 use crate::db::audit::{self, EventPage, HistoryScope, HistoryWindow};
 use crate::db::{store, DbConn};
 use crate::error::FhirError;
@@ -201,10 +201,28 @@ pub fn page(
             (accesses, total)
         }
     };
-    let mut events = accesses
-        .iter()
-        .map(rendered)
-        .collect::<Result<Vec<Value>, _>>()?;
+    let mut events = match &plan.scope {
+        HistoryScope::ChildForLa { ods, .. } | HistoryScope::La { ods } => {
+            let seqs: Vec<i64> = accesses.iter().map(|a| a.seq).collect();
+            let marks = audit::la_marks(conn, ods, &seqs)?;
+            accesses
+                .iter()
+                .map(|a| {
+                    rendered(
+                        a,
+                        Audience::La {
+                            ods,
+                            pattern_marked: marks.contains(&a.seq),
+                        },
+                    )
+                })
+                .collect::<Result<Vec<Value>, _>>()?
+        }
+        _ => accesses
+            .iter()
+            .map(|a| rendered(a, Audience::Whole))
+            .collect::<Result<Vec<Value>, _>>()?,
+    };
     if plan.only_visible_plans {
         drop_withdrawn_entities(conn, &mut events)?;
     }
@@ -267,18 +285,30 @@ pub fn read(conn: &mut DbConn, caller: &Caller, id: &str) -> Result<Value, FhirE
         id: id.to_string(),
     };
     let audit::StoredEvent { access, las } = audit::find(conn, id)?.ok_or_else(not_found)?;
-    let scope = caller.la_scope();
-    let shown_to_caller = las.iter().any(|(la, shown)| *shown && scope.covers(la));
-    if caller.role() == Role::SocialCare && !shown_to_caller {
-        return Err(FhirError::Forbidden(
-            "this access is not in the history of any child of the caller's LA".into(),
-        ));
+    match caller.la_scope() {
+        LaScope::Every => rendered(&access, Audience::Whole),
+        LaScope::Own(ods) => {
+            let own = las
+                .iter()
+                .find(|la| la.shown && la.la_ods.eq_ignore_ascii_case(&ods))
+                .ok_or_else(|| {
+                    FhirError::Forbidden(
+                        "this access is not in the history of any child of the caller's LA".into(),
+                    )
+                })?;
+            rendered(
+                &access,
+                Audience::La {
+                    ods: &ods,
+                    pattern_marked: own.pattern_marked,
+                },
+            )
+        }
     }
-    rendered(&access)
 }
 
-/// A stored access as its AuditEvent.
-fn rendered(access: &audit::StoredAccess) -> Result<Value, FhirError> {
-    let json = crate::audit::render(access).map_err(FhirError::internal)?;
+/// A stored access as its AuditEvent for `audience`.
+fn rendered(access: &audit::StoredAccess, audience: Audience<'_>) -> Result<Value, FhirError> {
+    let json = crate::audit::render(access, audience).map_err(FhirError::internal)?;
     serde_json::from_str(&json).map_err(FhirError::internal)
 }

@@ -241,7 +241,7 @@ pub fn update(
 ) -> Result<Written, FhirError> {
     authorise(w.caller, &input.plan)?;
     write_transaction_with(conn, w.nesting, |conn| {
-        let current = require_live(w.current(conn, PLAN, id)?, PLAN, id)?;
+        let current = own_live_plan(w, w.current(conn, PLAN, id)?, id)?;
         replace(conn, w, current, input, if_match)
     })
 }
@@ -278,7 +278,7 @@ pub fn upsert(
         write_transaction_with(conn, nesting, |conn| {
             match w.holder(conn, system, value)? {
                 Some(id) => {
-                    let current = require_live(w.current(conn, PLAN, &id)?, PLAN, &id)?;
+                    let current = own_live_plan(w, w.current(conn, PLAN, &id)?, &id)?;
                     replace(conn, w, current, input, if_match)
                 }
                 // If-Match names a version of an existing plan: there is none.
@@ -300,13 +300,11 @@ pub fn upsert(
 /// no-op (FHIR: delete is idempotent).
 pub fn delete(conn: &mut DbConn, w: &mut PlanWrites<'_>, id: &str) -> Result<(), FhirError> {
     w.caller.require(Action::WritePlan)?;
-    write_transaction_with(conn, w.nesting, |conn| match w.current(conn, PLAN, id)? {
-        None => Err(FhirError::NotFound {
-            ty: PLAN.as_str().into(),
-            id: id.into(),
-        }),
-        Some(row) if row.deleted => Ok(()),
-        Some(row) => delete_row(conn, w, row),
+    write_transaction_with(conn, w.nesting, |conn| {
+        match own_plan(w, w.current(conn, PLAN, id)?, id)? {
+            row if row.deleted => Ok(()),
+            row => delete_row(conn, w, row),
+        }
     })
 }
 
@@ -322,7 +320,7 @@ pub fn delete_by_identifier(
         let Some(id) = w.holder(conn, system, value)? else {
             return Ok(false);
         };
-        let row = require_live(w.current(conn, PLAN, &id)?, PLAN, &id)?;
+        let row = own_live_plan(w, w.current(conn, PLAN, &id)?, &id)?;
         delete_row(conn, w, row).map(|_| true)
     })
 }
@@ -334,7 +332,6 @@ fn delete_row(
 ) -> Result<(), FhirError> {
     let now = w.now;
     let content = parse_content(&row)?;
-    w.caller.la_scope().admit(&managing_ods(&content)?)?;
     w.before_write(conn, &row.id)?;
     store::release_identifiers(conn, PLAN.as_str(), &row.id)?;
     write_version(
@@ -371,11 +368,33 @@ fn existing_plan(
     let Some(id) = w.holder(conn, system, value)? else {
         return Ok(None);
     };
-    let row = require_live(w.current(conn, PLAN, &id)?, PLAN, &id)?;
+    own_live_plan(w, w.current(conn, PLAN, &id)?, &id).map(Some)
+}
+
+/// Plan `id` as its row stands, once it is known to be the caller's: another LA's plan is 403
+/// whether live, withdrawn or deleted, so that no answer tells an LA of another's plans.
+fn own_plan(
+    w: &PlanWrites<'_>,
+    row: Option<ResourceRow>,
+    id: &str,
+) -> Result<ResourceRow, FhirError> {
+    let row = row.ok_or_else(|| FhirError::NotFound {
+        ty: PLAN.as_str().into(),
+        id: id.into(),
+    })?;
     w.caller
         .la_scope()
         .admit(&managing_ods(&parse_content(&row)?)?)?;
-    Ok(Some(row))
+    Ok(row)
+}
+
+/// `own_plan`, and live (a deleted plan is 410 to its own LA).
+fn own_live_plan(
+    w: &PlanWrites<'_>,
+    row: Option<ResourceRow>,
+    id: &str,
+) -> Result<ResourceRow, FhirError> {
+    require_live(Some(own_plan(w, row, id)?), PLAN, id)
 }
 
 fn managing_ods(content: &Value) -> Result<String, FhirError> {
@@ -496,7 +515,6 @@ fn replace(
 ) -> Result<Written, FhirError> {
     let now = w.now;
     let existing = parse_content(&current)?;
-    w.caller.la_scope().admit(&managing_ods(&existing)?)?;
     check_if_match(if_match, &current)?;
     let plan = &input.plan;
     let old_status = existing
@@ -507,6 +525,16 @@ fn replace(
         return Err(FhirError::ForbiddenUpdate {
             expression: Some("EpisodeOfCare.status".into()),
             reason: "a plan marked entered-in-error cannot be changed back".into(),
+        });
+    }
+    if existing
+        .pointer("/patient/identifier/value")
+        .and_then(Value::as_str)
+        != Some(plan.patient.as_str())
+    {
+        return Err(FhirError::ForbiddenUpdate {
+            expression: Some("EpisodeOfCare.patient".into()),
+            reason: "a plan's patient cannot change: withdraw the plan (entered-in-error) and create one for the right child".into(),
         });
     }
     if same_content(&existing, &input.resource) {

@@ -67,6 +67,18 @@ fn visible(
     Ok(content)
 }
 
+/// A stored resource's row, live or deleted; none is 404.
+fn existing(
+    row: Option<ResourceRow>,
+    ty: ResourceType,
+    id: &str,
+) -> Result<ResourceRow, FhirError> {
+    row.ok_or_else(|| FhirError::NotFound {
+        ty: ty.as_str().into(),
+        id: id.into(),
+    })
+}
+
 /// The current content of a live resource, recording nothing: for what supports a disclosure
 /// that records the child's access itself (a plan's LA, the plan behind a Flag).
 pub fn supporting(
@@ -89,8 +101,10 @@ pub fn read(
 ) -> Result<Disclosed<(ResourceRow, Value)>, FhirError> {
     let caller = &ctx.caller;
     caller.require(read_action(ty))?;
-    let row = require_live(store::current(conn, ty.as_str(), id)?, ty, id)?;
+    let row = existing(store::current(conn, ty.as_str(), id)?, ty, id)?;
+    // Whose it is comes before whether it is still there: another LA's deleted plan is 403.
     let content = visible(caller, ty, &row, ctx.now_ms)?;
+    let row = require_live(Some(row), ty, id)?;
     Ok(disclosed_one(ctx, ty, row, content))
 }
 
@@ -120,8 +134,9 @@ pub fn vread(
     let (caller, now) = (&ctx.caller, ctx.now_ms);
     caller.require(read_action(ty))?;
     // Access is judged on the current version: who owns the plan now.
-    let current = require_live(store::current(conn, ty.as_str(), id)?, ty, id)?;
+    let current = existing(store::current(conn, ty.as_str(), id)?, ty, id)?;
     visible(caller, ty, &current, now)?;
+    require_live(Some(current), ty, id)?;
     let row = store::version(conn, ty.as_str(), id, version)?.ok_or_else(|| {
         FhirError::VersionNotFound {
             ty: ty.as_str().into(),
@@ -154,10 +169,7 @@ pub fn history(
 ) -> Result<Disclosed<Versions>, FhirError> {
     let (caller, now) = (&ctx.caller, ctx.now_ms);
     caller.require(read_action(ty))?;
-    let current = store::current(conn, ty.as_str(), id)?.ok_or_else(|| FhirError::NotFound {
-        ty: ty.as_str().into(),
-        id: id.into(),
-    })?;
+    let current = existing(store::current(conn, ty.as_str(), id)?, ty, id)?;
     // A deleted plan's history is still its LA's to see (judged by its last content).
     visible(caller, ty, &current, now)?;
     let versions = store::history(conn, ty.as_str(), id)?

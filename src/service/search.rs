@@ -71,7 +71,23 @@ pub fn search(
     req: &SearchRequest,
 ) -> Result<Disclosed<Results>, FhirError> {
     let results = matches(conn, &ctx.caller, req, ctx.now_ms)?;
-    let returned: Vec<Returned<'_>> = results
+    let shown = results.entries.iter().filter(|e| e.mode == "match").count();
+    // A total above what the page shows tells of the matches left out (`_count=0`, an
+    // `_offset` past the end, `_summary=count`): where the search names its children or
+    // plans, every match it counted is an access, read again in full to be recorded.
+    let counted = if i64::try_from(shown).unwrap_or(i64::MAX) < results.total && names_records(req)
+    {
+        Some(matches(
+            conn,
+            &ctx.caller,
+            &every_match(req, results.total)?,
+            ctx.now_ms,
+        )?)
+    } else {
+        None
+    };
+    let accessed = counted.as_ref().unwrap_or(&results);
+    let returned: Vec<Returned<'_>> = accessed
         .entries
         .iter()
         .filter(|e| e.mode == "match")
@@ -82,6 +98,40 @@ pub fn search(
         .collect();
     let accesses = audit::accesses(ctx, &returned);
     Ok(Disclosed::new(results, accesses))
+}
+
+/// The most matches a search that shows fewer than it counts may count: each is read to be
+/// recorded. A child has a few plans; only a count over many children reaches this.
+const MAX_COUNTED: i64 = 10_000;
+
+/// Whether a search names the children or plans it matches (an NHS number, a plan identifier,
+/// an id): its total is then a disclosure about them. A count over the register (operations,
+/// by status or date) names no one.
+fn names_records(req: &SearchRequest) -> bool {
+    !req.patients.is_empty()
+        || req.filters.iter().any(|f| {
+            matches!(f, Filter::Ids(_))
+                || matches!(f, Filter::Token { index, .. } if *index == "identifier")
+        })
+}
+
+/// `req` with every match on one page and nothing included: what a total counted.
+fn every_match(req: &SearchRequest, total: i64) -> Result<SearchRequest, FhirError> {
+    if total > MAX_COUNTED {
+        return Err(FhirError::InvalidSearch {
+            param: "_count".into(),
+            reason: format!(
+                "this search counts {total} records without showing them, more than can be recorded one by one ({MAX_COUNTED}): narrow it, or page through its matches"
+            ),
+        });
+    }
+    Ok(SearchRequest {
+        offset: 0,
+        count: usize::try_from(total).unwrap_or(usize::MAX),
+        sort: None,
+        includes: Vec::new(),
+        ..req.clone()
+    })
 }
 
 /// A child's plans as `caller` may see them (health-care: none withdrawn), recording nothing:

@@ -399,3 +399,100 @@ async fn the_thresholds_come_from_the_environment() {
     let newest = &history["entry"][0]["resource"];
     assert_eq!(summary(newest), Some((2, 2, 7, true, true)));
 }
+
+/// A clinician at `setting` as one person (`sub`), so that a second look within 24 hours
+/// collapses.
+async fn seen_by(app: &TestApp, clock: &Clock, sub: &str, setting: &str) {
+    let mut req = token_request(Role::HealthCare, setting);
+    req.sub = sub.to_string();
+    let res = app
+        .get(
+            &format!("/Flag?patient:identifier={CHILD}"),
+            &app.token_for(&req),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    clock.set(clock.now_ms() + 1000);
+    app.deliver_pending().await;
+}
+
+#[tokio::test]
+async fn a_view_the_collapse_hides_is_still_an_attendance_on_its_own_day() {
+    let (app, clock, la_a, _) = setting(false).await;
+    // 10:00 on 1 November, then 08:00 on 2 November: the same nurse within 24 hours, so
+    // the second view is collapsed (not shown, not notified) but is a second attendance.
+    seen_by(&app, &clock, "nurse-1", "RJ1").await;
+    later(&clock, 1);
+    clock.set(clock.now_ms() - 2 * 60 * 60 * 1000);
+    seen_by(&app, &clock, "nurse-1", "RJ1").await;
+    assert_eq!(
+        la_a.delivered().len(),
+        1,
+        "the collapsed view is not notified"
+    );
+    seen_at(&app, &clock, "R1H", CHILD, false).await;
+    let last = la_a.delivered().last().unwrap().clone();
+    assert_eq!(
+        summary(&last.body),
+        Some((3, 2, 30, false, false)),
+        "RJ1 on two days and R1H: three attendances"
+    );
+}
+
+#[tokio::test]
+async fn an_la_that_adds_a_plan_during_a_pattern_gets_the_mark_on_the_first_access_it_is_shown() {
+    let (app, clock, la_a, la_b) = setting(false).await;
+    for setting in ["RJ1", "R1H", "RQX"] {
+        seen_at(&app, &clock, setting, CHILD, false).await;
+    }
+    assert_eq!(
+        la_a.delivered().iter().map(flagged).collect::<Vec<_>>(),
+        [false, false, true]
+    );
+    // LA B takes the child on while the pattern holds.
+    app.create_plan(&plan_json(CHILD, LA_B, "P-B9")).await;
+    seen_at(&app, &clock, "RAL", CHILD, false).await;
+    seen_at(&app, &clock, "RYJ", CHILD, false).await;
+    let to_b: Vec<Received> = la_b
+        .delivered()
+        .into_iter()
+        .filter(|n| n.body["entity"][0]["what"]["identifier"]["value"] == CHILD)
+        .collect();
+    assert_eq!(to_b.len(), 2);
+    assert!(
+        flagged(&to_b[0]),
+        "LA B's first access in the pattern is its mark"
+    );
+    assert!(!flagged(&to_b[1]));
+    assert_eq!(summary(&to_b[0].body).map(|s| s.4), Some(true));
+    assert_eq!(
+        la_a.delivered().iter().map(flagged).collect::<Vec<_>>(),
+        [false, false, true, false, false],
+        "LA A was marked once"
+    );
+    // Each LA's `attendance-pattern=true` lists its own mark.
+    for (la, expected) in [(LA_A, 1), (LA_B, 1)] {
+        let marked = body(
+            app.get("/AuditEvent?attendance-pattern=true", &app.social(la))
+                .await,
+        )
+        .await;
+        assert_eq!(marked["total"], expected, "{la}");
+        let event = &marked["entry"][0]["resource"];
+        assert_eq!(summary(event).map(|s| s.4), Some(true), "{la}");
+    }
+    let to_a = body(
+        app.get("/AuditEvent?attendance-pattern=true", &app.social(LA_A))
+            .await,
+    )
+    .await;
+    let to_b = body(
+        app.get("/AuditEvent?attendance-pattern=true", &app.social(LA_B))
+            .await,
+    )
+    .await;
+    assert_ne!(
+        to_a["entry"][0]["resource"]["id"], to_b["entry"][0]["resource"]["id"],
+        "different accesses are each LA's mark"
+    );
+}

@@ -14,6 +14,7 @@ mod audit;
 mod auth;
 mod calendar;
 mod conventions;
+mod disclosure;
 mod fuzz;
 mod helpers;
 mod import;

@@ -282,6 +282,32 @@ async fn count_zero_returns_only_the_total_and_large_counts_are_clamped() {
         b.get("entry").is_none(),
         "no entries: no entry array (FHIR JSON)"
     );
+    // A clinician's count of a child's plans tells as much as the plans: it is an access.
+    let b: Value = app
+        .get(
+            &format!("/Flag?patient:identifier={NHS}|9449306753&_count=0"),
+            &app.health(),
+        )
+        .await
+        .fhir()
+        .await;
+    assert_eq!(b["total"], 1);
+    assert!(b.get("entry").is_none());
+    let history: Value = app
+        .get("/AuditEvent?patient:identifier=9449306753", &app.ops())
+        .await
+        .fhir()
+        .await;
+    assert_eq!(history["total"], 1, "the count was recorded");
+    let event = &history["entry"][0]["resource"];
+    assert_eq!(
+        event["entity"][0]["what"]["identifier"]["value"],
+        "9449306753"
+    );
+    assert!(event["entity"][1]["what"]["reference"]
+        .as_str()
+        .unwrap()
+        .starts_with("Flag/"));
     let b: Value = app
         .get("/EpisodeOfCare?_count=100000", &app.ops())
         .await

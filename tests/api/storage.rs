@@ -39,8 +39,15 @@ async fn accesses_recorded_before_compact_storage_survive_its_migration() {
     .unwrap();
     assert_eq!(db::migrate(&mut conn).unwrap(), reverted);
     let stored = db::audit::find(&mut conn, "legacy-1").unwrap().unwrap();
-    assert_eq!(cpis::audit::render(&stored.access).unwrap(), document);
-    let mut las = stored.las;
+    assert_eq!(
+        cpis::audit::render(&stored.access, cpis::audit::Audience::Whole).unwrap(),
+        document
+    );
+    let mut las: Vec<(String, bool)> = stored
+        .las
+        .into_iter()
+        .map(|la| (la.la_ods, la.shown))
+        .collect();
     las.sort();
     assert_eq!(
         las,

@@ -1,0 +1,1 @@
+ALTER TABLE audit_las DROP COLUMN pattern_reached;

@@ -15,7 +15,7 @@ use tokio::sync::{oneshot, Notify};
 
 use crate::attendance::{AttendanceRule, Summary};
 use crate::auth::jwt::Identity;
-use crate::auth::{Caller, Role};
+use crate::auth::{Caller, Recording};
 use crate::db::audit::{self, EarlierView, NewAccess, StoredAccess};
 use crate::db::{write_transaction, DbConn};
 use crate::error::FhirError;
@@ -551,7 +551,7 @@ impl PendingAccess {
                 entities: self.entities.join(" "),
                 ..StoredAccess::default()
             },
-            reportable: who.role == Role::HealthCare
+            reportable: who.role.recording() == Recording::Clinical
                 && self.care_setting == CareSetting::Unscheduled,
             la_ods: self.la_ods.clone(),
         }
@@ -642,8 +642,7 @@ pub struct AccessContext {
 /// health-care accesses (shown and notified when unscheduled) and operations' reads of plans
 /// (governance only) are recorded; an LA reading its own plans is not an access.
 pub fn accesses(ctx: &AccessContext, returned: &[Returned<'_>]) -> Vec<PendingAccess> {
-    let role = ctx.caller.role();
-    if role == Role::SocialCare {
+    if ctx.caller.role().recording() == Recording::NotAnAccess {
         return Vec::new();
     }
     let mut children: BTreeMap<String, (Vec<String>, Vec<String>)> = BTreeMap::new();
@@ -673,7 +672,7 @@ pub fn accesses(ctx: &AccessContext, returned: &[Returned<'_>]) -> Vec<PendingAc
 /// The access of an access-history search for a child who has plans (of `las`): nothing but
 /// the child is referenced.
 pub fn history_access(ctx: &AccessContext, nhs: &str, las: Vec<String>) -> Vec<PendingAccess> {
-    if ctx.caller.role() == Role::SocialCare {
+    if ctx.caller.role().recording() == Recording::NotAnAccess {
         return Vec::new();
     }
     vec![access(ctx, nhs.to_string(), &[], las)]
@@ -760,7 +759,7 @@ mod tests {
     fn nurse(org: Option<&str>, job_role: bool) -> Identity {
         Identity {
             sub: "555021935107".into(),
-            role: Role::HealthCare,
+            role: crate::auth::Role::HealthCare,
             name: Some("Jane Smith".into()),
             org: org.map(str::to_string),
             org_name: org.map(|_| "St Thomas' Hospital".to_string()),

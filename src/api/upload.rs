@@ -6,7 +6,7 @@ use actix_web::{web, HttpRequest};
 use super::extract::FhirBody;
 use super::respond::FhirResponse;
 use super::AppState;
-use crate::auth::{Action, Caller, Role};
+use crate::auth::{Action, Caller, LaScope};
 use crate::db;
 use crate::db::reports::{self, ReportRow};
 use crate::error::{FhirError, FhirResult};
@@ -64,13 +64,8 @@ pub async fn upload(
 
 /// Reports are the uploading LA's (and operations'); health-care has no business with them.
 fn report_visible(caller: &Caller, row: &ReportRow) -> FhirResult<()> {
-    match caller.role() {
-        Role::Operations => Ok(()),
-        Role::SocialCare => caller.la_scope().admit(&row.la_ods),
-        Role::HealthCare => Err(FhirError::Forbidden(
-            "upload reports are for the uploading LA".into(),
-        )),
-    }
+    caller.require(Action::ReadUploadReport)?;
+    caller.la_scope().admit(&row.la_ods)
 }
 
 /// `GET /Bundle/{id}`: one report.
@@ -126,15 +121,10 @@ pub async fn search_reports(
         canonical.push((name, value));
     }
     let (rows, total) = db::run(&state.pool, move |conn| {
-        caller.require(Action::ReadPlan)?;
-        let la = match caller.role() {
-            Role::Operations => None,
-            Role::SocialCare => caller.org().map(str::to_string),
-            Role::HealthCare => {
-                return Err(FhirError::Forbidden(
-                    "upload reports are for the uploading LA".into(),
-                ))
-            }
+        caller.require(Action::ReadUploadReport)?;
+        let la = match caller.la_scope() {
+            LaScope::Every => None,
+            LaScope::Own(ods) => Some(ods),
         };
         Ok(reports::search(
             conn,

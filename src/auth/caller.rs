@@ -20,6 +20,11 @@ impl Caller {
         self.0.org.as_deref()
     }
 
+    /// Whether the caller's role may perform `action`.
+    pub fn may(&self, action: Action) -> bool {
+        allows(self.0.role, action)
+    }
+
     /// Fails with 403 unless the caller's role may perform `action`.
     pub fn require(&self, action: Action) -> Result<(), FhirError> {
         if allows(self.0.role, action) {

@@ -131,11 +131,11 @@ impl ClaimMap {
         let role = self.role(claims)?;
         let org = self.org.first(claims).map(|o| o.to_ascii_uppercase());
         let name = self.name.first(claims);
-        if matches!(role, Role::HealthCare | Role::SocialCare) && org.is_none() {
+        if role.needs_org() && org.is_none() {
             return Err(format!("a {} token needs an org claim", role.as_str()));
         }
-        if role == Role::HealthCare && name.is_none() {
-            return Err("a health-care token needs a name claim".into());
+        if role.needs_name() && name.is_none() {
+            return Err(format!("a {} token needs a name claim", role.as_str()));
         }
         Ok(Identity {
             sub,

@@ -12,4 +12,4 @@ pub mod provider_keys;
 
 pub use caller::Caller;
 pub use ownership::LaScope;
-pub use policy::{Action, Role};
+pub use policy::{Action, HistoryView, PlanSearch, Reach, Recording, Role};

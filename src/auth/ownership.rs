@@ -2,7 +2,8 @@
 //! operations are bounded by their role's actions (`policy`) and by what each read shows them.
 //! The rule lives here alone: every path asks the caller's `LaScope`.
 
-use super::{Caller, Role};
+use super::policy::Reach;
+use super::Caller;
 use crate::error::FhirError;
 
 /// Whose LA-held records (plans, flags, Subscriptions, upload reports, the access history) a
@@ -39,9 +40,9 @@ impl LaScope {
 impl Caller {
     /// The caller's scope: a social-care caller's own LA (from its token's organisation).
     pub fn la_scope(&self) -> LaScope {
-        match self.role() {
-            Role::SocialCare => LaScope::Own(self.org().unwrap_or_default().to_string()),
-            Role::HealthCare | Role::Operations => LaScope::Every,
+        match self.role().reach() {
+            Reach::OwnLa => LaScope::Own(self.org().unwrap_or_default().to_string()),
+            Reach::EveryLa => LaScope::Every,
         }
     }
 }

@@ -1,5 +1,9 @@
-//! The role × action matrix of SPEC §2, in one `match`. Ownership (an LA may touch only its own
-//! plans) is checked separately, once the data is known: see `ownership::LaScope`.
+//! Every rule that depends on a caller's role (SPEC §2), here and nowhere else: the role ×
+//! action matrix, and each question the rest of the server asks of a role (whose records it
+//! reaches, whether it sees withdrawn plans, how its reads are recorded, what its searches must
+//! name, which access history it is shown, which claims its token needs). Each answer is an
+//! exhaustive `match`, so a new role is one variant and the edits the compiler asks for here;
+//! other modules match on the answers, never on the role (`tests/role_rules.rs` checks).
 
 use std::str::FromStr;
 
@@ -34,6 +38,109 @@ impl FromStr for Role {
     }
 }
 
+/// Whose LA-held records (plans, flags, Subscriptions, upload reports, access history) a role
+/// reaches, as far as its actions allow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reach {
+    /// Its own LA's only (the token's `org`).
+    OwnLa,
+    /// Any LA's.
+    EveryLa,
+}
+
+/// How a role's reads of plans and flags are recorded (SPEC §3 AuditEvent).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recording {
+    /// Not an access: an LA reading its own plans.
+    NotAnAccess,
+    /// Recorded for governance only: never shown in a history, notified or counted.
+    Governance,
+    /// A clinician's access: shown, notified and counted when unscheduled.
+    Clinical,
+}
+
+/// What a role's searches of plans and flags must name, and what they never match.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlanSearch {
+    /// One NHS number at a time (the register cannot be browsed), withdrawn plans hidden.
+    OneChildWithoutWithdrawn,
+    /// Its own LA's plans only.
+    OwnLa,
+    /// The whole register.
+    Register,
+}
+
+/// Which access history (`AuditEvent?`) a role is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HistoryView {
+    /// A clinician: one child's 25 most recent shown accesses; the search is itself an access.
+    Clinician,
+    /// An LA: its own children's accesses shown to it (history, pull, attendance marks).
+    OwnLa,
+    /// Every access, scheduled and collapsed ones too, never itself an access.
+    Everything,
+}
+
+impl Role {
+    pub const ALL: [Role; 3] = [Role::SocialCare, Role::HealthCare, Role::Operations];
+
+    pub fn reach(self) -> Reach {
+        match self {
+            Role::SocialCare => Reach::OwnLa,
+            Role::HealthCare | Role::Operations => Reach::EveryLa,
+        }
+    }
+
+    /// Whether withdrawn (entered-in-error) and deleted plans are still there for the role:
+    /// for health care a withdrawn plan does not exist (404) and a deleted one is gone (410).
+    pub fn sees_withdrawn_plans(self) -> bool {
+        match self {
+            Role::SocialCare | Role::Operations => true,
+            Role::HealthCare => false,
+        }
+    }
+
+    pub fn recording(self) -> Recording {
+        match self {
+            Role::SocialCare => Recording::NotAnAccess,
+            Role::HealthCare => Recording::Clinical,
+            Role::Operations => Recording::Governance,
+        }
+    }
+
+    pub fn plan_search(self) -> PlanSearch {
+        match self {
+            Role::SocialCare => PlanSearch::OwnLa,
+            Role::HealthCare => PlanSearch::OneChildWithoutWithdrawn,
+            Role::Operations => PlanSearch::Register,
+        }
+    }
+
+    pub fn history_view(self) -> HistoryView {
+        match self {
+            Role::SocialCare => HistoryView::OwnLa,
+            Role::HealthCare => HistoryView::Clinician,
+            Role::Operations => HistoryView::Everything,
+        }
+    }
+
+    /// Whether the role's token must name its organisation (`org`): the LA, or the care setting.
+    pub fn needs_org(self) -> bool {
+        match self {
+            Role::SocialCare | Role::HealthCare => true,
+            Role::Operations => false,
+        }
+    }
+
+    /// Whether the role's token must name the person (`name`): a clinician's name is shown.
+    pub fn needs_name(self) -> bool {
+        match self {
+            Role::HealthCare => true,
+            Role::SocialCare | Role::Operations => false,
+        }
+    }
+}
+
 /// Everything a caller can ask of the server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Action {
@@ -59,10 +166,16 @@ pub enum Action {
     ReadSubscription,
     /// Scrape the server's operational metrics (`GET /metrics`).
     ReadMetrics,
+    /// Read and search an LA's upload reports (an LA: only its own).
+    ReadUploadReport,
+    /// Look a child up through NHS England's API shapes (SPEC §9): consumer APIs for clinicians.
+    UseNhsViews,
 }
 
 impl Action {
-    pub const ALL: [Action; 11] = [
+    pub const ALL: [Action; 13] = [
+        Action::ReadUploadReport,
+        Action::UseNhsViews,
         Action::ReadPlan,
         Action::WritePlan,
         Action::ReadOrganization,
@@ -86,18 +199,20 @@ pub fn allows(role: Role, action: Action) -> bool {
         (SocialCare, UpdateOwnOrganizationTelecom | Validate) => true,
         (SocialCare, ReadAccessHistory | ReadAuditEvent) => true,
         (SocialCare, ManageSubscription | ReadSubscription) => true,
-        (SocialCare, WriteOrganization | ReadMetrics) => false,
+        (SocialCare, WriteOrganization | ReadMetrics | UseNhsViews) => false,
+        (SocialCare, ReadUploadReport) => true,
         (HealthCare, ReadPlan | ReadOrganization | ReadAccessHistory) => true,
         (HealthCare, WritePlan | WriteOrganization | UpdateOwnOrganizationTelecom | Validate) => {
             false
         }
         (HealthCare, ReadAuditEvent | ManageSubscription | ReadSubscription) => false,
-        (HealthCare, ReadMetrics) => false,
+        (HealthCare, ReadMetrics | ReadUploadReport) => false,
+        (HealthCare, UseNhsViews) => true,
         (Operations, ReadPlan | ReadOrganization | WriteOrganization | Validate) => true,
         (Operations, UpdateOwnOrganizationTelecom) => true,
         (Operations, ReadAccessHistory | ReadAuditEvent | ReadSubscription) => true,
-        (Operations, ReadMetrics) => true,
-        (Operations, WritePlan | ManageSubscription) => false,
+        (Operations, ReadMetrics | ReadUploadReport) => true,
+        (Operations, WritePlan | ManageSubscription | UseNhsViews) => false,
     }
 }
 
@@ -120,6 +235,8 @@ mod tests {
         (SocialCare, ManageSubscription, true),
         (SocialCare, ReadSubscription, true),
         (SocialCare, ReadMetrics, false),
+        (SocialCare, ReadUploadReport, true),
+        (SocialCare, UseNhsViews, false),
         (HealthCare, ReadPlan, true),
         (HealthCare, WritePlan, false),
         (HealthCare, ReadOrganization, true),
@@ -131,6 +248,8 @@ mod tests {
         (HealthCare, ManageSubscription, false),
         (HealthCare, ReadSubscription, false),
         (HealthCare, ReadMetrics, false),
+        (HealthCare, ReadUploadReport, false),
+        (HealthCare, UseNhsViews, true),
         (Operations, ReadPlan, true),
         (Operations, WritePlan, false),
         (Operations, ReadOrganization, true),
@@ -142,6 +261,8 @@ mod tests {
         (Operations, ManageSubscription, false),
         (Operations, ReadSubscription, true),
         (Operations, ReadMetrics, true),
+        (Operations, ReadUploadReport, true),
+        (Operations, UseNhsViews, false),
     ];
 
     #[test]
@@ -149,12 +270,16 @@ mod tests {
         for &(role, action, allowed) in MATRIX {
             assert_eq!(allows(role, action), allowed, "{role:?} {action:?}");
         }
-        assert_eq!(MATRIX.len(), 3 * Action::ALL.len(), "every pair is listed");
+        assert_eq!(
+            MATRIX.len(),
+            Role::ALL.len() * Action::ALL.len(),
+            "every pair is listed"
+        );
     }
 
     #[test]
     fn roles_parse_from_their_claim_values() {
-        for role in [SocialCare, HealthCare, Operations] {
+        for role in Role::ALL {
             assert_eq!(role.as_str().parse::<Role>(), Ok(role));
         }
         assert!("admin".parse::<Role>().is_err());

@@ -12,7 +12,7 @@ use serde_json::Value;
 use super::parse_content;
 use super::search::matches;
 use crate::audit::{self as audit_access, AccessContext, Audience, Disclosed};
-use crate::auth::{Action, Caller, LaScope, Role};
+use crate::auth::{Action, Caller, HistoryView, LaScope};
 use crate::db::audit::{self, EventPage, HistoryScope, HistoryWindow};
 use crate::db::{store, DbConn};
 use crate::error::FhirError;
@@ -55,19 +55,20 @@ pub fn prepare(
 
 fn decide(conn: &mut DbConn, caller: &Caller, q: &AuditQuery, now: i64) -> Result<Plan, FhirError> {
     caller.require(Action::ReadAccessHistory)?;
-    if q.pattern.is_some() && caller.role() == Role::HealthCare {
+    let view = caller.role().history_view();
+    if q.pattern.is_some() && view == HistoryView::Clinician {
         return Err(FhirError::Forbidden(
             "attendance-pattern is for the LA and operations: a clinician sees the summary on each access".into(),
         ));
     }
     let Some(nhs) = q.patient.as_ref().map(|n| n.as_str().to_string()) else {
-        return match caller.role() {
-            Role::HealthCare => Err(FhirError::InvalidSearch {
+        return match view {
+            HistoryView::Clinician => Err(FhirError::InvalidSearch {
                 param: "patient:identifier".into(),
                 reason: "health-care searches the access history of one NHS number at a time"
                     .into(),
             }),
-            Role::SocialCare => Ok(Plan {
+            HistoryView::OwnLa => Ok(Plan {
                 scope: HistoryScope::La {
                     ods: caller.org().unwrap_or_default().to_string(),
                 },
@@ -75,7 +76,7 @@ fn decide(conn: &mut DbConn, caller: &Caller, q: &AuditQuery, now: i64) -> Resul
                 audited_child: None,
                 only_visible_plans: false,
             }),
-            Role::Operations => Ok(Plan {
+            HistoryView::Everything => Ok(Plan {
                 scope: HistoryScope::All,
                 cap: None,
                 audited_child: None,
@@ -85,8 +86,8 @@ fn decide(conn: &mut DbConn, caller: &Caller, q: &AuditQuery, now: i64) -> Resul
     };
     // Whose plans matter: an LA's own (else 403), those health-care may see (else no
     // history). Operations' governance view needs no plan, and is not itself an access.
-    let las = match caller.role() {
-        Role::Operations => {
+    let las = match view {
+        HistoryView::Everything => {
             return Ok(Plan {
                 scope: HistoryScope::ChildAll { nhs_number: nhs },
                 cap: None,
@@ -94,9 +95,9 @@ fn decide(conn: &mut DbConn, caller: &Caller, q: &AuditQuery, now: i64) -> Resul
                 only_visible_plans: false,
             })
         }
-        Role::SocialCare | Role::HealthCare => plan_las(conn, caller, &nhs, now)?,
+        HistoryView::OwnLa | HistoryView::Clinician => plan_las(conn, caller, &nhs, now)?,
     };
-    if caller.role() == Role::SocialCare {
+    if view == HistoryView::OwnLa {
         let scope = HistoryScope::ChildForLa {
             nhs_number: nhs,
             ods: caller.org().unwrap_or_default().to_string(),

@@ -8,7 +8,7 @@ use serde_json::Value;
 use super::{
     check_if_match, parse_content, require_live, same_content, write_version, NewVersion, Written,
 };
-use crate::auth::{Action, Caller, Role};
+use crate::auth::{Action, Caller};
 use crate::db::{store, write_transaction, DbConn};
 use crate::error::FhirError;
 use crate::fhir::organization::LocalAuthority;
@@ -106,7 +106,8 @@ pub fn update(
     if_match: Option<i64>,
     now: i64,
 ) -> Result<Written, FhirError> {
-    if caller.role() != Role::Operations {
+    let any_organization = caller.may(Action::WriteOrganization);
+    if !any_organization {
         caller.require(Action::UpdateOwnOrganizationTelecom)?;
     }
     write_transaction(conn, |conn| {
@@ -116,7 +117,7 @@ pub fn update(
         let existing_la = LocalAuthority::from_resource(&existing)
             .map_err(|_| FhirError::internal("a stored Organization is not a valid LA"))?;
         let resource = normalise(resource, &la);
-        if caller.role() != Role::Operations {
+        if !any_organization {
             // An LA may change its own phone numbers, and nothing else.
             if !caller.la_scope().covers(&existing_la.ods) {
                 return Err(FhirError::Forbidden(

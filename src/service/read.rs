@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use super::{parse_content, require_live};
 use crate::audit::{self, AccessContext, Disclosed, Returned};
-use crate::auth::{Action, Caller, Role};
+use crate::auth::{Action, Caller};
 use crate::db::models::ResourceRow;
 use crate::db::{store, DbConn};
 use crate::error::FhirError;
@@ -46,7 +46,7 @@ fn visible(
     let mut content = parse_content(row)?;
     if let Some(ods) = owner_ods(ty, &content) {
         caller.la_scope().admit(&ods)?;
-        if caller.role() == Role::HealthCare {
+        if !caller.role().sees_withdrawn_plans() {
             if row.deleted {
                 return Err(FhirError::Gone {
                     ty: ty.as_str().into(),

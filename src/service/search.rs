@@ -9,7 +9,7 @@ use super::organization::find_la;
 use super::parse_content;
 use super::read::read_action;
 use crate::audit::{self, AccessContext, Disclosed, Returned};
-use crate::auth::{Caller, Role};
+use crate::auth::{Caller, PlanSearch};
 use crate::db::search as query;
 use crate::db::{store, DbConn};
 use crate::error::FhirError;
@@ -32,8 +32,8 @@ fn role_filters(caller: &Caller, req: &SearchRequest) -> Result<Vec<Filter>, Fhi
     if !plan_type {
         return Ok(Vec::new());
     }
-    match caller.role() {
-        Role::HealthCare => {
+    match caller.role().plan_search() {
+        PlanSearch::OneChildWithoutWithdrawn => {
             if req.patients.len() != 1 {
                 return Err(FhirError::InvalidSearch {
                     param: "patient:identifier".into(),
@@ -53,14 +53,14 @@ fn role_filters(caller: &Caller, req: &SearchRequest) -> Result<Vec<Filter>, Fhi
                 }],
             }])
         }
-        Role::SocialCare => Ok(vec![Filter::Token {
+        PlanSearch::OwnLa => Ok(vec![Filter::Token {
             index: "organization",
             values: vec![TokenValue {
                 system: Some(ODS_SYSTEM.into()),
                 value: caller.org().unwrap_or_default().to_string(),
             }],
         }]),
-        Role::Operations => Ok(Vec::new()),
+        PlanSearch::Register => Ok(Vec::new()),
     }
 }
 

@@ -4,7 +4,7 @@
 use serde_json::{json, Value};
 
 use super::check_if_match;
-use crate::auth::{Action, Caller, Role};
+use crate::auth::{Action, Caller, LaScope};
 use crate::db::models::ResourceRow;
 use crate::db::subscriptions::{self, SubscriptionRow};
 use crate::db::{write_transaction, DbConn};
@@ -194,9 +194,7 @@ fn own_la(caller: &Caller) -> Result<String, FhirError> {
 /// A stored Subscription the caller may see: its own LA's, or any for operations.
 fn visible(conn: &mut DbConn, caller: &Caller, id: &str) -> Result<SubscriptionRow, FhirError> {
     let row = subscriptions::find(conn, id)?.ok_or_else(|| not_found(id))?;
-    if caller.role() != Role::Operations {
-        caller.la_scope().admit(&row.la_ods)?;
-    }
+    caller.la_scope().admit(&row.la_ods)?;
     Ok(row)
 }
 
@@ -230,7 +228,7 @@ pub fn read(conn: &mut DbConn, caller: &Caller, id: &str) -> Result<Subscription
 /// What a caller sees of a Subscription: operations oversee every LA's, but not the
 /// credentials an LA put in `channel.header` (`Name: value` becomes `Name: [redacted]`).
 fn shown_to(caller: &Caller, mut row: SubscriptionRow) -> SubscriptionRow {
-    if caller.role() != Role::Operations {
+    if let LaScope::Own(_) = caller.la_scope() {
         return row;
     }
     if let Ok(mut body) = serde_json::from_str::<Value>(&row.content) {
@@ -316,9 +314,10 @@ pub fn search(
     paging: &crate::search::parse::Paging,
 ) -> Result<(Vec<SubscriptionRow>, i64), FhirError> {
     caller.require(Action::ReadSubscription)?;
-    let la = match caller.role() {
-        Role::Operations => None,
-        _ => Some(caller.org().unwrap_or_default()),
+    let own = caller.la_scope();
+    let la = match &own {
+        LaScope::Every => None,
+        LaScope::Own(ods) => Some(ods.as_str()),
     };
     let (rows, total) = subscriptions::search(conn, la, filter, paging)?;
     Ok((

@@ -21,7 +21,7 @@ use serde_json::Value;
 use crate::api::negotiate::negotiate;
 use crate::api::read::Reading;
 use crate::api::respond::FhirResponse;
-use crate::auth::Role;
+use crate::auth::Action;
 use crate::db::DbConn;
 use crate::error::{FhirError, FhirResult};
 use crate::fhir::audit_event::AccessKind;
@@ -127,7 +127,7 @@ fn self_link(base: &str, req: &HttpRequest, ty: &str) -> String {
 
 /// The views are NHS consumer APIs: health-care only. LAs and operations keep the native API.
 pub fn require_health_care(r: &Reading) -> FhirResult<()> {
-    if r.caller().role() == Role::HealthCare {
+    if r.caller().may(Action::UseNhsViews) {
         Ok(())
     } else {
         Err(FhirError::Forbidden(outcome::ACCESS_DENIED.into()))

@@ -87,8 +87,11 @@ impl Dispatcher {
         metrics: Arc<Metrics>,
     ) -> Result<Dispatcher, String> {
         // Every name is resolved through the endpoint policy, and the client connects only to
-        // the addresses it allowed; redirects are not followed (they could point anywhere).
+        // the addresses it allowed; redirects are not followed (they could point anywhere), and
+        // no proxy of the environment (`HTTP_PROXY`, `ALL_PROXY`, …) is used: through one, the
+        // address checked would be the proxy's, and the proxy would reach the endpoint.
         let client = reqwest::Client::builder()
+            .no_proxy()
             .timeout(config.timeout)
             .redirect(reqwest::redirect::Policy::none())
             .dns_resolver(policy.resolver())
@@ -197,7 +200,7 @@ impl Dispatcher {
                 tracing::info!(notification.id = %row.id, attempts = row.attempts + 1, "notification delivered");
             }
             Outcome::Failed(e) => {
-                tracing::warn!(notification.id = %row.id, attempts = row.attempts + 1, error = %e, "notification delivery failed");
+                tracing::warn!(notification.id = %row.id, subscription.id = %row.subscription_id, attempts = row.attempts + 1, error = %e, "notification delivery failed");
             }
             Outcome::Abandoned => {}
         }
@@ -350,7 +353,7 @@ async fn post(
         .unwrap_or_default();
     // The policy of now, not of when the Subscription was made: tightening it stops deliveries.
     let url = policy.check_url(endpoint).map_err(|reason| {
-        tracing::warn!(notification.id = %row.id, reason, "endpoint refused by the policy");
+        tracing::warn!(notification.id = %row.id, subscription.id = %row.subscription_id, reason, "endpoint refused by the policy");
         DELIVERY_FAILED.to_string()
     })?;
     let mut request = client
@@ -388,7 +391,8 @@ async fn post(
         }
     }
     let response = request.send().await.map_err(|e| {
-        tracing::warn!(notification.id = %row.id, error = %e, "notification not sent");
+        // The Subscription, never the endpoint: its URL may carry the LA's secret.
+        tracing::warn!(notification.id = %row.id, subscription.id = %row.subscription_id, error = %send_error(e), "notification not sent");
         DELIVERY_FAILED.to_string()
     })?;
     if response.status().is_success() {
@@ -401,9 +405,45 @@ async fn post(
     }
 }
 
+/// Why a request could not be sent, for the log: the error and its causes, without the URL
+/// (an endpoint's query may hold the LA's secret).
+fn send_error(e: reqwest::Error) -> String {
+    let e = e.without_url();
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_send_error_is_told_without_the_endpoint_url() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .unwrap_or(1);
+        let client = reqwest::Client::builder().no_proxy().build().unwrap();
+        let err = client
+            .post(format!("http://127.0.0.1:{closed}/hook?key=la-secret-42"))
+            .send()
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("la-secret-42"),
+            "reqwest names the URL"
+        );
+        let told = send_error(err);
+        assert!(!told.contains("la-secret-42"), "{told}");
+        assert!(!told.contains("/hook"), "{told}");
+        assert!(told.contains("error sending request"), "{told}");
+    }
 
     #[test]
     fn backoff_doubles_up_to_the_cap_with_jitter_in_the_upper_half() {

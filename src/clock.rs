@@ -8,10 +8,10 @@
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
-use chrono::NaiveDate;
+use chrono::{NaiveDate, NaiveTime, TimeZone};
 use chrono_tz::Europe::London;
 
-use crate::fhir::types::to_datetime;
+use crate::fhir::types::{day_start_ms, to_datetime};
 
 /// Now, in epoch milliseconds: the system clock, or a fixed time a test sets.
 #[derive(Debug, Clone, Default)]
@@ -52,6 +52,17 @@ pub fn uk_date(now_ms: i64) -> NaiveDate {
     to_datetime(now_ms).with_timezone(&London).date_naive()
 }
 
+/// The instant `date` begins in England, in epoch milliseconds: midnight Europe/London (23:00
+/// UTC the evening before in summer). What a day-only date means against an instant (when a
+/// resource changed, when an access was recorded); a plan's period, a plain date, is kept and
+/// compared as `fhir::types::day_start_ms`.
+pub fn uk_day_start_ms(date: NaiveDate) -> i64 {
+    London
+        .from_local_datetime(&date.and_time(NaiveTime::MIN))
+        .earliest()
+        .map_or_else(|| day_start_ms(date), |start| start.timestamp_millis())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -72,6 +83,29 @@ mod tests {
     fn in_summer_the_uk_day_starts_an_hour_before_the_utc_day() {
         assert_eq!(uk_date(utc(2026, 5, 31, 22, 59)), date(2026, 5, 31));
         assert_eq!(uk_date(utc(2026, 5, 31, 23, 30)), date(2026, 6, 1));
+    }
+
+    #[test]
+    fn a_uk_day_starts_at_midnight_in_london() {
+        assert_eq!(uk_day_start_ms(date(2026, 6, 1)), utc(2026, 5, 31, 23, 0));
+        assert_eq!(uk_day_start_ms(date(2026, 12, 31)), utc(2026, 12, 31, 0, 0));
+        // The clocks go forward at 01:00 GMT on 29 March 2026 and back at 02:00 BST on 25
+        // October: each of those days starts at the offset of the night before.
+        assert_eq!(uk_day_start_ms(date(2026, 3, 29)), utc(2026, 3, 29, 0, 0));
+        assert_eq!(uk_day_start_ms(date(2026, 3, 30)), utc(2026, 3, 29, 23, 0));
+        assert_eq!(
+            uk_day_start_ms(date(2026, 10, 25)),
+            utc(2026, 10, 24, 23, 0)
+        );
+        assert_eq!(uk_day_start_ms(date(2026, 10, 26)), utc(2026, 10, 26, 0, 0));
+        for ms in [utc(2026, 5, 31, 23, 30), utc(2026, 12, 31, 23, 30)] {
+            let day = uk_date(ms);
+            assert!(uk_day_start_ms(day) <= ms, "{day}");
+            assert!(
+                ms < uk_day_start_ms(day.succ_opt().unwrap_or_default()),
+                "{day}"
+            );
+        }
     }
 
     #[test]

@@ -7,6 +7,7 @@ use super::params::{
     find, includes_for, params_for, sort_keys, ParamDef, ParamKind, Searched, SortKey,
     DEFAULT_COUNT, MAX_COUNT, RESULT_PARAMS,
 };
+use crate::clock::uk_day_start_ms;
 use crate::error::FhirError;
 use crate::fhir::nhs_number::NhsNumber;
 use crate::fhir::types::{day_start_ms, NHS_NUMBER_SYSTEM, ODS_SYSTEM};
@@ -164,10 +165,53 @@ fn invalid(param: &str, reason: impl Into<String>) -> FhirError {
     }
 }
 
+/// The most search parameters one search may have, besides the result parameters (`_count`,
+/// `_sort`, …): each is a condition of the query, and a query of hundreds is no lookup (1,100
+/// `_lastUpdated` filters were past SQLite's expression depth: a 500). The NHS views and every
+/// client of the guides use fewer than ten.
+pub const MAX_SEARCH_PARAMS: usize = 32;
+/// The most comma-separated values (OR) of one parameter: each is bound to the query, and
+/// SQLite takes at most 32,766 bound values in all.
+pub const MAX_SEARCH_VALUES: usize = 100;
+
+/// Counts a search's parameters: too many, or too many values in one, is 400 naming the
+/// parameter (SPEC §5).
+#[derive(Debug, Default)]
+struct Limits {
+    params: usize,
+}
+
+impl Limits {
+    fn count(&mut self, name: &str, value: &str) -> Result<(), FhirError> {
+        self.params += 1;
+        if self.params > MAX_SEARCH_PARAMS {
+            return Err(invalid(
+                name,
+                format!(
+                    "a search takes at most {MAX_SEARCH_PARAMS} parameters besides _count, \
+                     _offset, _sort and the other result parameters"
+                ),
+            ));
+        }
+        let values = value.split(',').count();
+        if values > MAX_SEARCH_VALUES {
+            return Err(invalid(
+                name,
+                format!(
+                    "{name} takes at most {MAX_SEARCH_VALUES} comma-separated values (this one \
+                     has {values})"
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// Parses a raw query string for a search on `ty`.
 pub fn parse(ty: ResourceType, query: &str) -> Result<SearchRequest, FhirError> {
     let mut req = SearchRequest::new(ty);
     let mut paging = Paging::default();
+    let mut limits = Limits::default();
     for (name, value) in url::form_urlencoded::parse(query.as_bytes()) {
         let (name, value) = (name.trim().to_string(), value.trim().to_string());
         if name.is_empty() {
@@ -178,6 +222,7 @@ pub fn parse(ty: ResourceType, query: &str) -> Result<SearchRequest, FhirError> 
                 // FHIR: a parameter with an empty value is ignored.
                 continue;
             }
+            limits.count(&name, &value)?;
             req.filters
                 .push(parse_param(def, &name, &value, &mut req.patients)?);
             req.canonical.push((name, value));
@@ -185,6 +230,7 @@ pub fn parse(ty: ResourceType, query: &str) -> Result<SearchRequest, FhirError> 
         }
         match name.as_str() {
             "_include" => {
+                limits.count(&name, &value)?;
                 let target = includes_for(ty)
                     .iter()
                     .find(|(v, _)| *v == value)
@@ -214,7 +260,7 @@ fn parse_param(
 ) -> Result<Filter, FhirError> {
     match def.kind {
         ParamKind::LastUpdated => {
-            let (prefix, lo, hi) = parse_date(name, value)?;
+            let (prefix, lo, hi) = parse_instant_date(name, value)?;
             Ok(Filter::LastUpdated { prefix, lo, hi })
         }
         ParamKind::Id => Ok(Filter::Ids(ids_of(value))),
@@ -377,11 +423,13 @@ pub fn filter_params(
     paging: &mut Paging,
 ) -> Result<Vec<(&'static ParamDef, String, String)>, FhirError> {
     let mut filters = Vec::new();
+    let mut limits = Limits::default();
     for (name, value) in url::form_urlencoded::parse(query.as_bytes()) {
         let (name, value) = (name.trim().to_string(), value.trim().to_string());
         if name.is_empty() || value.is_empty() || result_param(&name, &value, searched, paging)? {
             continue;
         }
+        limits.count(&name, &value)?;
         let def = find(searched, &name).ok_or_else(|| FhirError::UnknownParameter {
             param: name.clone(),
         })?;
@@ -400,9 +448,10 @@ pub fn ids_of(value: &str) -> Vec<String> {
 }
 
 /// The instants `[from, to)` a date parameter selects when its target is an instant (when an
-/// access was recorded, when an upload was made): the instant `t` is the range `[t, t + 1)`.
+/// access was recorded, when an upload was made): the instant `t` is the range `[t, t + 1)`,
+/// and a day-only value is that day in England (`parse_instant_date`).
 pub fn instant_bounds(name: &str, raw: &str) -> Result<(i64, i64), FhirError> {
-    let (prefix, lo, hi) = parse_date(name, raw)?;
+    let (prefix, lo, hi) = parse_instant_date(name, raw)?;
     Ok(match prefix {
         DatePrefix::Eq => (lo, hi),
         DatePrefix::Gt | DatePrefix::Sa => (hi, i64::MAX),
@@ -414,8 +463,24 @@ pub fn instant_bounds(name: &str, raw: &str) -> Result<(i64, i64), FhirError> {
 }
 
 /// Parses `[prefix]date` into the prefix and the half-open range `[lo, hi)` the value denotes
-/// (a year, a month, a day or an instant).
+/// (a year, a month, a day or an instant), against a plain date (a plan's period): a day is
+/// kept as its UTC midnight (`day_start_ms`), as the date index keeps it.
 pub fn parse_date(name: &str, raw: &str) -> Result<(DatePrefix, i64, i64), FhirError> {
+    parse_range(name, raw, day_start_ms)
+}
+
+/// `parse_date` against an instant (`meta.lastUpdated`, when an access was recorded): a year,
+/// month or day is the calendar's in England, from midnight Europe/London (23:00 UTC the
+/// evening before in summer), as every date rule of the service.
+pub fn parse_instant_date(name: &str, raw: &str) -> Result<(DatePrefix, i64, i64), FhirError> {
+    parse_range(name, raw, uk_day_start_ms)
+}
+
+fn parse_range(
+    name: &str,
+    raw: &str,
+    day_start: fn(NaiveDate) -> i64,
+) -> Result<(DatePrefix, i64, i64), FhirError> {
     let prefixes = [
         ("eq", DatePrefix::Eq),
         ("ne", DatePrefix::Ne),
@@ -437,7 +502,7 @@ pub fn parse_date(name: &str, raw: &str) -> Result<(DatePrefix, i64, i64), FhirE
     let (lo, hi) = match rest.len() {
         4 => {
             let y: i32 = rest.parse().map_err(|_| bad())?;
-            (day_start_ms(ymd(y, 1, 1)?), day_start_ms(ymd(y + 1, 1, 1)?))
+            (day_start(ymd(y, 1, 1)?), day_start(ymd(y + 1, 1, 1)?))
         }
         7 => {
             let (y, m) = rest.split_once('-').ok_or_else(bad)?;
@@ -448,11 +513,11 @@ pub fn parse_date(name: &str, raw: &str) -> Result<(DatePrefix, i64, i64), FhirE
             } else {
                 ymd(y, m + 1, 1)?
             };
-            (day_start_ms(start), day_start_ms(next))
+            (day_start(start), day_start(next))
         }
         10 => {
             let d = NaiveDate::parse_from_str(rest, "%Y-%m-%d").map_err(|_| bad())?;
-            (day_start_ms(d), day_start_ms(d.succ_opt().ok_or_else(bad)?))
+            (day_start(d), day_start(d.succ_opt().ok_or_else(bad)?))
         }
         _ => {
             let t = DateTime::parse_from_rfc3339(rest)
@@ -524,6 +589,86 @@ mod tests {
         assert_eq!(hi - lo, 1000);
         assert!(parse_date("date", "2026-13").is_err());
         assert!(parse_date("date", "ap2026").is_err());
+    }
+
+    #[test]
+    fn a_day_against_an_instant_is_the_uk_day_and_against_a_date_the_date() {
+        // 1 June 2026 in England: from 23:00 UTC on 31 May.
+        let (_, lo, hi) = parse_instant_date("_lastUpdated", "2026-06-01").unwrap();
+        assert_eq!(lo, 1_780_268_400_000);
+        assert_eq!(hi - lo, 86_400_000);
+        let (_, lo, _) = parse_instant_date("_lastUpdated", "2026-06").unwrap();
+        assert_eq!(lo, 1_780_268_400_000);
+        // In winter the UK day is the UTC day.
+        let (_, lo, _) = parse_instant_date("_lastUpdated", "2026-01-05").unwrap();
+        assert_eq!(lo, 1_767_571_200_000);
+        // A plan's period is a plain date, kept at UTC midnight.
+        let (_, lo, _) = parse_date("date", "2026-06-01").unwrap();
+        assert_eq!(lo, 1_780_272_000_000);
+        // An instant is itself, whatever the parameter.
+        let at = "2026-05-31T23:30:00Z";
+        assert_eq!(
+            parse_date("d", at).unwrap(),
+            parse_instant_date("d", at).unwrap()
+        );
+        assert_eq!(
+            instant_bounds("date", "2026-06-01").unwrap(),
+            (1_780_268_400_000, 1_780_354_800_000)
+        );
+        let req = parse(ResourceType::Flag, "_lastUpdated=2026-06-01").unwrap();
+        assert!(matches!(
+            req.filters[0],
+            Filter::LastUpdated {
+                lo: 1_780_268_400_000,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn too_many_parameters_or_values_are_invalid_search_data_naming_the_parameter() {
+        let many = vec!["_lastUpdated=gt2020"; MAX_SEARCH_PARAMS + 1].join("&");
+        let at_most = vec!["_lastUpdated=gt2020"; MAX_SEARCH_PARAMS].join("&");
+        let ids: Vec<String> = (0..=MAX_SEARCH_VALUES).map(|i| format!("x{i}")).collect();
+        let values = format!("_id={}", ids.join(","));
+        let enough = format!("_id={}", ids[1..].join(","));
+        for ty in [
+            ResourceType::Flag,
+            ResourceType::EpisodeOfCare,
+            ResourceType::Organization,
+        ] {
+            for (query, param) in [(&many, "_lastUpdated"), (&values, "_id")] {
+                match parse(ty, query) {
+                    Err(FhirError::InvalidSearch { param: p, reason }) => {
+                        assert_eq!(p, param);
+                        assert!(reason.contains("at most"), "{reason}");
+                    }
+                    other => panic!("{ty:?} {param}: {other:?}"),
+                }
+            }
+            assert!(parse(ty, &at_most).is_ok());
+            assert!(parse(ty, &enough).is_ok());
+            // Result parameters are not counted.
+            let paging = vec!["_count=5"; 100].join("&");
+            assert!(parse(ty, &paging).is_ok());
+        }
+        let includes = vec!["_include=Flag:author"; MAX_SEARCH_PARAMS + 1].join("&");
+        assert!(parse(ResourceType::Flag, &includes).is_err());
+        let mut paging = Paging::default();
+        for searched in [
+            Searched::AuditEvent,
+            Searched::Subscription,
+            Searched::Bundle,
+        ] {
+            assert!(matches!(
+                filter_params(searched, &many, &mut paging),
+                Err(FhirError::InvalidSearch { .. })
+            ));
+            assert!(matches!(
+                filter_params(searched, &values, &mut paging),
+                Err(FhirError::InvalidSearch { .. })
+            ));
+        }
     }
 
     #[test]

@@ -150,6 +150,20 @@ impl Profiles {
             }
         }
         issues.dedup();
+        let mut controls = Vec::new();
+        control_characters(instance, &mut root.to_string(), &mut controls);
+        for at in controls {
+            if !issues
+                .iter()
+                .any(|i| i.expression.as_deref() == Some(at.as_str()))
+            {
+                issues.push(Issue::invalid(
+                    at,
+                    "a FHIR string may not hold control characters (U+0000 to U+001F) other \
+                     than tab, carriage return and line feed",
+                ));
+            }
+        }
         issues
     }
 
@@ -182,6 +196,42 @@ impl Profiles {
         let mut names: Vec<_> = self.validators.keys().copied().collect();
         names.sort_unstable();
         names
+    }
+}
+
+/// Whether `c` is a control character a FHIR string may not hold: U+0000 to U+001F but tab,
+/// CR and LF (FHIR's `string` is `[ \r\n\t\S]+`).
+fn forbidden_control(c: char) -> bool {
+    c < '\u{20}' && !matches!(c, '\t' | '\r' | '\n')
+}
+
+/// The FHIRPath of every string in `value` (at `path`) that holds a forbidden control
+/// character. Every resource written is validated (`Profiles::validate`), so the rule holds
+/// for every write: plans, LAs, Subscriptions and each entry of an upload.
+fn control_characters(value: &Value, path: &mut String, found: &mut Vec<String>) {
+    match value {
+        Value::String(s) if s.chars().any(forbidden_control) => found.push(path.clone()),
+        Value::Array(items) => {
+            for (index, item) in items.iter().enumerate() {
+                let len = path.len();
+                path.push_str(&format!("[{index}]"));
+                control_characters(item, path, found);
+                path.truncate(len);
+            }
+        }
+        Value::Object(fields) => {
+            for (name, field) in fields {
+                let len = path.len();
+                path.push('.');
+                path.push_str(name);
+                if name.chars().any(forbidden_control) {
+                    found.push(path.clone());
+                }
+                control_characters(field, path, found);
+                path.truncate(len);
+            }
+        }
+        _ => {}
     }
 }
 
@@ -359,6 +409,44 @@ mod tests {
                 "EpisodeOfCare.patientX",
                 "EpisodeOfCare.period.end"
             ]
+        );
+    }
+
+    #[test]
+    fn control_characters_but_tab_cr_and_lf_are_invalid_values_where_they_are() {
+        let p = profiles();
+        for c in ['\u{0}', '\u{7}', '\u{b}', '\u{c}', '\u{1b}', '\u{1f}'] {
+            let mut plan = example("episode-of-care-valid.json");
+            plan["identifier"][0]["value"] = json!(format!("P{c}1"));
+            let issues = p.validate("EpisodeOfCare", "EpisodeOfCare", &plan);
+            assert_eq!(issues.len(), 1, "{c:?}: {issues:?}");
+            assert_eq!(issues[0].spine.code(), "INVALID_VALUE");
+            assert_eq!(
+                issues[0].expression.as_deref(),
+                Some("EpisodeOfCare.identifier[0].value"),
+                "{c:?}"
+            );
+        }
+        let mut la = example("organization-valid.json");
+        la["name"] = json!("Local\tauthority\r\nof tests\u{7f}");
+        assert_eq!(p.validate("Organization", "Organization", &la), vec![]);
+        la["name"] = json!("Local\u{1}authority");
+        let found: Vec<_> = p
+            .validate("Organization", "Organization", &la)
+            .into_iter()
+            .filter_map(|i| i.expression)
+            .collect();
+        assert_eq!(found, ["Organization.name"]);
+        let mut upload = example("bundle-transaction-valid.json");
+        upload["entry"][0]["request"]["url"] = json!("EpisodeOfCare\u{0}");
+        let found: Vec<_> = p
+            .validate("Bundle-transaction", "Bundle", &upload)
+            .into_iter()
+            .filter_map(|i| i.expression)
+            .collect();
+        assert!(
+            found.contains(&"Bundle.entry[0].request.url".to_string()),
+            "{found:?}"
         );
     }
 

@@ -14,6 +14,8 @@ const ALLOWED_HEADERS: &[&str] = &[
     "If-None-Exist",
     "Prefer",
     "IsUnscheduledAccessEvent",
+    // The alias one page of the CP-IS guide uses, which the NHS views accept (`views::outcome`).
+    "IsUnscheduledEvent",
     "X-Request-ID",
     "X-Correlation-ID",
     "TraceID",

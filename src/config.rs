@@ -20,6 +20,9 @@ pub const SANDBOX_SECRET: &str = "cpis-sandbox-development-secret-do-not-use-in-
 pub struct Config {
     /// `CPIS_DATABASE_URL`, default `sqlite://cpis.db`.
     pub database_url: String,
+    /// Why the PostgreSQL connection may travel in clear text, when `CPIS_DATABASE_ALLOW_PLAINTEXT=1`
+    /// let a remote host without TLS through (`database_tls`): warned about at start.
+    pub database_plaintext: Option<String>,
     /// `CPIS_BIND`, default `127.0.0.1:8080`.
     pub bind: String,
     /// `CPIS_BASE_URL`, default `http://<bind>/FHIR/R4` (with the bound port when 0 was asked).
@@ -75,6 +78,9 @@ pub struct Config {
     /// `CPIS_CORS_ORIGINS`: comma-separated browser origins (`https://app.example.org`) that
     /// may call the API; unset = no CORS (browsers on other origins cannot call).
     pub cors_origins: Vec<String>,
+    /// `CPIS_NHS_VIEWS=on|off` (default on): serve NHS England's CP-IS APIs as views
+    /// (`crate::views`); off, their paths are 404.
+    pub nhs_views: bool,
     /// The system clock; tests fix it.
     pub clock: crate::clock::Clock,
 }
@@ -147,6 +153,144 @@ fn invalid(var: &'static str, reason: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         var,
         reason: reason.into(),
+    }
+}
+
+/// A switch: `on` or `off` (also `1`/`0`, `true`/`false`, `yes`/`no`); unset, `default`.
+fn on_off(name: &'static str, default: bool) -> Result<bool, ConfigError> {
+    match var(name).map(|v| v.trim().to_ascii_lowercase()).as_deref() {
+        None => Ok(default),
+        Some("on" | "1" | "true" | "yes") => Ok(true),
+        Some("off" | "0" | "false" | "no") => Ok(false),
+        Some(other) => Err(invalid(name, format!("{other:?}: use on or off"))),
+    }
+}
+
+/// The `sslmode`s that encrypt: libpq's `disable`, `allow` and `prefer` (its default) may all
+/// talk in clear text.
+const TLS_MODES: &[&str] = &["require", "verify-ca", "verify-full"];
+
+/// A PostgreSQL URL's hosts and parameters, as libpq reads them: the hosts of the authority
+/// (`postgres://u:p@h1:5432,h2/db`, an IPv6 one in brackets, a Unix socket directory
+/// percent-encoded), then `host=` and `hostaddr=` in the query (libpq-style parameters, which
+/// override), each possibly a comma-separated list.
+fn postgres_hosts_and_params(url: &str) -> (Vec<String>, Vec<(String, String)>) {
+    let rest = url.split_once("://").map_or("", |(_, rest)| rest);
+    let (before_query, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let authority = before_query.split('/').next().unwrap_or_default();
+    let hostlist = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let decode = |s: &str| {
+        percent_encoding::percent_decode_str(s)
+            .decode_utf8_lossy()
+            .into_owned()
+    };
+    let mut hosts: Vec<String> = hostlist
+        .split(',')
+        .map(|h| {
+            if let Some(v6) = h.strip_prefix('[') {
+                v6.split(']').next().unwrap_or_default().to_string()
+            } else {
+                decode(h.split(':').next().unwrap_or_default())
+            }
+        })
+        .collect();
+    let params: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    let named: Vec<String> = params
+        .iter()
+        .filter(|(k, _)| k == "host" || k == "hostaddr")
+        .flat_map(|(_, v)| v.split(',').map(str::to_string).collect::<Vec<_>>())
+        .collect();
+    if params.iter().any(|(k, _)| k == "host") {
+        hosts.clear();
+    }
+    hosts.extend(named);
+    (hosts, params)
+}
+
+/// A host libpq reaches without leaving the machine: a Unix socket (a directory path, an
+/// abstract socket `@name`, or no host at all: the default socket), `localhost` or a loopback
+/// address.
+fn is_local_host(host: &str) -> bool {
+    let host = host.trim();
+    host.is_empty()
+        || host.starts_with('/')
+        || host.starts_with('@')
+        || host.eq_ignore_ascii_case("localhost")
+        || host.eq_ignore_ascii_case("localhost.")
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// `CPIS_DATABASE_URL` on PostgreSQL to a host other than this machine must be encrypted:
+/// `sslmode` `require`, `verify-ca` or `verify-full` (in the URL, else `PGSSLMODE`). Otherwise
+/// the start is refused, unless `allow_plaintext` (`CPIS_DATABASE_ALLOW_PLAINTEXT=1`); then the
+/// reason is returned, for a warning at start. `env` reads libpq's own variables (`PGHOST`,
+/// `PGSSLMODE`), which apply where the URL is silent.
+pub fn database_tls(
+    url: &str,
+    allow_plaintext: bool,
+    env: impl Fn(&'static str) -> Option<String>,
+) -> Result<Option<String>, ConfigError> {
+    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        return Ok(None);
+    }
+    let (mut hosts, params) = postgres_hosts_and_params(url);
+    if hosts.iter().all(|h| h.trim().is_empty()) {
+        if let Some(pghost) = env("PGHOST") {
+            hosts = pghost.split(',').map(str::to_string).collect();
+        }
+    }
+    let remote: Vec<&String> = hosts.iter().filter(|h| !is_local_host(h)).collect();
+    if remote.is_empty() {
+        return Ok(None);
+    }
+    let sslmode = params
+        .iter()
+        .rev()
+        .find(|(k, _)| k == "sslmode")
+        .map(|(_, v)| v.clone())
+        .or_else(|| env("PGSSLMODE"))
+        .unwrap_or_else(|| "prefer".into());
+    if TLS_MODES.contains(&sslmode.trim()) {
+        return Ok(None);
+    }
+    let hosts = remote
+        .iter()
+        .map(|h| h.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let reason = format!(
+        "PostgreSQL at {hosts} with sslmode={sslmode} may send the data in clear text over the network"
+    );
+    if allow_plaintext {
+        Ok(Some(reason))
+    } else {
+        Err(invalid(
+            "CPIS_DATABASE_URL",
+            format!(
+                "{reason}: add sslmode=verify-full (with sslrootcert=/path/ca.crt), or verify-ca \
+                 or require, to the URL; or set CPIS_DATABASE_ALLOW_PLAINTEXT=1 to accept it"
+            ),
+        ))
+    }
+}
+
+/// An identity provider's keys (`CPIS_JWT_JWKS_URL`) sign the tokens of every client and realm
+/// it serves: without `CPIS_JWT_ISSUER` the issuer would not be checked, so the start is
+/// refused. (OIDC discovery starts from the issuer, so always has it.)
+pub fn require_issuer(key: Option<&KeyConfig>, issuer: Option<&str>) -> Result<(), ConfigError> {
+    match (key, issuer.map(str::trim).filter(|i| !i.is_empty())) {
+        (Some(key), None) if key.is_provider() => Err(invalid(
+            "CPIS_JWT_ISSUER",
+            "CPIS_JWT_JWKS_URL needs CPIS_JWT_ISSUER too (the provider's `iss`): without it a \
+             token signed with the provider's keys would be accepted whoever it was issued by",
+        )),
+        _ => Ok(()),
     }
 }
 
@@ -309,8 +453,19 @@ impl Config {
             None if sandbox || !needs_key => None,
             None => return Err(ConfigError::NoKey),
         };
+        require_issuer(key.as_ref(), var("CPIS_JWT_ISSUER").as_deref())?;
+        let database_url = var("CPIS_DATABASE_URL").unwrap_or_else(|| "sqlite://cpis.db".into());
+        let database_plaintext = database_tls(
+            &database_url,
+            matches!(
+                var("CPIS_DATABASE_ALLOW_PLAINTEXT").as_deref(),
+                Some("1" | "true" | "yes")
+            ),
+            var,
+        )?;
         Ok(Config {
-            database_url: var("CPIS_DATABASE_URL").unwrap_or_else(|| "sqlite://cpis.db".into()),
+            database_url,
+            database_plaintext,
             bind: var("CPIS_BIND").unwrap_or_else(|| "127.0.0.1:8080".into()),
             base_url: var("CPIS_BASE_URL").map(|u| u.trim_end_matches('/').to_string()),
             key,
@@ -362,6 +517,7 @@ impl Config {
                 .map(|origins| cors_origins(&origins))
                 .transpose()?
                 .unwrap_or_default(),
+            nhs_views: on_off("CPIS_NHS_VIEWS", true)?,
             clock: crate::clock::Clock::system(),
         })
     }
@@ -370,6 +526,7 @@ impl Config {
     pub fn for_tests(database_url: String) -> Config {
         Config {
             database_url,
+            database_plaintext: None,
             bind: "127.0.0.1:0".into(),
             base_url: None,
             key: Some(KeyConfig::Secret(
@@ -400,6 +557,7 @@ impl Config {
             dispatcher: true,
             attendance: AttendanceRule::default(),
             cors_origins: Vec::new(),
+            nhs_views: true,
             metrics_bind: None,
             shutdown_grace: Duration::ZERO,
             shutdown_timeout: Duration::from_secs(5),
@@ -444,6 +602,7 @@ impl fmt::Debug for Config {
             .field("db_pool_size", &self.db_pool_size)
             .field("attendance", &self.attendance)
             .field("cors_origins", &self.cors_origins)
+            .field("nhs_views", &self.nhs_views)
             .finish_non_exhaustive()
     }
 }
@@ -470,5 +629,126 @@ mod tests {
         let shown = format!("{cfg:?}");
         assert!(!shown.contains("hunter2"), "{shown}");
         assert!(!shown.contains("supersecret"), "{shown}");
+    }
+
+    fn no_env(_: &'static str) -> Option<String> {
+        None
+    }
+
+    #[test]
+    fn a_remote_postgresql_without_tls_is_refused() {
+        for url in [
+            "postgres://cpis:pw@db.example.org/cpis",
+            "postgres://cpis:pw@db.example.org:5432/cpis?sslmode=prefer",
+            "postgresql://cpis@10.0.0.5/cpis?sslmode=disable",
+            "postgres://cpis@10.0.0.5/cpis?sslmode=allow",
+            "postgres://cpis@[2001:db8::5]:5432/cpis",
+            "postgres://cpis@localhost,db.example.org/cpis",
+            "postgres:///cpis?host=db.example.org",
+            "postgres://cpis@localhost/cpis?host=db.example.org&sslmode=prefer",
+            "postgres://cpis@localhost/cpis?hostaddr=192.0.2.7",
+            "postgres://cpis@%2Fvar%2Frun%2Fpostgresql/cpis?host=/tmp,db.example.org",
+            "postgres://cpis@db.example.org/cpis?sslmode=require&sslmode=prefer",
+        ] {
+            let err = database_tls(url, false, no_env).expect_err(url).to_string();
+            assert!(err.contains("CPIS_DATABASE_URL"), "{url}: {err}");
+            assert!(err.contains("sslmode"), "{url}: {err}");
+            assert!(
+                err.contains("CPIS_DATABASE_ALLOW_PLAINTEXT=1"),
+                "{url}: {err}"
+            );
+            assert!(!err.contains("pw"), "{url}: {err}");
+            let allowed = database_tls(url, true, no_env).expect(url);
+            assert!(allowed.is_some_and(|w| w.contains("clear text")), "{url}");
+        }
+    }
+
+    #[test]
+    fn tls_loopback_and_unix_sockets_are_accepted() {
+        for url in [
+            "postgres://cpis:pw@db.example.org/cpis?sslmode=verify-full&sslrootcert=/ca.crt",
+            "postgres://cpis@db.example.org/cpis?sslmode=verify-ca",
+            "postgresql://cpis@10.0.0.5:5432/cpis?sslmode=require",
+            "postgres://cpis@localhost/cpis",
+            "postgres://cpis@LOCALHOST:5433/cpis?sslmode=disable",
+            "postgres://cpis@127.0.0.1/cpis",
+            "postgres://cpis@127.9.8.7/cpis?sslmode=prefer",
+            "postgres://cpis@[::1]:5432/cpis",
+            "postgres:///cpis",
+            "postgres://%2Fvar%2Frun%2Fpostgresql/cpis",
+            "postgres:///cpis?host=/var/run/postgresql",
+            "postgres://cpis@db.example.org/cpis?host=/var/run/postgresql",
+            "postgres://cpis@localhost,127.0.0.2/cpis",
+            "sqlite://cpis.db",
+        ] {
+            assert_eq!(database_tls(url, false, no_env).expect(url), None, "{url}");
+        }
+    }
+
+    #[test]
+    fn libpq_variables_apply_where_the_url_is_silent() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &'static str| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        let remote_socketless = "postgres:///cpis";
+        assert!(database_tls(
+            remote_socketless,
+            false,
+            env(&[("PGHOST", "db.example.org")])
+        )
+        .is_err());
+        assert_eq!(
+            database_tls(
+                remote_socketless,
+                false,
+                env(&[("PGHOST", "db.example.org"), ("PGSSLMODE", "verify-full")])
+            )
+            .unwrap(),
+            None
+        );
+        assert_eq!(
+            database_tls(
+                "postgres://db.example.org/cpis",
+                false,
+                env(&[("PGSSLMODE", "require")])
+            )
+            .unwrap(),
+            None
+        );
+        assert!(database_tls(
+            "postgres://db.example.org/cpis?sslmode=prefer",
+            false,
+            env(&[("PGSSLMODE", "require")])
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn a_provider_key_without_an_issuer_is_not_verified() {
+        let key = KeyConfig::Provider {
+            source: KeySource::Jwks(url::Url::parse("https://idp.example.org/jwks").unwrap()),
+            algorithms: vec![JwtAlgorithm::RS256],
+            refresh: KeyRefresh::default(),
+        };
+        assert!(key.is_provider());
+        let refused = require_issuer(Some(&key), None).unwrap_err().to_string();
+        assert!(refused.contains("CPIS_JWT_ISSUER"), "{refused}");
+        assert!(require_issuer(Some(&key), Some("  ")).is_err());
+        assert!(require_issuer(Some(&key), Some("https://idp.example.org")).is_ok());
+        let secret = KeyConfig::Secret("s".repeat(MIN_SECRET_BYTES));
+        assert!(require_issuer(Some(&secret), None).is_ok());
+        assert!(require_issuer(None, None).is_ok());
+        let err = crate::auth::jwt::Verifier::new(&key, None, "cpis")
+            .err()
+            .unwrap();
+        assert!(err.contains("CPIS_JWT_ISSUER"), "{err}");
+        assert!(
+            crate::auth::jwt::Verifier::new(&key, Some("https://idp.example.org"), "cpis").is_ok()
+        );
     }
 }

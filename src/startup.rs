@@ -56,6 +56,12 @@ pub fn prepare_database(config: &Config) -> Result<DbPool, StartupError> {
 }
 
 fn open_database(config: &Config, usage: db::PoolUse) -> Result<DbPool, StartupError> {
+    if let Some(reason) = &config.database_plaintext {
+        tracing::warn!(
+            reason,
+            "DATABASE IN CLEAR TEXT: CPIS_DATABASE_ALLOW_PLAINTEXT=1 lets children's data cross the network unencrypted; set sslmode=verify-full"
+        );
+    }
     let pool = db::pool_for(
         &config.database_url,
         config.db_pool_size,
@@ -195,6 +201,7 @@ impl Application {
         let metrics_state = state.clone();
         let max_body = config.max_body_bytes;
         let cors_origins = config.cors_origins.clone();
+        let nhs_views = crate::views::Served(config.nhs_views);
         let mut server = HttpServer::new(move || {
             App::new()
                 // Innermost first: HEAD and POST _search become the GETs they stand for, after
@@ -212,6 +219,7 @@ impl Application {
                 .wrap(actix_web::middleware::from_fn(crate::telemetry::observe))
                 .app_data(state.clone())
                 .app_data(verifier.clone())
+                .app_data(nhs_views)
                 .app_data(web::PayloadConfig::new(max_body))
                 .configure(api::configure)
         })

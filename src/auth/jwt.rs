@@ -68,6 +68,12 @@ pub enum KeyConfig {
 }
 
 impl KeyConfig {
+    /// An identity provider's keys (a JWKS URL or OIDC discovery): keys it signs every realm's
+    /// and client's tokens with, so the issuer must be checked too.
+    pub fn is_provider(&self) -> bool {
+        matches!(self, KeyConfig::Provider { .. })
+    }
+
     /// The algorithms a token may be signed with.
     pub fn algorithms(&self) -> Vec<JwtAlgorithm> {
         match self {
@@ -163,6 +169,12 @@ impl Verifier {
         audience: &str,
         claims: ClaimMap,
     ) -> Result<Verifier, String> {
+        if key.is_provider() && issuer.is_none() {
+            return Err(
+                "an identity provider's keys need the issuer (CPIS_JWT_ISSUER) to be checked"
+                    .into(),
+            );
+        }
         let keys = match key {
             KeyConfig::Secret(s) => Keys::Static(Arc::new(DecodingKey::from_secret(s.as_bytes()))),
             KeyConfig::PublicKey {

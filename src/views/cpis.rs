@@ -35,7 +35,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/metadata", web::get().to(metadata))
         .service(get_only("/CareTeam", care_team_search))
         .service(get_only("/CareTeam/{id}", care_team_read))
-        .service(get_only("/AuditEvent", audit_event_search));
+        .service(get_only("/AuditEvent", audit_event_search))
+        // No read by id (NHS-COMPAT §13): every method 405, with an empty `Allow`.
+        .service(crate::api::Endpoint::new("/AuditEvent/{id}").build());
 }
 
 fn base(r: &Reading) -> String {

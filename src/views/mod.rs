@@ -33,6 +33,15 @@ use crate::service;
 pub const CPIS_PATH: &str = "/cpis/FHIR/R4";
 pub const PATIENT_FLAG_PATH: &str = "/patient-flags-api/FHIR/R4";
 
+/// Whether the views are served (`CPIS_NHS_VIEWS`, on unless set off), as application data:
+/// off, their scopes match nothing and their paths fall to the native 404.
+#[derive(Debug, Clone, Copy)]
+pub struct Served(pub bool);
+
+fn served(ctx: &actix_web::guard::GuardContext<'_>) -> bool {
+    ctx.app_data::<Served>().is_none_or(|served| served.0)
+}
+
 pub fn configure(cfg: &mut web::ServiceConfig) {
     for (path, routes) in [
         (CPIS_PATH, cpis::routes as fn(&mut web::ServiceConfig)),
@@ -40,6 +49,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     ] {
         cfg.service(
             web::scope(path)
+                .guard(actix_web::guard::fn_guard(served))
                 .wrap(from_fn(outcome::nhs_shaped))
                 .wrap(from_fn(negotiate))
                 .configure(routes)

@@ -16,6 +16,7 @@ mod calendar;
 mod conventions;
 mod disclosure;
 mod fuzz;
+mod hardening;
 mod helpers;
 mod import;
 mod nhs_views;

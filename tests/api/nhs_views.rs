@@ -920,3 +920,37 @@ async fn each_view_s_metadata_lists_exactly_what_works() {
         );
     }
 }
+
+/// View B does not read AuditEvents by id (NHS-COMPAT §13): 405 with `Allow`, whatever the id.
+#[tokio::test]
+async fn view_b_audit_event_read_is_405_with_allow() {
+    let (app, _clock) = sandbox().await;
+    let amina = amina(&app);
+    let history = get_ok(
+        &app,
+        &format!("{B}/AuditEvent?patient:identifier={NHS}|{CHILD}"),
+        &amina,
+    )
+    .await;
+    let id = history["entry"][0]["resource"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let before = audit_rows(&app);
+    for (method, path) in [
+        (Method::GET, format!("{B}/AuditEvent/{id}")),
+        (Method::GET, format!("{B}/AuditEvent/no-such-id")),
+        (Method::DELETE, format!("{B}/AuditEvent/{id}")),
+    ] {
+        let res = view(&app, method.clone(), &path, Some(&amina), &[]).await;
+        assert_eq!(res.status(), 405, "{method} {path}");
+        assert!(res.headers().contains_key("allow"), "{method} {path}");
+        let outcome: Value = res.json().await.unwrap();
+        assert_eq!(spine_code(&outcome), "UNSUPPORTED_SERVICE", "{outcome}");
+        assert_eq!(
+            outcome["meta"]["profile"][0],
+            "https://fhir.hl7.org.uk/StructureDefinition/UKCore-OperationOutcome"
+        );
+    }
+    assert_eq!(audit_rows(&app), before, "nothing read, nothing recorded");
+}

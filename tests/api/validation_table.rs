@@ -797,3 +797,85 @@ async fn validate_tells_social_care_that_another_las_plan_is_not_its_own() {
     }
     assert_eq!(app.snapshot(), before);
 }
+
+/// FHIR strings hold no control characters but tab, CR and LF (`[ \r\n\t\S]+`): one in any
+/// string written is an invalid value at that element, and nothing is written.
+#[tokio::test]
+async fn a_control_character_in_any_string_is_an_invalid_value_at_its_element() {
+    let app = TestApp::spawn().await;
+    let seed = seed(&app).await;
+    use Target::*;
+    let rows = vec![
+        row("a NUL in an LA's name", CreateOrganization, |o| {
+            set(o, "/name", json!("Local\u{0}authority"))
+        })
+        .is(422, INVALID, "Organization.name"),
+        row(
+            "an escape in an LA's phone number",
+            UpdateOrganization,
+            |o| set(o, "/telecom/0/value", json!("020 7000\u{1b} 0001")),
+        )
+        .is(422, INVALID, "Organization.telecom[0].value"),
+        row("a bell in a plan's reference", CreatePlan, |p| {
+            set(p, "/identifier/0/value", json!("P-\u{7}NEW"))
+        })
+        .is(422, INVALID, "EpisodeOfCare.identifier[0].value"),
+        row("a unit separator in a plan's system", UpsertNewPlan, |p| {
+            set(
+                p,
+                "/type/0/coding/0/system",
+                json!("http://snomed.info/sct\u{1f}"),
+            )
+        })
+        .is(422, INVALID, "EpisodeOfCare.type[0].coding[0].system"),
+        row("validating a plan with a vertical tab", ValidatePlan, |p| {
+            set(p, "/identifier/0/value", json!("P-\u{b}NEW"))
+        })
+        .reports(INVALID, "EpisodeOfCare.identifier[0].value"),
+    ];
+    let snapshot = app.snapshot();
+    let versions = app.versions();
+    let mut failures = Vec::new();
+    for row in &rows {
+        let (method, path, as_ops, mut body_json) = request_of(row.target, &seed);
+        let Body::Json(change) = &row.body else {
+            unreachable!()
+        };
+        change(&mut body_json);
+        let token = if as_ops { app.ops() } else { app.social(LA_A) };
+        let res = app
+            .client
+            .request(method, app.url(&path))
+            .bearer_auth(token)
+            .header("Content-Type", "application/fhir+json")
+            .body(body_json.to_string())
+            .send()
+            .await
+            .unwrap();
+        let status = res.status().as_u16();
+        let outcome = body(res).await;
+        let found = issues_of(&outcome);
+        let expected: Vec<(String, String, Option<String>)> = row
+            .issues
+            .iter()
+            .map(|(code, spine, expr)| {
+                (
+                    code.to_string(),
+                    spine.to_string(),
+                    expr.map(str::to_string),
+                )
+            })
+            .collect();
+        if status != row.status || found != expected {
+            failures.push(format!(
+                "{}: expected {} {expected:?}\n    got {status} {found:?}",
+                row.name, row.status
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert!(
+        app.snapshot() == snapshot && app.versions() == versions,
+        "the database changed"
+    );
+}

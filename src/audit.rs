@@ -45,14 +45,18 @@ pub struct Auditor {
 
 /// What a read disclosed, with the accesses that disclosing it makes. The service layer
 /// returns one for every read path (read, vread, history, search, the access history); the
-/// data is private, and the only way to it is `Auditor::disclose`, which records the accesses
-/// first. So a new read path cannot answer without auditing: it does not compile.
+/// data is private, and the only way to it is `Auditor::disclosing`, which records the accesses
+/// first. A `Disclosed` is built only from `Accesses`, which only an `AccessContext` makes, and
+/// an `AccessContext` exists only inside `Auditor::disclosing`. So a read path cannot answer
+/// without auditing: it does not compile. Each door, shut:
 ///
 /// ```
-/// use cpis::audit::{Auditor, Disclosed};
+/// use cpis::audit::{Auditor, Reader};
+/// use cpis::db::DbPool;
 /// use cpis::error::FhirError;
-/// async fn respond(auditor: &Auditor, disclosed: Disclosed<String>) -> Result<String, FhirError> {
-///     auditor.disclose(disclosed).await // recorded, then handed over
+/// async fn respond(auditor: &Auditor, pool: &DbPool, reader: Reader) -> Result<i64, FhirError> {
+///     // recorded, then handed over
+///     auditor.disclosing(pool, reader, |_conn, ctx| Ok(ctx.disclosed(1, &[]))).await
 /// }
 /// ```
 ///
@@ -62,6 +66,43 @@ pub struct Auditor {
 ///     disclosed.data // private: only the recorder hands the data out
 /// }
 /// ```
+///
+/// ```compile_fail,E0624
+/// use cpis::audit::{Accesses, Disclosed};
+/// fn forge(data: String, accesses: Accesses) -> Disclosed<String> {
+///     Disclosed::new(data, accesses) // only the audit module builds one
+/// }
+/// ```
+///
+/// ```compile_fail,E0451
+/// use cpis::audit::{AccessContext, Reader};
+/// fn forge(reader: Reader) -> AccessContext {
+///     AccessContext { reader } // only `Auditor::disclosing` makes a context
+/// }
+/// ```
+///
+/// ```compile_fail,E0603
+/// use cpis::{auth::Caller, db::DbConn};
+/// fn around(conn: &mut DbConn) {
+///     // plan content without a disclosure: not reachable from outside the service layer
+///     let _ = cpis::service::read::supporting(conn, todo!(), cpis::fhir::ResourceType::EpisodeOfCare, "id");
+/// }
+/// ```
+///
+/// ```compile_fail,E0603
+/// use cpis::{auth::Caller, db::DbConn};
+/// fn around(conn: &mut DbConn, caller: &Caller) {
+///     let _ = cpis::service::search::supporting_plans(conn, todo!(), "9449306753");
+/// }
+/// ```
+///
+/// ```compile_fail,E0451
+/// use cpis::service::access_history::Plan;
+/// fn forge(scope: cpis::db::audit::HistoryScope) -> Plan {
+///     // a history page is read only for a plan a disclosure decided
+///     Plan { scope, cap: None, audited_child: None, only_visible_plans: false }
+/// }
+/// ```
 #[must_use = "a disclosure reaches a response only through Auditor::disclose"]
 #[derive(Debug)]
 pub struct Disclosed<T> {
@@ -69,9 +110,16 @@ pub struct Disclosed<T> {
     accesses: Vec<PendingAccess>,
 }
 
+/// The accesses a disclosure makes: built only from an `AccessContext`.
+#[derive(Debug)]
+pub struct Accesses(Vec<PendingAccess>);
+
 impl<T> Disclosed<T> {
-    pub fn new(data: T, accesses: Vec<PendingAccess>) -> Disclosed<T> {
-        Disclosed { data, accesses }
+    fn new(data: T, accesses: Accesses) -> Disclosed<T> {
+        Disclosed {
+            data,
+            accesses: accesses.0,
+        }
     }
 
     /// The same accesses, with the data changed (e.g. rendered into a Bundle).
@@ -100,9 +148,21 @@ impl Auditor {
         Ok(Auditor { queue, metrics })
     }
 
-    /// Records what `disclosed` accesses and, once that is committed, hands over its data:
-    /// nothing is shown that was not recorded.
-    pub async fn disclose<T>(&self, disclosed: Disclosed<T>) -> Result<T, FhirError> {
+    /// Runs `read` on the pool as `reader`, and hands over what it disclosed once the accesses
+    /// it makes are committed: nothing is shown that was not recorded. The read's context
+    /// exists only here, and only a context makes a disclosure.
+    pub async fn disclosing<T, F>(
+        &self,
+        pool: &crate::db::DbPool,
+        reader: Reader,
+        read: F,
+    ) -> Result<T, FhirError>
+    where
+        F: FnOnce(&mut DbConn, &AccessContext) -> Result<Disclosed<T>, FhirError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let ctx = AccessContext { reader };
+        let disclosed = crate::db::run(pool, move |conn| read(conn, &ctx)).await?;
         self.record(disclosed.accesses).await?;
         Ok(disclosed.data)
     }
@@ -629,7 +689,7 @@ pub struct Returned<'a> {
 
 /// Who reads, how and when: what the AuditEvents of a read say besides what it returned.
 #[derive(Debug, Clone)]
-pub struct AccessContext {
+pub struct Reader {
     pub caller: Caller,
     pub kind: AccessKind,
     pub care_setting: CareSetting,
@@ -638,10 +698,57 @@ pub struct AccessContext {
     pub observer: String,
 }
 
+/// A read in progress inside `Auditor::disclosing`: the only maker of disclosures.
+#[derive(Debug)]
+pub struct AccessContext {
+    reader: Reader,
+}
+
+impl AccessContext {
+    pub fn caller(&self) -> &Caller {
+        &self.reader.caller
+    }
+
+    pub fn now_ms(&self) -> i64 {
+        self.reader.now_ms
+    }
+
+    /// `data`, which returned these plans and flags, with the accesses that makes.
+    pub fn disclosed<T>(&self, data: T, returned: &[Returned<'_>]) -> Disclosed<T> {
+        Disclosed::new(data, self.accesses(returned))
+    }
+
+    /// The accesses of reading these plans and flags (to disclose with data that holds them).
+    pub fn accesses(&self, returned: &[Returned<'_>]) -> Accesses {
+        Accesses(accesses(&self.reader, returned))
+    }
+
+    /// `data` with the access of a history search for child `nhs`, who has plans of `las`;
+    /// with `None`, a disclosure that makes no access (nothing about a child is shown).
+    pub fn history_disclosed<T>(
+        &self,
+        data: T,
+        child: Option<(&str, Vec<String>)>,
+    ) -> Disclosed<T> {
+        let accesses = match child {
+            Some((nhs, las)) => history_access(&self.reader, nhs, las),
+            None => Vec::new(),
+        };
+        Disclosed::new(data, Accesses(accesses))
+    }
+}
+
+impl<T> Disclosed<T> {
+    /// `data` with the accesses already worked out for it.
+    pub fn with(data: T, accesses: Accesses) -> Disclosed<T> {
+        Disclosed::new(data, accesses)
+    }
+}
+
 /// The accesses a request makes: one per child among the plans and flags it returns. Only
 /// health-care accesses (shown and notified when unscheduled) and operations' reads of plans
 /// (governance only) are recorded; an LA reading its own plans is not an access.
-pub fn accesses(ctx: &AccessContext, returned: &[Returned<'_>]) -> Vec<PendingAccess> {
+fn accesses(ctx: &Reader, returned: &[Returned<'_>]) -> Vec<PendingAccess> {
     if ctx.caller.role().recording() == Recording::NotAnAccess {
         return Vec::new();
     }
@@ -671,14 +778,14 @@ pub fn accesses(ctx: &AccessContext, returned: &[Returned<'_>]) -> Vec<PendingAc
 
 /// The access of an access-history search for a child who has plans (of `las`): nothing but
 /// the child is referenced.
-pub fn history_access(ctx: &AccessContext, nhs: &str, las: Vec<String>) -> Vec<PendingAccess> {
+fn history_access(ctx: &Reader, nhs: &str, las: Vec<String>) -> Vec<PendingAccess> {
     if ctx.caller.role().recording() == Recording::NotAnAccess {
         return Vec::new();
     }
     vec![access(ctx, nhs.to_string(), &[], las)]
 }
 
-fn access(ctx: &AccessContext, nhs: String, refs: &[String], las: Vec<String>) -> PendingAccess {
+fn access(ctx: &Reader, nhs: String, refs: &[String], las: Vec<String>) -> PendingAccess {
     PendingAccess {
         // Time-ordered ids: the id indexes grow at their end instead of at random pages.
         id: uuid::Uuid::now_v7().to_string(),

@@ -1,3 +1,5 @@
+#![expect(clippy::expect_used, reason = "a test fails by panicking, loudly")]
+
 //! Role rules live in one module (`src/auth/policy.rs`): everywhere else asks the policy a
 //! question (`role.reach()`, `role.recording()`, `caller.may(action)`, …) and matches on its
 //! answer, so a new role is a compile error exactly where a rule must be decided. This test

@@ -12,7 +12,7 @@ use actix_web::{web, FromRequest, HttpRequest};
 use super::extract::care_setting;
 use super::respond::FhirResponse;
 use super::{resource_type, AppState};
-use crate::audit::{AccessContext, Disclosed};
+use crate::audit::{AccessContext, Disclosed, Reader};
 use crate::auth::Caller;
 use crate::db::DbConn;
 use crate::error::{FhirError, FhirResult};
@@ -85,15 +85,17 @@ impl Reading {
         F: FnOnce(&mut DbConn, &AccessContext) -> FhirResult<Disclosed<T>> + Send + 'static,
         T: Send + 'static,
     {
-        let ctx = AccessContext {
+        let reader = Reader {
             caller: self.caller.clone(),
             kind,
             care_setting: self.care_setting,
             now_ms: self.state.clock.now_ms(),
             observer: self.state.base_url.clone(),
         };
-        let disclosed = crate::db::run(&self.state.pool, move |conn| read(conn, &ctx)).await?;
-        self.state.auditor.disclose(disclosed).await
+        self.state
+            .auditor
+            .disclosing(&self.state.pool, reader, read)
+            .await
     }
 }
 

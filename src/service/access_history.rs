@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use super::parse_content;
 use super::search::matches;
-use crate::audit::{self as audit_access, AccessContext, Audience, Disclosed};
+use crate::audit::{AccessContext, Audience, Disclosed};
 use crate::auth::{Action, Caller, HistoryView, LaScope};
 use crate::db::audit::{self, EventPage, HistoryScope, HistoryWindow};
 use crate::db::{store, DbConn};
@@ -45,12 +45,15 @@ pub fn prepare(
     ctx: &AccessContext,
     q: &AuditQuery,
 ) -> Result<Disclosed<Plan>, FhirError> {
-    let plan = decide(conn, &ctx.caller, q, ctx.now_ms)?;
-    let accesses = match &plan.audited_child {
-        Some((nhs, las)) => audit_access::history_access(ctx, nhs, las.clone()),
-        None => Vec::new(),
-    };
-    Ok(Disclosed::new(plan, accesses))
+    let plan = decide(conn, ctx.caller(), q, ctx.now_ms())?;
+    let child = plan
+        .audited_child
+        .as_ref()
+        .map(|(nhs, las)| (nhs.clone(), las.clone()));
+    Ok(ctx.history_disclosed(
+        plan,
+        child.as_ref().map(|(nhs, las)| (nhs.as_str(), las.clone())),
+    ))
 }
 
 fn decide(conn: &mut DbConn, caller: &Caller, q: &AuditQuery, now: i64) -> Result<Plan, FhirError> {

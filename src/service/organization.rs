@@ -47,7 +47,10 @@ pub fn la_resource(conn: &mut DbConn, ods: &str) -> Result<Option<Value>, FhirEr
     let Some(id) = store::find_by_identifier(conn, TY.as_str(), ODS_SYSTEM, ods)? else {
         return Ok(None);
     };
-    super::read::supporting(conn, TY, &id)
+    store::current(conn, TY.as_str(), &id)?
+        .filter(|row| !row.deleted)
+        .map(|row| super::parse_content(&row))
+        .transpose()
 }
 
 /// The Organization id and details of the LA with this ODS code, if it is registered.

@@ -5,7 +5,7 @@
 use serde_json::Value;
 
 use super::{parse_content, require_live};
-use crate::audit::{self, AccessContext, Disclosed, Returned};
+use crate::audit::{AccessContext, Disclosed, Returned};
 use crate::auth::{Action, Caller};
 use crate::db::models::ResourceRow;
 use crate::db::{store, DbConn};
@@ -81,8 +81,9 @@ fn existing(
 
 /// The current content of a live resource, recording nothing: for what supports a disclosure
 /// that records the child's access itself (a plan's LA, the plan behind a Flag).
-pub fn supporting(
+pub(crate) fn supporting(
     conn: &mut DbConn,
+    _within: &AccessContext,
     ty: ResourceType,
     id: &str,
 ) -> Result<Option<Value>, FhirError> {
@@ -99,11 +100,11 @@ pub fn read(
     ty: ResourceType,
     id: &str,
 ) -> Result<Disclosed<(ResourceRow, Value)>, FhirError> {
-    let caller = &ctx.caller;
+    let caller = ctx.caller();
     caller.require(read_action(ty))?;
     let row = existing(store::current(conn, ty.as_str(), id)?, ty, id)?;
     // Whose it is comes before whether it is still there: another LA's deleted plan is 403.
-    let content = visible(caller, ty, &row, ctx.now_ms)?;
+    let content = visible(caller, ty, &row, ctx.now_ms())?;
     let row = require_live(Some(row), ty, id)?;
     Ok(disclosed_one(ctx, ty, row, content))
 }
@@ -114,14 +115,11 @@ fn disclosed_one(
     row: ResourceRow,
     content: Value,
 ) -> Disclosed<(ResourceRow, Value)> {
-    let accesses = audit::accesses(
-        ctx,
-        &[Returned {
-            ty,
-            content: &content,
-        }],
-    );
-    Disclosed::new((row, content), accesses)
+    let accesses = ctx.accesses(&[Returned {
+        ty,
+        content: &content,
+    }]);
+    Disclosed::with((row, content), accesses)
 }
 
 pub fn vread(
@@ -131,7 +129,7 @@ pub fn vread(
     id: &str,
     version: i64,
 ) -> Result<Disclosed<(ResourceRow, Value)>, FhirError> {
-    let (caller, now) = (&ctx.caller, ctx.now_ms);
+    let (caller, now) = (ctx.caller(), ctx.now_ms());
     caller.require(read_action(ty))?;
     // Access is judged on the current version: who owns the plan now.
     let current = existing(store::current(conn, ty.as_str(), id)?, ty, id)?;
@@ -167,7 +165,7 @@ pub fn history(
     ty: ResourceType,
     id: &str,
 ) -> Result<Disclosed<Versions>, FhirError> {
-    let (caller, now) = (&ctx.caller, ctx.now_ms);
+    let (caller, now) = (ctx.caller(), ctx.now_ms());
     caller.require(read_action(ty))?;
     let current = existing(store::current(conn, ty.as_str(), id)?, ty, id)?;
     // A deleted plan's history is still its LA's to see (judged by its last content).
@@ -189,6 +187,6 @@ pub fn history(
         .iter()
         .filter_map(|(_, content)| content.as_ref().map(|content| Returned { ty, content }))
         .collect();
-    let accesses = audit::accesses(ctx, &returned);
-    Ok(Disclosed::new(versions, accesses))
+    let accesses = ctx.accesses(&returned);
+    Ok(Disclosed::with(versions, accesses))
 }

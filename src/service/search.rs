@@ -8,7 +8,7 @@ use serde_json::Value;
 use super::organization::find_la;
 use super::parse_content;
 use super::read::read_action;
-use crate::audit::{self, AccessContext, Disclosed, Returned};
+use crate::audit::{AccessContext, Disclosed, Returned};
 use crate::auth::{Caller, PlanSearch};
 use crate::db::search as query;
 use crate::db::{store, DbConn};
@@ -70,7 +70,7 @@ pub fn search(
     ctx: &AccessContext,
     req: &SearchRequest,
 ) -> Result<Disclosed<Results>, FhirError> {
-    let results = matches(conn, &ctx.caller, req, ctx.now_ms)?;
+    let results = matches(conn, ctx.caller(), req, ctx.now_ms())?;
     let shown = results.entries.iter().filter(|e| e.mode == "match").count();
     // A total above what the page shows tells of the matches left out (`_count=0`, an
     // `_offset` past the end, `_summary=count`): where the search names its children or
@@ -79,9 +79,9 @@ pub fn search(
     {
         Some(matches(
             conn,
-            &ctx.caller,
+            ctx.caller(),
             &every_match(req, results.total)?,
-            ctx.now_ms,
+            ctx.now_ms(),
         )?)
     } else {
         None
@@ -96,8 +96,8 @@ pub fn search(
             content: &e.resource,
         })
         .collect();
-    let accesses = audit::accesses(ctx, &returned);
-    Ok(Disclosed::new(results, accesses))
+    let accesses = ctx.accesses(&returned);
+    Ok(Disclosed::with(results, accesses))
 }
 
 /// The most matches a search that shows fewer than it counts may count: each is read to be
@@ -137,12 +137,12 @@ fn every_match(req: &SearchRequest, total: i64) -> Result<SearchRequest, FhirErr
 /// A child's plans as `caller` may see them (health-care: none withdrawn), recording nothing:
 /// for what supports a disclosure that records the child's access itself (the plans behind a
 /// Flag search).
-pub fn supporting_plans(
+pub(crate) fn supporting_plans(
     conn: &mut DbConn,
-    caller: &Caller,
+    within: &AccessContext,
     nhs: &str,
-    now: i64,
 ) -> Result<Vec<Value>, FhirError> {
+    let (caller, now) = (within.caller(), within.now_ms());
     let req = crate::search::parse(
         ResourceType::EpisodeOfCare,
         &format!("patient:identifier={nhs}&_count={MAX_COUNT}"),

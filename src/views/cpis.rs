@@ -84,7 +84,7 @@ async fn care_team_search(r: Reading, req: HttpRequest) -> FhirResult<FhirRespon
     )?;
     let (results, now) = r
         .disclose(AccessKind::Search, move |conn, ctx| {
-            let now = ctx.now_ms;
+            let now = ctx.now_ms();
             Ok(service::search::search(conn, ctx, &native)?.map(|found| (found, now)))
         })
         .await?;

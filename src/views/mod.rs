@@ -95,8 +95,12 @@ pub fn searchset_of(
 
 /// The plan with this id and the Organization of its LA, recording nothing: what supports a
 /// read of the plan (or of its Flag, which has its id) that records the access itself.
-fn plan_and_la(conn: &mut DbConn, id: &str) -> FhirResult<(Value, Value)> {
-    let plan = service::read::supporting(conn, ResourceType::EpisodeOfCare, id)?
+fn plan_and_la(
+    conn: &mut DbConn,
+    ctx: &crate::audit::AccessContext,
+    id: &str,
+) -> FhirResult<(Value, Value)> {
+    let plan = service::read::supporting(conn, ctx, ResourceType::EpisodeOfCare, id)?
         .ok_or_else(|| FhirError::internal("a plan read but not found"))?;
     let ods = map::str_at(&plan, "/managingOrganization/identifier/value").to_string();
     let la = service::organization::la_resource(conn, &ods)?.unwrap_or_default();
@@ -117,8 +121,8 @@ pub async fn read_plan(r: &Reading, ty: ResourceType, id: String) -> FhirResult<
     require_health_care(r)?;
     r.disclose(AccessKind::Read, move |conn, ctx| {
         let read = service::read::read(conn, ctx, ty, &id)?;
-        let (plan, la) = plan_and_la(conn, &id)?;
-        let today = crate::clock::uk_date(ctx.now_ms);
+        let (plan, la) = plan_and_la(conn, ctx, &id)?;
+        let today = crate::clock::uk_date(ctx.now_ms());
         Ok(read.map(|(_, resource)| PlanRead {
             resource,
             plan,

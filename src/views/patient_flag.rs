@@ -185,8 +185,8 @@ async fn flag_search(r: Reading, req: HttpRequest) -> FhirResult<FhirResponse> {
     let (results, plans, now) = r
         .disclose(AccessKind::Search, move |conn, ctx| {
             let found = service::search::search(conn, ctx, &native)?;
-            let plans = service::search::supporting_plans(conn, &ctx.caller, &nhs, ctx.now_ms)?;
-            let now = ctx.now_ms;
+            let plans = service::search::supporting_plans(conn, ctx, &nhs)?;
+            let now = ctx.now_ms();
             Ok(found.map(|found| (found, plans, now)))
         })
         .await?;

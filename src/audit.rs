@@ -464,7 +464,8 @@ fn decide(
             )
             .collect();
         let summary = rule.summarise(&attended, Some(row.agent_org.as_str()), stamp);
-        // Each LA's mark: the first access it is shown while the child is in a pattern.
+        // Each LA's mark: the access that reaches the pattern in its window, for every LA it
+        // is shown to; else the first access an LA is shown while the pattern holds.
         let mut showing = showing;
         if summary.pattern {
             let told_before = |la: &String| {
@@ -481,7 +482,7 @@ fn decide(
             showing.marked_las = showing
                 .to_las
                 .iter()
-                .filter(|la| !told_before(la))
+                .filter(|la| summary.first || !told_before(la))
                 .cloned()
                 .collect();
         }
@@ -1015,6 +1016,40 @@ mod tests {
         assert_eq!(attendances, [Some(1), Some(1), Some(1), Some(2), Some(3)]);
         let reached: Vec<bool> = rows.iter().map(|r| r.row.pattern_reached).collect();
         assert_eq!(reached, [false, false, false, false, true]);
+    }
+
+    #[test]
+    fn a_pattern_reached_again_after_it_lapsed_is_marked_again_for_an_la_told_of_the_last_one() {
+        let day = 24 * 60 * 60 * 1000;
+        let now = 1_790_000_000_000;
+        // Two settings within the window, each shown to the LA while an earlier pattern held
+        // (their own summaries said pattern); the third setting reaches it again today.
+        let recorded = Recorded {
+            views: Vec::new(),
+            las_shown: Vec::new(),
+            attendances: vec![
+                ("9449306753".into(), "RRU".into(), now - 20 * day),
+                ("9449306753".into(), "RQX".into(), now - 18 * day),
+            ],
+            pattern_told: vec![("9449306753".into(), "E09000030".into())],
+        };
+        let mut rows = vec![at("nurse-9", "R1H", &["E09000030"])];
+        let showings = decide(&mut rows, &recorded, now, AttendanceRule::default());
+        assert_eq!(showings[0].marked_las, las(&["E09000030"]));
+        assert!(rows[0].row.pattern_reached);
+        // Without the re-reach (a fourth setting in the same pattern), no mark.
+        let mut rows = vec![at("nurse-9", "R1H", &["E09000030"])];
+        let recorded = Recorded {
+            attendances: vec![
+                ("9449306753".into(), "RRU".into(), now - 20 * day),
+                ("9449306753".into(), "RQX".into(), now - 18 * day),
+                ("9449306753".into(), "RAL".into(), now - 17 * day),
+            ],
+            ..recorded
+        };
+        let showings = decide(&mut rows, &recorded, now, AttendanceRule::default());
+        assert!(showings[0].marked_las.is_empty());
+        assert!(!rows[0].row.pattern_reached);
     }
 
     #[test]

@@ -24,11 +24,12 @@ source "$here/sandbox_server.sh"
 start_sandbox_server "$cpis" "$port" schemathesis
 
 status=0
-for role in ${SCHEMATHESIS_ROLES:-health-care social-care operations}; do
+for role in ${SCHEMATHESIS_ROLES:-health-care social-care operations governance}; do
     case $role in
         health-care) token=$("$cpis" token --role health-care --org RJ1 --name "Dr Jane Smith" --job-role "Staff Nurse") ;;
         social-care) token=$("$cpis" token --role social-care --org E09000030) ;;
         operations) token=$("$cpis" token --role operations --org X26) ;;
+        governance) token=$("$cpis" token --role governance --org X26 --name "Pat Officer" --job-role "Privacy Officer") ;;
     esac
     echo "== schemathesis as $role"
     # One worker: with two, CPython 3.11 sometimes fails inside schemathesis itself ("AST

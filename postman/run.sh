@@ -42,6 +42,7 @@ health_token="$("$cpis" token --role health-care --org RJ1 --name "Dr Jane Smith
 social_token="$("$cpis" token --role social-care --org E09000030)"
 other_la_token="$("$cpis" token --role social-care --org E08000025)"
 ops_token="$("$cpis" token --role operations --org X26)"
+governance_token="$("$cpis" token --role governance --org X26 --name "Pat Officer" --job-role "Privacy Officer")"
 
 if [[ -n "${NEWMAN:-}" ]]; then
     read -r -a newman <<<"$NEWMAN"
@@ -62,6 +63,7 @@ set +e
     --env-var "socialToken=$social_token" \
     --env-var "otherLaToken=$other_la_token" \
     --env-var "opsToken=$ops_token" \
+    --env-var "governanceToken=$governance_token" \
     ${NEWMAN_ARGS:-}
 status=$?
 set -e

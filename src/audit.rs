@@ -19,7 +19,7 @@ use crate::auth::{Caller, Recording};
 use crate::db::audit::{self, EarlierView, NewAccess, StoredAccess};
 use crate::db::{write_transaction, DbConn};
 use crate::error::FhirError;
-use crate::fhir::audit_event::{self, Access, AccessKind, CareSetting};
+use crate::fhir::audit_event::{self, Access, AccessKind, CareSetting, Purpose, Report};
 use crate::fhir::organization::referenced_ods;
 use crate::fhir::ResourceType;
 use crate::metrics::Metrics;
@@ -579,9 +579,10 @@ fn delivers(status: &str) -> bool {
 pub struct PendingAccess {
     id: String,
     requested_ms: i64,
-    nhs_number: String,
+    /// The child's NHS number, or what a governance report was about.
+    subject: String,
     kind: AccessKind,
-    care_setting: CareSetting,
+    purpose: Purpose,
     who: Identity,
     entities: Vec<String>,
     observer: String,
@@ -598,10 +599,10 @@ impl PendingAccess {
             row: StoredAccess {
                 id: self.id.clone(),
                 recorded_ms: stamp,
-                nhs_number: self.nhs_number.clone(),
+                nhs_number: self.subject.clone(),
                 agent_sub: who.sub.clone(),
                 agent_org: who.org.clone().unwrap_or_default(),
-                care_setting: self.care_setting.as_str().to_string(),
+                care_setting: self.purpose.as_stored().to_string(),
                 accessor_role: who.role.as_str().to_string(),
                 interaction: self.kind.interaction().to_string(),
                 agent_name: who.name.clone(),
@@ -613,7 +614,7 @@ impl PendingAccess {
                 ..StoredAccess::default()
             },
             reportable: who.role.recording() == Recording::Clinical
-                && self.care_setting == CareSetting::Unscheduled,
+                && self.purpose == Purpose::Care(CareSetting::Unscheduled),
             la_ods: self.la_ods.clone(),
         }
     }
@@ -657,10 +658,10 @@ pub fn render(stored: &StoredAccess, audience: Audience<'_>) -> Result<String, S
     Ok(audit_event::to_json(&Access {
         id: &stored.id,
         recorded_ms: stored.recorded_ms,
-        nhs_number: &stored.nhs_number,
+        subject: &stored.nhs_number,
         kind: AccessKind::from_interaction(&stored.interaction)
             .ok_or_else(|| format!("unknown interaction {:?}", stored.interaction))?,
-        care_setting: CareSetting::from_stored(&stored.care_setting)
+        purpose: Purpose::from_stored(&stored.care_setting)
             .ok_or_else(|| format!("unknown care setting {:?}", stored.care_setting))?,
         who: &who,
         entities: &entities,
@@ -722,6 +723,14 @@ impl AccessContext {
     /// The accesses of reading these plans and flags (to disclose with data that holds them).
     pub fn accesses(&self, returned: &[Returned<'_>]) -> Accesses {
         Accesses(accesses(&self.reader, returned))
+    }
+
+    /// `data` with the governance access of a report search about `subject`: recorded for
+    /// operations to list, never shown in a history, notified, counted or reported.
+    pub fn report_disclosed<T>(&self, data: T, report: Report, subject: &str) -> Disclosed<T> {
+        let mut access = access(&self.reader, subject.to_string(), &[], Vec::new());
+        access.purpose = Purpose::Report(report);
+        Disclosed::new(data, Accesses(vec![access]))
     }
 
     /// `data` with the access of a history search for child `nhs`, who has plans of `las`;
@@ -791,9 +800,9 @@ fn access(ctx: &Reader, nhs: String, refs: &[String], las: Vec<String>) -> Pendi
         // Time-ordered ids: the id indexes grow at their end instead of at random pages.
         id: uuid::Uuid::now_v7().to_string(),
         requested_ms: ctx.now_ms,
-        nhs_number: nhs,
+        subject: nhs,
         kind: ctx.kind,
-        care_setting: ctx.care_setting,
+        purpose: Purpose::Care(ctx.care_setting),
         who: ctx.caller.0.clone(),
         entities: refs.to_vec(),
         observer: ctx.observer.clone(),
@@ -880,9 +889,9 @@ mod tests {
         PendingAccess {
             id: "0193a1c4-0000-7000-8000-000000000001".into(),
             requested_ms: 1_790_000_000_000,
-            nhs_number: "9449306753".into(),
+            subject: "9449306753".into(),
             kind,
-            care_setting: CareSetting::Unscheduled,
+            purpose: Purpose::Care(CareSetting::Unscheduled),
             who,
             entities: entities.iter().map(|e| e.to_string()).collect(),
             observer: "https://cpis.example.org/FHIR/R4".into(),
@@ -895,9 +904,9 @@ mod tests {
         audit_event::to_json(&Access {
             id: &p.id,
             recorded_ms: stamp,
-            nhs_number: &p.nhs_number,
+            subject: &p.subject,
             kind: p.kind,
-            care_setting: p.care_setting,
+            purpose: p.purpose,
             who: &p.who,
             entities: &p.entities,
             observer: &p.observer,

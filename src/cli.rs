@@ -56,9 +56,52 @@ enum Command {
         #[arg(long, default_value_t = 1000)]
         chunk: usize,
     },
+    /// Write a governance access report as CSV from the database (SPEC §2 `governance`): every
+    /// access to a child, or by a user or organisation, over at most 31 days; the same rows as
+    /// `AuditEvent?…&_format=csv`. Nothing is recorded: this runs where the database is.
+    Report {
+        /// The Patient Access report: the child's NHS number.
+        #[arg(long, conflicts_with_all = ["user", "org"])]
+        patient: Option<String>,
+        /// The User Access report: the SDS user id.
+        #[arg(long, conflicts_with = "org")]
+        user: Option<String>,
+        /// The User Access report by organisation: the ODS code.
+        #[arg(long)]
+        org: Option<String>,
+        /// The first day (YYYY-MM-DD, UK), included.
+        #[arg(long)]
+        from: String,
+        /// The last day (YYYY-MM-DD, UK), included; at most 31 days after --from.
+        #[arg(long)]
+        to: String,
+        /// The file to write (default: standard output).
+        #[arg(long)]
+        out: Option<String>,
+    },
+    /// Copy the SQLite database online to PATH (or a dated file in it, if a directory): checked,
+    /// sealed, owner-only, renamed into place when whole. On PostgreSQL: says what to use, exit 2.
+    Backup {
+        /// The backup file, or a directory for `cpis-YYYYMMDDTHHMMSSZ.db`.
+        #[arg(long)]
+        to: std::path::PathBuf,
+    },
+    /// Restore a backup into a SQLite database that no server holds: checked before and after;
+    /// prints the plans, accesses and newest access restored.
+    Restore {
+        /// A backup written by `cpis backup` (or the scheduled backups).
+        #[arg(long)]
+        from: std::path::PathBuf,
+        /// The database to restore into: sqlite://path (a new file, or one to replace).
+        #[arg(long)]
+        to: String,
+        /// Overwrite the database at --to if it exists.
+        #[arg(long)]
+        replace: bool,
+    },
     /// Print a signed JWT (and nothing else) for the configured key: for the sandbox and Postman.
     Token {
-        /// social-care | health-care | operations
+        /// social-care | health-care | operations | governance
         #[arg(long)]
         role: String,
         /// ODS code of the caller's organisation (the LA for social-care).
@@ -105,6 +148,14 @@ pub fn main() -> ExitCode {
                 .map_err(|e| e.to_string())
         }
         Command::Purge { now } => purge(&config, now.as_deref()),
+        Command::Report {
+            patient,
+            user,
+            org,
+            from,
+            to,
+            out,
+        } => report(&config, (patient, user, org), (&from, &to), out.as_deref()),
         Command::Import {
             file,
             org,
@@ -269,6 +320,52 @@ fn purge(config: &Config, now: Option<&str>) -> Result<(), String> {
         "purged plans={} audit_events={} reports={}",
         purged.plans, purged.audit_events, purged.reports
     );
+    Ok(())
+}
+
+/// `cpis report`: the query the API would take, read a chunk at a time and written as CSV, with
+/// a progress bar on a terminal (on standard error).
+fn report(
+    config: &Config,
+    (patient, user, org): (Option<String>, Option<String>, Option<String>),
+    (from, to): (&str, &str),
+    out: Option<&str>,
+) -> Result<(), String> {
+    use crate::service::access_history;
+    let mut query = url::form_urlencoded::Serializer::new(String::new());
+    match (patient, user, org) {
+        (Some(nhs), _, _) => query.append_pair("patient:identifier", &nhs),
+        (None, Some(sub), _) => query.append_pair("agent-identifier", &sub),
+        (None, None, Some(ods)) => query.append_pair("agent-organization", &ods),
+        (None, None, None) => return Err("report: name --patient, --user or --org".into()),
+    };
+    query.append_pair("date", &format!("ge{from}"));
+    query.append_pair("date", &format!("le{to}"));
+    let q = crate::search::audit::parse(&query.finish()).map_err(|e| e.to_string())?;
+    let plan = access_history::offline_report(&q).map_err(|e| e.to_string())?;
+    let pool = prepare_database(config).map_err(|e| e.to_string())?;
+    let mut conn = pool.get().map_err(|e| e.to_string())?;
+    let total = plan
+        .report_count(&mut conn, &q)
+        .map_err(|e| e.to_string())?;
+    let progress = indicatif::ProgressBar::with_draw_target(
+        Some(u64::try_from(total).unwrap_or_default()),
+        indicatif::ProgressDrawTarget::stderr(),
+    );
+    let next = |after| {
+        plan.report_chunk(&mut conn, &q, after, crate::report::CHUNK)
+            .map_err(|e| e.to_string())
+    };
+    let written = match out {
+        Some(path) => {
+            let file =
+                std::fs::File::create(path).map_err(|e| format!("cannot write {path}: {e}"))?;
+            crate::report::write_report(std::io::BufWriter::new(file), next, &progress)?
+        }
+        None => crate::report::write_report(std::io::stdout().lock(), next, &progress)?,
+    };
+    progress.finish_and_clear();
+    eprintln!("cpis report: {written} accesses");
     Ok(())
 }
 

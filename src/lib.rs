@@ -16,6 +16,7 @@ pub mod import;
 pub mod lifecycle;
 pub mod metrics;
 pub mod notify;
+pub mod report;
 pub mod retention;
 pub mod sandbox;
 pub mod search;

@@ -43,6 +43,50 @@ fn acceptable(media_type: &str) -> bool {
         )
 }
 
+/// Whether a media type (or `_format` value) names CSV.
+fn is_csv(media_type: &str) -> bool {
+    let mime = media_type.split(';').next().unwrap_or_default().trim();
+    mime.eq_ignore_ascii_case("text/csv") || mime.eq_ignore_ascii_case("csv")
+}
+
+/// Whether a path is the AuditEvent search, the one answer with a CSV form (the governance
+/// reports, SPEC §2).
+fn has_csv_form(path: &str) -> bool {
+    path.strip_suffix("/_search").unwrap_or(path) == "/FHIR/R4/AuditEvent"
+}
+
+/// Whether a request asks for CSV: `_format=csv` (or `text/csv`), or an `Accept` header that
+/// names `text/csv` and no JSON.
+pub fn asks_for_csv(accept: Option<&str>, query: &str) -> bool {
+    let format = url::form_urlencoded::parse(query.as_bytes())
+        .filter(|(k, _)| k == "_format")
+        .map(|(_, v)| v.into_owned())
+        .last();
+    match format {
+        Some(format) => is_csv(&format),
+        // CSV asked for by name, and no JSON type named beside it.
+        None => accept.is_some_and(|a| {
+            let named_json = |m: &str| {
+                let m = m.trim();
+                acceptable(m)
+                    && !m.is_empty()
+                    && !m.starts_with("*/*")
+                    && !m.starts_with("application/*")
+            };
+            a.split(',').any(is_csv) && !a.split(',').any(named_json)
+        }),
+    }
+}
+
+/// Whether this request is for a report as CSV.
+pub fn wants_csv(req: &actix_web::HttpRequest) -> bool {
+    let accept = req
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok());
+    has_csv_form(req.path()) && asks_for_csv(accept, req.query_string())
+}
+
 /// Whether a request's `Accept` header and `_format` parameter allow a JSON answer.
 pub fn accepts_json(accept: Option<&str>, query: &str) -> bool {
     let accept_ok = accept.is_none_or(|a| a.split(',').any(acceptable));
@@ -64,7 +108,8 @@ pub async fn negotiate(
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
-    let refused = if accepts_json(accept, req.query_string()) {
+    let csv = has_csv_form(req.path()) && asks_for_csv(accept, req.query_string());
+    let refused = if csv || accepts_json(accept, req.query_string()) {
         content_type.filter(|ct| !is_r4(ct)).map(|declared| {
             FhirError::UnsupportedMediaType(format!(
                 "{declared:?}: this server takes FHIR R4 (fhirVersion=4.0)"
@@ -94,6 +139,21 @@ mod tests {
         assert!(accepts_json(Some("text/html, */*;q=0.8"), ""));
         assert!(!accepts_json(Some("application/fhir+xml"), ""));
         assert!(!accepts_json(None, "_format=xml"));
+    }
+
+    #[test]
+    fn csv_is_asked_for_by_format_or_by_an_accept_that_names_no_json() {
+        assert!(asks_for_csv(None, "_format=csv"));
+        assert!(asks_for_csv(None, "_format=text/csv"));
+        assert!(asks_for_csv(Some("text/csv"), ""));
+        assert!(asks_for_csv(Some("text/csv, */*;q=0.1"), ""));
+        assert!(!asks_for_csv(Some("application/fhir+json, text/csv"), ""));
+        assert!(!asks_for_csv(Some("text/csv"), "_format=json"));
+        assert!(!asks_for_csv(None, ""));
+        assert!(has_csv_form("/FHIR/R4/AuditEvent"));
+        assert!(has_csv_form("/FHIR/R4/AuditEvent/_search"));
+        assert!(!has_csv_form("/cpis/FHIR/R4/AuditEvent"));
+        assert!(!has_csv_form("/FHIR/R4/Flag"));
     }
 
     #[test]

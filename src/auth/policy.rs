@@ -12,6 +12,8 @@ pub enum Role {
     SocialCare,
     HealthCare,
     Operations,
+    /// Privacy Officers and Caldicott Guardians: the access reports, nothing else.
+    Governance,
 }
 
 impl Role {
@@ -20,6 +22,7 @@ impl Role {
             Role::SocialCare => "social-care",
             Role::HealthCare => "health-care",
             Role::Operations => "operations",
+            Role::Governance => "governance",
         }
     }
 }
@@ -31,8 +34,9 @@ impl FromStr for Role {
             "social-care" => Ok(Role::SocialCare),
             "health-care" => Ok(Role::HealthCare),
             "operations" => Ok(Role::Operations),
+            "governance" => Ok(Role::Governance),
             other => Err(format!(
-                "unknown role {other:?} (social-care, health-care or operations)"
+                "unknown role {other:?} (social-care, health-care, operations or governance)"
             )),
         }
     }
@@ -79,15 +83,23 @@ pub enum HistoryView {
     OwnLa,
     /// Every access, scheduled and collapsed ones too, never itself an access.
     Everything,
+    /// The governance reports: every access to one child, or by one user or organisation,
+    /// within a bounded period, governance searches left out; each search is itself recorded.
+    Reports,
 }
 
 impl Role {
-    pub const ALL: [Role; 3] = [Role::SocialCare, Role::HealthCare, Role::Operations];
+    pub const ALL: [Role; 4] = [
+        Role::SocialCare,
+        Role::HealthCare,
+        Role::Operations,
+        Role::Governance,
+    ];
 
     pub fn reach(self) -> Reach {
         match self {
             Role::SocialCare => Reach::OwnLa,
-            Role::HealthCare | Role::Operations => Reach::EveryLa,
+            Role::HealthCare | Role::Operations | Role::Governance => Reach::EveryLa,
         }
     }
 
@@ -96,7 +108,8 @@ impl Role {
     pub fn sees_withdrawn_plans(self) -> bool {
         match self {
             Role::SocialCare | Role::Operations => true,
-            Role::HealthCare => false,
+            // Governance reads no plan at all; were it ever to, it would see what care sees.
+            Role::HealthCare | Role::Governance => false,
         }
     }
 
@@ -104,14 +117,14 @@ impl Role {
         match self {
             Role::SocialCare => Recording::NotAnAccess,
             Role::HealthCare => Recording::Clinical,
-            Role::Operations => Recording::Governance,
+            Role::Operations | Role::Governance => Recording::Governance,
         }
     }
 
     pub fn plan_search(self) -> PlanSearch {
         match self {
             Role::SocialCare => PlanSearch::OwnLa,
-            Role::HealthCare => PlanSearch::OneChildWithoutWithdrawn,
+            Role::HealthCare | Role::Governance => PlanSearch::OneChildWithoutWithdrawn,
             Role::Operations => PlanSearch::Register,
         }
     }
@@ -121,6 +134,7 @@ impl Role {
             Role::SocialCare => HistoryView::OwnLa,
             Role::HealthCare => HistoryView::Clinician,
             Role::Operations => HistoryView::Everything,
+            Role::Governance => HistoryView::Reports,
         }
     }
 
@@ -128,14 +142,15 @@ impl Role {
     pub fn needs_org(self) -> bool {
         match self {
             Role::SocialCare | Role::HealthCare => true,
-            Role::Operations => false,
+            Role::Operations | Role::Governance => false,
         }
     }
 
     /// Whether the role's token must name the person (`name`): a clinician's name is shown.
     pub fn needs_name(self) -> bool {
         match self {
-            Role::HealthCare => true,
+            // A report names the officer who asked for it.
+            Role::HealthCare | Role::Governance => true,
             Role::SocialCare | Role::Operations => false,
         }
     }
@@ -170,10 +185,13 @@ pub enum Action {
     ReadUploadReport,
     /// Look a child up through NHS England's API shapes (SPEC §9): consumer APIs for clinicians.
     UseNhsViews,
+    /// The access reports: every access by child, user or organisation (JSON or CSV).
+    ReadAccessReports,
 }
 
 impl Action {
-    pub const ALL: [Action; 13] = [
+    pub const ALL: [Action; 14] = [
+        Action::ReadAccessReports,
         Action::ReadUploadReport,
         Action::UseNhsViews,
         Action::ReadPlan,
@@ -201,6 +219,7 @@ pub fn allows(role: Role, action: Action) -> bool {
         (SocialCare, ManageSubscription | ReadSubscription) => true,
         (SocialCare, WriteOrganization | ReadMetrics | UseNhsViews) => false,
         (SocialCare, ReadUploadReport) => true,
+        (SocialCare, ReadAccessReports) => false,
         (HealthCare, ReadPlan | ReadOrganization | ReadAccessHistory) => true,
         (HealthCare, WritePlan | WriteOrganization | UpdateOwnOrganizationTelecom | Validate) => {
             false
@@ -208,11 +227,19 @@ pub fn allows(role: Role, action: Action) -> bool {
         (HealthCare, ReadAuditEvent | ManageSubscription | ReadSubscription) => false,
         (HealthCare, ReadMetrics | ReadUploadReport) => false,
         (HealthCare, UseNhsViews) => true,
+        (HealthCare, ReadAccessReports) => false,
         (Operations, ReadPlan | ReadOrganization | WriteOrganization | Validate) => true,
         (Operations, UpdateOwnOrganizationTelecom) => true,
         (Operations, ReadAccessHistory | ReadAuditEvent | ReadSubscription) => true,
         (Operations, ReadMetrics | ReadUploadReport) => true,
         (Operations, WritePlan | ManageSubscription | UseNhsViews) => false,
+        (Operations, ReadAccessReports) => true,
+        // Governance: the access history's reports, and nothing else.
+        (Governance, ReadAccessHistory | ReadAccessReports) => true,
+        (Governance, ReadPlan | WritePlan | ReadOrganization | WriteOrganization) => false,
+        (Governance, UpdateOwnOrganizationTelecom | Validate | ReadAuditEvent) => false,
+        (Governance, ManageSubscription | ReadSubscription | ReadMetrics) => false,
+        (Governance, ReadUploadReport | UseNhsViews) => false,
     }
 }
 
@@ -237,6 +264,7 @@ mod tests {
         (SocialCare, ReadMetrics, false),
         (SocialCare, ReadUploadReport, true),
         (SocialCare, UseNhsViews, false),
+        (SocialCare, ReadAccessReports, false),
         (HealthCare, ReadPlan, true),
         (HealthCare, WritePlan, false),
         (HealthCare, ReadOrganization, true),
@@ -250,6 +278,7 @@ mod tests {
         (HealthCare, ReadMetrics, false),
         (HealthCare, ReadUploadReport, false),
         (HealthCare, UseNhsViews, true),
+        (HealthCare, ReadAccessReports, false),
         (Operations, ReadPlan, true),
         (Operations, WritePlan, false),
         (Operations, ReadOrganization, true),
@@ -263,6 +292,21 @@ mod tests {
         (Operations, ReadMetrics, true),
         (Operations, ReadUploadReport, true),
         (Operations, UseNhsViews, false),
+        (Operations, ReadAccessReports, true),
+        (Governance, ReadPlan, false),
+        (Governance, WritePlan, false),
+        (Governance, ReadOrganization, false),
+        (Governance, WriteOrganization, false),
+        (Governance, UpdateOwnOrganizationTelecom, false),
+        (Governance, Validate, false),
+        (Governance, ReadAccessHistory, true),
+        (Governance, ReadAuditEvent, false),
+        (Governance, ManageSubscription, false),
+        (Governance, ReadSubscription, false),
+        (Governance, ReadMetrics, false),
+        (Governance, ReadUploadReport, false),
+        (Governance, UseNhsViews, false),
+        (Governance, ReadAccessReports, true),
     ];
 
     #[test]

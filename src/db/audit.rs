@@ -320,6 +320,90 @@ pub struct HistoryWindow {
     pub pattern: Option<bool>,
     /// `_id`: only these accesses.
     pub ids: Option<Vec<String>>,
+    /// Only the accesses of this person (SDS user id) / from this organisation (ODS code).
+    pub agent_sub: Option<String>,
+    pub agent_org: Option<String>,
+    /// Leave governance report searches out (the reports never return them).
+    pub without_governance: bool,
+}
+
+/// The accesses in `scope` and `window`, as one boxed query (unordered).
+fn selection<'a>(
+    scope: &'a HistoryScope,
+    window: &'a HistoryWindow,
+) -> audit_events::BoxedQuery<'a, super::DbBackend> {
+    let (from_ms, to_ms, pattern) = (window.from_ms, window.to_ms, window.pattern);
+    let mut q = audit_events::table
+        .into_boxed::<super::DbBackend>()
+        .filter(audit_events::recorded_ms.ge(from_ms))
+        .filter(audit_events::recorded_ms.lt(to_ms));
+    // An LA's marks are its own (`audit_las`); the others see the child's.
+    let la_scoped = matches!(
+        scope,
+        HistoryScope::ChildForLa { .. } | HistoryScope::La { .. }
+    );
+    if let Some(marked) = pattern.filter(|_| !la_scoped) {
+        q = q.filter(audit_events::pattern_reached.eq(marked));
+    }
+    if let Some(ids) = &window.ids {
+        q = q.filter(audit_events::id.eq_any(ids.clone()));
+    }
+    if let Some(sub) = &window.agent_sub {
+        q = q.filter(audit_events::agent_sub.eq(sub.clone()));
+    }
+    if let Some(org) = &window.agent_org {
+        q = q.filter(audit_events::agent_org.eq(org.clone()));
+    }
+    if window.without_governance {
+        q = q.filter(audit_events::accessor_role.ne("governance"));
+    }
+    match scope {
+        HistoryScope::Child { nhs_number } => {
+            q = q
+                .filter(audit_events::nhs_number.eq(nhs_number.clone()))
+                .filter(audit_events::shown.eq(true));
+        }
+        HistoryScope::ChildAll { nhs_number } => {
+            q = q.filter(audit_events::nhs_number.eq(nhs_number.clone()));
+        }
+        HistoryScope::ChildForLa { nhs_number, ods } => {
+            // Probed per event of the child (few), not every event shown to the LA.
+            q = q
+                .filter(audit_events::nhs_number.eq(nhs_number.clone()))
+                .filter(
+                    diesel::dsl::sql::<diesel::sql_types::Bool>(
+                        "EXISTS (SELECT 1 FROM audit_las WHERE audit_las.event_seq = audit_events.seq AND audit_las.shown AND audit_las.la_ods = ",
+                    )
+                    .bind::<diesel::sql_types::Text, _>(ods.clone())
+                    .sql(match pattern {
+                        Some(true) => " AND audit_las.pattern_reached)",
+                        Some(false) => " AND NOT audit_las.pattern_reached)",
+                        None => ")",
+                    }),
+                );
+        }
+        HistoryScope::La { ods } => {
+            let shown = || {
+                audit_las::table
+                    .filter(audit_las::la_ods.eq(ods.clone()))
+                    .filter(audit_las::shown.eq(true))
+                    .filter(audit_las::recorded_ms.ge(from_ms))
+                    .filter(audit_las::recorded_ms.lt(to_ms))
+            };
+            q = match pattern {
+                Some(marked) => q.filter(
+                    audit_events::seq.eq_any(
+                        shown()
+                            .filter(audit_las::pattern_reached.eq(marked))
+                            .select(audit_las::event_seq),
+                    ),
+                ),
+                None => q.filter(audit_events::seq.eq_any(shown().select(audit_las::event_seq))),
+            };
+        }
+        HistoryScope::All => {}
+    }
+    q
 }
 
 /// The accesses in `scope` and `window`, `(limit, offset)`, newest first (or oldest first).
@@ -330,73 +414,7 @@ pub fn history(
     (limit, offset): (i64, i64),
     oldest_first: bool,
 ) -> QueryResult<EventPage> {
-    let (from_ms, to_ms, pattern) = (window.from_ms, window.to_ms, window.pattern);
-    let filtered = || {
-        let mut q = audit_events::table
-            .into_boxed::<super::DbBackend>()
-            .filter(audit_events::recorded_ms.ge(from_ms))
-            .filter(audit_events::recorded_ms.lt(to_ms));
-        // An LA's marks are its own (`audit_las`); the others see the child's.
-        let la_scoped = matches!(
-            scope,
-            HistoryScope::ChildForLa { .. } | HistoryScope::La { .. }
-        );
-        if let Some(marked) = pattern.filter(|_| !la_scoped) {
-            q = q.filter(audit_events::pattern_reached.eq(marked));
-        }
-        if let Some(ids) = &window.ids {
-            q = q.filter(audit_events::id.eq_any(ids.clone()));
-        }
-        match scope {
-            HistoryScope::Child { nhs_number } => {
-                q = q
-                    .filter(audit_events::nhs_number.eq(nhs_number.clone()))
-                    .filter(audit_events::shown.eq(true));
-            }
-            HistoryScope::ChildAll { nhs_number } => {
-                q = q.filter(audit_events::nhs_number.eq(nhs_number.clone()));
-            }
-            HistoryScope::ChildForLa { nhs_number, ods } => {
-                // Probed per event of the child (few), not every event shown to the LA.
-                q = q
-                    .filter(audit_events::nhs_number.eq(nhs_number.clone()))
-                    .filter(
-                        diesel::dsl::sql::<diesel::sql_types::Bool>(
-                            "EXISTS (SELECT 1 FROM audit_las WHERE audit_las.event_seq = audit_events.seq AND audit_las.shown AND audit_las.la_ods = ",
-                        )
-                        .bind::<diesel::sql_types::Text, _>(ods.clone())
-                        .sql(match pattern {
-                            Some(true) => " AND audit_las.pattern_reached)",
-                            Some(false) => " AND NOT audit_las.pattern_reached)",
-                            None => ")",
-                        }),
-                    );
-            }
-            HistoryScope::La { ods } => {
-                let shown = || {
-                    audit_las::table
-                        .filter(audit_las::la_ods.eq(ods.clone()))
-                        .filter(audit_las::shown.eq(true))
-                        .filter(audit_las::recorded_ms.ge(from_ms))
-                        .filter(audit_las::recorded_ms.lt(to_ms))
-                };
-                q = match pattern {
-                    Some(marked) => q.filter(
-                        audit_events::seq.eq_any(
-                            shown()
-                                .filter(audit_las::pattern_reached.eq(marked))
-                                .select(audit_las::event_seq),
-                        ),
-                    ),
-                    None => {
-                        q.filter(audit_events::seq.eq_any(shown().select(audit_las::event_seq)))
-                    }
-                };
-            }
-            HistoryScope::All => {}
-        }
-        q
-    };
+    let filtered = || selection(scope, window);
     let ordered = if oldest_first {
         filtered().order((audit_events::recorded_ms.asc(), audit_events::seq.asc()))
     } else {
@@ -423,6 +441,41 @@ pub struct LaOfAccess {
     pub shown: bool,
     /// Its repeated-attendance mark.
     pub pattern_marked: bool,
+}
+
+/// The next `limit` accesses of a report, oldest first, after `after` (the last access read:
+/// its recorded instant and seq). Read in chunks by key, a report of any size holds one chunk
+/// in memory, and each chunk is an index range, not an offset walked again.
+pub fn report_chunk(
+    conn: &mut DbConn,
+    scope: &HistoryScope,
+    window: &HistoryWindow,
+    after: Option<(i64, i64)>,
+    limit: i64,
+) -> QueryResult<Vec<StoredAccess>> {
+    let mut q = selection(scope, window);
+    if let Some((recorded_ms, seq)) = after {
+        q = q.filter(
+            audit_events::recorded_ms
+                .gt(recorded_ms)
+                .or(audit_events::recorded_ms
+                    .eq(recorded_ms)
+                    .and(audit_events::seq.gt(seq))),
+        );
+    }
+    q.order((audit_events::recorded_ms.asc(), audit_events::seq.asc()))
+        .limit(limit)
+        .select(StoredAccess::as_select())
+        .load(conn)
+}
+
+/// How many accesses a report holds.
+pub fn report_count(
+    conn: &mut DbConn,
+    scope: &HistoryScope,
+    window: &HistoryWindow,
+) -> QueryResult<i64> {
+    selection(scope, window).count().get_result(conn)
 }
 
 /// A stored access, and the LAs it concerns.

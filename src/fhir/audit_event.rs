@@ -46,6 +46,88 @@ impl CareSetting {
     }
 }
 
+/// A governance report (SPEC §2 `governance`): whose accesses an officer asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Report {
+    /// Every access to one child (by NHS number).
+    PatientAccess,
+    /// Every access by one user (SDS user id).
+    UserAccess,
+    /// Every access from one organisation (ODS code).
+    OrganisationAccess,
+}
+
+impl Report {
+    const ALL: [Report; 3] = [
+        Report::PatientAccess,
+        Report::UserAccess,
+        Report::OrganisationAccess,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Report::PatientAccess => "patient-access",
+            Report::UserAccess => "user-access",
+            Report::OrganisationAccess => "organisation-access",
+        }
+    }
+
+    /// The identifier system of what the report is about.
+    pub fn subject_system(self) -> &'static str {
+        match self {
+            Report::PatientAccess => NHS_NUMBER_SYSTEM,
+            Report::UserAccess => SDS_USER_SYSTEM,
+            Report::OrganisationAccess => ODS_SYSTEM,
+        }
+    }
+}
+
+/// Why an access was made: care, from a care setting; or a governance report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    Care(CareSetting),
+    Report(Report),
+}
+
+impl Purpose {
+    /// As stored (the `care_setting` column): the care setting, or the report's name.
+    pub fn as_stored(self) -> &'static str {
+        match self {
+            Purpose::Care(setting) => setting.as_str(),
+            Purpose::Report(report) => report.as_str(),
+        }
+    }
+
+    pub fn from_stored(s: &str) -> Option<Purpose> {
+        CareSetting::from_stored(s).map(Purpose::Care).or_else(|| {
+            Report::ALL
+                .into_iter()
+                .find(|r| r.as_str() == s)
+                .map(Purpose::Report)
+        })
+    }
+
+    /// `entity[0]`: the identifier system of what was accessed, and its detail.
+    fn subject(self) -> (&'static str, Detail) {
+        match self {
+            Purpose::Care(setting) => (
+                NHS_NUMBER_SYSTEM,
+                Detail {
+                    kind: "care-setting",
+                    value_string: setting.as_str(),
+                },
+            ),
+            Purpose::Report(report) => (
+                report.subject_system(),
+                Detail {
+                    kind: "report",
+                    value_string: report.as_str(),
+                },
+            ),
+        }
+    }
+}
+
 /// The REST interaction that made the access.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AccessKind {
@@ -86,9 +168,10 @@ impl AccessKind {
 pub struct Access<'a> {
     pub id: &'a str,
     pub recorded_ms: i64,
-    pub nhs_number: &'a str,
+    /// What was accessed: the child's NHS number, or what a report was about.
+    pub subject: &'a str,
     pub kind: AccessKind,
-    pub care_setting: CareSetting,
+    pub purpose: Purpose,
     pub who: &'a Identity,
     /// `Flag/{id}` / `EpisodeOfCare/{id}` references of what was returned.
     pub entities: &'a [String],
@@ -170,17 +253,15 @@ fn document<'a>(access: &'a Access<'a>) -> AuditEventDoc<'a> {
             requestor: false,
         });
     }
+    let (system, detail) = access.purpose.subject();
     let mut entity = vec![Entity {
         what: What::Child {
             identifier: Identifier {
-                system: NHS_NUMBER_SYSTEM,
-                value: access.nhs_number,
+                system,
+                value: access.subject,
             },
         },
-        detail: Some([Detail {
-            kind: "care-setting",
-            value_string: access.care_setting.as_str(),
-        }]),
+        detail: Some([detail]),
     }];
     entity.extend(access.entities.iter().map(|reference| Entity {
         what: What::Resource { reference },
@@ -422,9 +503,9 @@ mod tests {
         let event: Value = serde_json::from_str(&to_json(&Access {
             id: "3f1c0a5e-0000-4000-8000-000000000001",
             recorded_ms: 1_790_000_000_000,
-            nhs_number: "9449306753",
+            subject: "9449306753",
             kind: AccessKind::Search,
-            care_setting: CareSetting::Unscheduled,
+            purpose: Purpose::Care(CareSetting::Unscheduled),
             who: &who,
             entities: &entities,
             observer: "http://127.0.0.1/FHIR/R4",

@@ -4,8 +4,9 @@
 use super::params::{ParamKind, Searched};
 use super::parse::{filter_params, ids_of, instant_bounds, Paging};
 use crate::error::FhirError;
+use crate::fhir::audit_event::SDS_USER_SYSTEM;
 use crate::fhir::nhs_number::NhsNumber;
-use crate::fhir::types::NHS_NUMBER_SYSTEM;
+use crate::fhir::types::{NHS_NUMBER_SYSTEM, ODS_SYSTEM};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditQuery {
@@ -17,6 +18,10 @@ pub struct AuditQuery {
     pub pattern: Option<bool>,
     /// `_id`: only these accesses.
     pub ids: Option<Vec<String>>,
+    /// `agent-identifier`: only the accesses of this person (SDS user id).
+    pub agent_sub: Option<String>,
+    /// `agent-organization`: only the accesses from this organisation (ODS code).
+    pub agent_org: Option<String>,
     pub paging: Paging,
     /// `(name, value)` of the filters, for `self`/`next` links.
     pub canonical: Vec<(String, String)>,
@@ -29,6 +34,31 @@ fn invalid(param: &str, reason: impl Into<String>) -> FhirError {
     }
 }
 
+/// The value of a token search on `system` (`system|value`, `|value` or `value`).
+fn token_of<'a>(name: &str, value: &'a str, system: &str) -> Result<&'a str, FhirError> {
+    let code = match value.split_once('|') {
+        Some((given, code)) if given.is_empty() || given == system => code,
+        Some(_) => {
+            return Err(invalid(
+                name,
+                format!("{name} takes identifiers of {system}"),
+            ))
+        }
+        None => value,
+    };
+    if code.is_empty() || code.contains(',') {
+        return Err(invalid(name, format!("{name} takes one identifier")));
+    }
+    Ok(code)
+}
+
+impl AuditQuery {
+    /// Whether both ends of the period were given (`date=ge…&date=le…` or `_lastUpdated`).
+    pub fn is_bounded(&self) -> bool {
+        self.from_ms != i64::MIN && self.to_ms != i64::MAX
+    }
+}
+
 pub fn parse(query: &str) -> Result<AuditQuery, FhirError> {
     let mut q = AuditQuery {
         patient: None,
@@ -36,6 +66,8 @@ pub fn parse(query: &str) -> Result<AuditQuery, FhirError> {
         to_ms: i64::MAX,
         pattern: None,
         ids: None,
+        agent_sub: None,
+        agent_org: None,
         paging: Paging::default(),
         canonical: Vec::new(),
     };
@@ -64,6 +96,15 @@ pub fn parse(query: &str) -> Result<AuditQuery, FhirError> {
             }
             ParamKind::Id => {
                 q.ids = Some(ids_of(&value));
+                q.canonical.push((name, value));
+            }
+            ParamKind::Token if def.index == "agent_sub" => {
+                q.agent_sub = Some(token_of(&name, &value, SDS_USER_SYSTEM)?.to_string());
+                q.canonical.push((name, value));
+            }
+            ParamKind::Token if def.index == "agent_org" => {
+                let ods = token_of(&name, &value, ODS_SYSTEM)?.to_ascii_uppercase();
+                q.agent_org = Some(ods);
                 q.canonical.push((name, value));
             }
             ParamKind::Token => {

@@ -150,6 +150,18 @@ const AUDIT_EVENT: &[ParamDef] = &[
         "true: only the accesses that first brought a child to a repeated-attendance pattern (unscheduled attendances at CPIS_ATTENDANCE_SETTINGS settings within CPIS_ATTENDANCE_WINDOW_DAYS days); false: the others. social-care (its own children) and operations",
     ),
     p(
+        "agent-identifier",
+        ParamKind::Token,
+        "agent_sub",
+        "The person who made the access: their SDS user id (https://fhir.nhs.uk/Id/sds-user-id|{id}). The User Access report: governance (with date=ge and date=le at most 31 days apart) and operations",
+    ),
+    p(
+        "agent-organization",
+        ParamKind::Token,
+        "agent_org",
+        "The organisation the access was made from: its ODS code (https://fhir.nhs.uk/Id/ods-organization-code|{code}). The User Access report by organisation: governance (with date=ge and date=le at most 31 days apart) and operations",
+    ),
+    p(
         "_lastUpdated",
         ParamKind::LastUpdated,
         "recorded",

@@ -16,6 +16,7 @@ use crate::auth::{Action, Caller, HistoryView, LaScope};
 use crate::db::audit::{self, EventPage, HistoryScope, HistoryWindow};
 use crate::db::{store, DbConn};
 use crate::error::FhirError;
+use crate::fhir::audit_event::Report;
 use crate::fhir::organization::referenced_ods;
 use crate::fhir::ResourceType;
 use crate::search::audit::AuditQuery;
@@ -35,6 +36,8 @@ pub struct Plan {
     /// Whether the events may name only plans the caller can still see (health-care: an
     /// event does not point at a plan since deleted or withdrawn).
     pub only_visible_plans: bool,
+    /// A governance report: the search is recorded as a governance access about this.
+    report: Option<(Report, String)>,
 }
 
 /// What a history search will return, with the access it makes: searching the history of a
@@ -46,6 +49,9 @@ pub fn prepare(
     q: &AuditQuery,
 ) -> Result<Disclosed<Plan>, FhirError> {
     let plan = decide(conn, ctx.caller(), q, ctx.now_ms())?;
+    if let Some((report, subject)) = plan.report.clone() {
+        return Ok(ctx.report_disclosed(plan, report, &subject));
+    }
     let child = plan
         .audited_child
         .as_ref()
@@ -64,6 +70,12 @@ fn decide(conn: &mut DbConn, caller: &Caller, q: &AuditQuery, now: i64) -> Resul
             "attendance-pattern is for the LA and operations: a clinician sees the summary on each access".into(),
         ));
     }
+    if (q.agent_sub.is_some() || q.agent_org.is_some()) && !caller.may(Action::ReadAccessReports) {
+        return Err(FhirError::Forbidden(
+            "agent-identifier and agent-organization are for governance and operations".into(),
+        ));
+    }
+
     let Some(nhs) = q.patient.as_ref().map(|n| n.as_str().to_string()) else {
         return match view {
             HistoryView::Clinician => Err(FhirError::InvalidSearch {
@@ -78,24 +90,29 @@ fn decide(conn: &mut DbConn, caller: &Caller, q: &AuditQuery, now: i64) -> Resul
                 cap: None,
                 audited_child: None,
                 only_visible_plans: false,
+                report: None,
             }),
+            HistoryView::Reports => report_plan(q),
             HistoryView::Everything => Ok(Plan {
                 scope: HistoryScope::All,
                 cap: None,
                 audited_child: None,
                 only_visible_plans: false,
+                report: None,
             }),
         };
     };
     // Whose plans matter: an LA's own (else 403), those health-care may see (else no
     // history). Operations' governance view needs no plan, and is not itself an access.
     let las = match view {
+        HistoryView::Reports => return report_plan(q),
         HistoryView::Everything => {
             return Ok(Plan {
                 scope: HistoryScope::ChildAll { nhs_number: nhs },
                 cap: None,
                 audited_child: None,
                 only_visible_plans: false,
+                report: None,
             })
         }
         HistoryView::OwnLa | HistoryView::Clinician => plan_las(conn, caller, &nhs, now)?,
@@ -116,6 +133,7 @@ fn decide(conn: &mut DbConn, caller: &Caller, q: &AuditQuery, now: i64) -> Resul
                 cap: Some(HISTORY_CAP),
                 audited_child: None,
                 only_visible_plans: false,
+                report: None,
             })
         };
     }
@@ -130,6 +148,7 @@ fn decide(conn: &mut DbConn, caller: &Caller, q: &AuditQuery, now: i64) -> Resul
             cap: Some(0),
             audited_child: None,
             only_visible_plans: true,
+            report: None,
         }
     } else {
         Plan {
@@ -137,8 +156,100 @@ fn decide(conn: &mut DbConn, caller: &Caller, q: &AuditQuery, now: i64) -> Resul
             cap: Some(HISTORY_CAP),
             audited_child: Some((nhs, las)),
             only_visible_plans: true,
+            report: None,
         }
     })
+}
+
+/// The longest period one report may cover: `date=ge` and `date=le` at most 31 days apart
+/// (the `le` day included, and an hour for a clock change).
+const MAX_REPORT_SPAN_MS: i64 = (32 * 24 + 1) * 60 * 60 * 1000;
+
+/// A governance report (SPEC §2): every access to one child, or by one user or organisation,
+/// over at most a month, governance searches left out; the search itself is recorded.
+fn report_plan(q: &AuditQuery) -> Result<Plan, FhirError> {
+    let period = |reason: &str| FhirError::InvalidSearch {
+        param: "date".into(),
+        reason: reason.into(),
+    };
+    if !q.is_bounded() {
+        return Err(period(
+            "a report needs both ends of its period: date=ge{day}&date=le{day}",
+        ));
+    }
+    if q.to_ms.saturating_sub(q.from_ms) > MAX_REPORT_SPAN_MS {
+        return Err(period(
+            "a report covers at most 31 days (date=ge and date=le at most 31 days apart): ask for each month in turn",
+        ));
+    }
+    let (report, subject) = match (&q.patient, &q.agent_sub, &q.agent_org) {
+        (Some(nhs), _, _) => (Report::PatientAccess, nhs.as_str().to_string()),
+        (None, Some(sub), _) => (Report::UserAccess, sub.clone()),
+        (None, None, Some(org)) => (Report::OrganisationAccess, org.clone()),
+        (None, None, None) => {
+            return Err(FhirError::InvalidSearch {
+                param: "patient:identifier".into(),
+                reason: "a report names a child (patient:identifier), a user (agent-identifier) or an organisation (agent-organization)".into(),
+            })
+        }
+    };
+    let scope = match &q.patient {
+        Some(nhs) => HistoryScope::ChildAll {
+            nhs_number: nhs.as_str().to_string(),
+        },
+        None => HistoryScope::All,
+    };
+    Ok(Plan {
+        scope,
+        cap: None,
+        audited_child: None,
+        only_visible_plans: false,
+        report: Some((report, subject)),
+    })
+}
+
+/// The report a query asks for, for `cpis report`: run by whoever holds the database itself,
+/// so nothing goes through the API and nothing is recorded. The same rules as the API's
+/// report (a child, user or organisation; at most 31 days).
+pub fn offline_report(q: &AuditQuery) -> Result<Plan, FhirError> {
+    report_plan(q)
+}
+
+impl Plan {
+    /// How many accesses the report holds.
+    pub fn report_count(&self, conn: &mut DbConn, q: &AuditQuery) -> Result<i64, FhirError> {
+        Ok(audit::report_count(conn, &self.scope, &self.window(q))?)
+    }
+
+    /// What the page of this plan selects of a query's window.
+    pub fn window(&self, q: &AuditQuery) -> HistoryWindow {
+        HistoryWindow {
+            from_ms: q.from_ms,
+            to_ms: q.to_ms,
+            pattern: q.pattern,
+            ids: q.ids.clone(),
+            agent_sub: q.agent_sub.clone(),
+            agent_org: q.agent_org.clone(),
+            without_governance: self.report.is_some(),
+        }
+    }
+
+    /// A report's accesses, oldest first, a chunk at a time after `after` (CSV).
+    pub fn report_chunk(
+        &self,
+        conn: &mut DbConn,
+        q: &AuditQuery,
+        after: Option<(i64, i64)>,
+        limit: i64,
+    ) -> Result<Vec<audit::StoredAccess>, FhirError> {
+        Ok(audit::report_chunk(
+            conn,
+            &self.scope,
+            &self.window(q),
+            after,
+            limit,
+        )?)
+    }
 }
 
 /// The LAs of the child's plans that `caller` may see (with the caller's own search rules).
@@ -171,12 +282,7 @@ pub fn page(
     q: &AuditQuery,
 ) -> Result<(Vec<Value>, i64), FhirError> {
     let paging = &q.paging;
-    let window = HistoryWindow {
-        from_ms: q.from_ms,
-        to_ms: q.to_ms,
-        pattern: q.pattern,
-        ids: q.ids.clone(),
-    };
+    let window = plan.window(q);
     let (accesses, total) = match plan.cap {
         Some(cap) => {
             let cap = i64::try_from(cap).unwrap_or(i64::MAX);

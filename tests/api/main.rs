@@ -16,6 +16,7 @@ mod calendar;
 mod conventions;
 mod disclosure;
 mod fuzz;
+mod governance;
 mod hardening;
 mod helpers;
 mod import;

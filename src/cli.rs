@@ -148,6 +148,10 @@ pub fn main() -> ExitCode {
                 .map_err(|e| e.to_string())
         }
         Command::Purge { now } => purge(&config, now.as_deref()),
+        Command::Backup { to } => return crate::backup::command::backup(&config, &to),
+        Command::Restore { from, to, replace } => {
+            return crate::backup::command::restore(&from, &to, replace)
+        }
         Command::Report {
             patient,
             user,

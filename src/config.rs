@@ -81,6 +81,9 @@ pub struct Config {
     /// `CPIS_NHS_VIEWS=on|off` (default on): serve NHS England's CP-IS APIs as views
     /// (`crate::views`); off, their paths are 404.
     pub nhs_views: bool,
+    /// `CPIS_BACKUP_DIR` + `CPIS_BACKUP_EVERY` (24h) + `CPIS_BACKUP_KEEP` (14): scheduled
+    /// backups of the SQLite database inside the server; unset = none (`backup::schedule`).
+    pub backup: Option<crate::backup::Schedule>,
     /// The system clock; tests fix it.
     pub clock: crate::clock::Clock,
 }
@@ -280,6 +283,41 @@ pub fn database_tls(
     }
 }
 
+/// `CPIS_BACKUP_DIR`, `CPIS_BACKUP_EVERY` and `CPIS_BACKUP_KEEP`: scheduled backups, for the
+/// embedded database only (PostgreSQL has its own tools); `_EVERY` or `_KEEP` without a
+/// directory is a mistake, said at start.
+fn backup_schedule(database_url: &str) -> Result<Option<crate::backup::Schedule>, ConfigError> {
+    let Some(dir) = var("CPIS_BACKUP_DIR") else {
+        for name in ["CPIS_BACKUP_EVERY", "CPIS_BACKUP_KEEP"] {
+            if var(name).is_some() {
+                return Err(invalid(
+                    name,
+                    "set CPIS_BACKUP_DIR too (where backups are written)",
+                ));
+            }
+        }
+        return Ok(None);
+    };
+    if !database_url.starts_with("sqlite://") {
+        return Err(invalid(
+            "CPIS_BACKUP_DIR",
+            "scheduled backups are for the embedded SQLite database; back PostgreSQL up with \
+             pg_basebackup (with WAL archiving) or pg_dump (README, \"Backups\")",
+        ));
+    }
+    let every = match var("CPIS_BACKUP_EVERY") {
+        None => Duration::from_secs(24 * 60 * 60),
+        Some(every) => crate::backup::schedule::parse_every(&every)
+            .map_err(|e| invalid("CPIS_BACKUP_EVERY", e))?,
+    };
+    let keep = usize::try_from(at_least_one("CPIS_BACKUP_KEEP", 14)?).unwrap_or(usize::MAX);
+    Ok(Some(crate::backup::Schedule {
+        dir: dir.trim().into(),
+        every,
+        keep,
+    }))
+}
+
 /// An identity provider's keys (`CPIS_JWT_JWKS_URL`) sign the tokens of every client and realm
 /// it serves: without `CPIS_JWT_ISSUER` the issuer would not be checked, so the start is
 /// refused. (OIDC discovery starts from the issuer, so always has it.)
@@ -463,6 +501,7 @@ impl Config {
             ),
             var,
         )?;
+        let backup = backup_schedule(&database_url)?;
         Ok(Config {
             database_url,
             database_plaintext,
@@ -518,6 +557,7 @@ impl Config {
                 .transpose()?
                 .unwrap_or_default(),
             nhs_views: on_off("CPIS_NHS_VIEWS", true)?,
+            backup,
             clock: crate::clock::Clock::system(),
         })
     }
@@ -561,6 +601,7 @@ impl Config {
             metrics_bind: None,
             shutdown_grace: Duration::ZERO,
             shutdown_timeout: Duration::from_secs(5),
+            backup: None,
             clock: crate::clock::Clock::system(),
         }
     }
@@ -603,6 +644,7 @@ impl fmt::Debug for Config {
             .field("attendance", &self.attendance)
             .field("cors_origins", &self.cors_origins)
             .field("nhs_views", &self.nhs_views)
+            .field("backup", &self.backup)
             .finish_non_exhaustive()
     }
 }

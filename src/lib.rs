@@ -5,6 +5,7 @@ pub mod api;
 pub mod attendance;
 pub mod audit;
 pub mod auth;
+pub mod backup;
 pub mod cli;
 pub mod clock;
 pub mod config;

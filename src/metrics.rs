@@ -31,6 +31,18 @@ pub struct Metrics {
     outbox_backlog: IntGauge,
     outbox_oldest_seconds: Gauge,
     subscriptions_in_error: IntGauge,
+    /// Scheduled backups, once `enable_backups` has registered them (`CPIS_BACKUP_DIR`).
+    backups: std::sync::OnceLock<BackupMetrics>,
+}
+
+/// The scheduled backups' metrics, and the status they are read from at each scrape.
+struct BackupMetrics {
+    status: std::sync::Arc<crate::backup::BackupStatus>,
+    runs: IntCounterVec,
+    last_success: Gauge,
+    age: Gauge,
+    size: IntGauge,
+    duration: Gauge,
 }
 
 /// How a notification attempt ended.
@@ -181,6 +193,7 @@ impl Metrics {
                 "cpis_subscriptions_in_error",
                 "Subscriptions whose status is error.",
             )?,
+            backups: std::sync::OnceLock::new(),
             registry: r,
         })
     }
@@ -227,6 +240,68 @@ impl Metrics {
         }
     }
 
+    /// Registers the scheduled backups' metrics, read from `status` at each scrape (once; a
+    /// second call changes nothing).
+    pub fn enable_backups(
+        &self,
+        status: std::sync::Arc<crate::backup::BackupStatus>,
+    ) -> prometheus::Result<()> {
+        if self.backups.get().is_some() {
+            return Ok(());
+        }
+        let r = &self.registry;
+        let plain = |name: &str, help: &str| -> prometheus::Result<Gauge> {
+            let metric = Gauge::new(name, help)?;
+            r.register(Box::new(metric.clone()))?;
+            Ok(metric)
+        };
+        let metrics = BackupMetrics {
+            status,
+            runs: counter(
+                r,
+                "cpis_backups_total",
+                "Scheduled backups attempted, by outcome (ok, failed).",
+                &["outcome"],
+            )?,
+            last_success: plain(
+                "cpis_backup_last_success_timestamp_seconds",
+                "When the last good backup was taken (Unix time; 0 when there is none).",
+            )?,
+            age: plain(
+                "cpis_backup_last_success_age_seconds",
+                "Age of the last good backup (from 1970 when there is none).",
+            )?,
+            size: gauge(
+                r,
+                "cpis_backup_last_success_size_bytes",
+                "Size of the last good backup.",
+            )?,
+            duration: plain(
+                "cpis_backup_last_duration_seconds",
+                "How long the last good backup this process took lasted.",
+            )?,
+        };
+        for outcome in ["ok", "failed"] {
+            metrics.runs.with_label_values(&[outcome]);
+        }
+        let _ = self.backups.set(metrics);
+        Ok(())
+    }
+
+    /// The scheduled backups' status, when they are configured.
+    pub fn backups(&self) -> Option<&crate::backup::BackupStatus> {
+        self.backups.get().map(|b| &*b.status)
+    }
+
+    /// One scheduled backup attempted.
+    pub fn observe_backup(&self, ok: bool) {
+        if let Some(b) = self.backups.get() {
+            b.runs
+                .with_label_values(&[if ok { "ok" } else { "failed" }])
+                .inc();
+        }
+    }
+
     /// The scrape: reads what lives in the database and the pool, then renders everything.
     pub fn render(&self, pool: &DbPool, backlog: Option<Backlog>, now_ms: i64) -> String {
         let state = pool.state();
@@ -244,6 +319,19 @@ impl Metrics {
             );
             self.subscriptions_in_error
                 .set(backlog.subscriptions_in_error);
+        }
+        if let Some(b) = self.backups.get() {
+            let good = b.status.last_good();
+            let at_ms = good.as_ref().map_or(0, |g| g.at_ms);
+            b.last_success.set(at_ms as f64 / 1000.0);
+            b.age.set((now_ms - at_ms).max(0) as f64 / 1000.0);
+            b.size.set(
+                good.as_ref()
+                    .map_or(0, |g| i64::try_from(g.bytes).unwrap_or(i64::MAX)),
+            );
+            if let Some(seconds) = good.and_then(|g| g.seconds) {
+                b.duration.set(seconds);
+            }
         }
         let mut out = Vec::new();
         if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {

@@ -179,6 +179,23 @@ impl Application {
             metrics.clone(),
         )
         .map_err(|e| StartupError::Database(format!("retention task: {e}")))?;
+        if let (Some(schedule), db::Backend::Sqlite(path)) = (
+            &config.backup,
+            db::Backend::from_url(&config.database_url).map_err(StartupError::Database)?,
+        ) {
+            // Scheduled backups, and what /metrics and /_ready say of them.
+            let status = crate::backup::schedule::start(
+                path.into(),
+                schedule.clone(),
+                config.clock.clone(),
+                Arc::downgrade(&wake_dispatcher),
+                metrics.clone(),
+            )
+            .map_err(|e| StartupError::Database(format!("backup task: {e}")))?;
+            metrics
+                .enable_backups(status)
+                .map_err(|e| StartupError::Database(format!("metrics: {e}")))?;
+        }
         let readiness = Readiness::default();
         let state = web::Data::new(AppState {
             pool: pool.clone(),

@@ -22,13 +22,25 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
 
 /// `GET /_ready`: 200 once the server is ready, 503 while it starts (migrates) or stops. The
 /// database answering is `/_health`'s business (liveness); readiness is about this process.
+/// With scheduled backups (`CPIS_BACKUP_DIR`), `backup` tells the age and size of the last good
+/// one and whether the newest attempt failed: a failed backup never makes the server unready.
 pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
-    ready_answer(state.readiness.phase())
+    let phase = state.readiness.phase();
+    match state.metrics.backups() {
+        None => ready_answer(phase),
+        Some(backups) => answer(
+            phase,
+            json!({"status": phase.as_str(), "backup": backups.details(state.clock.now_ms())}),
+        ),
+    }
 }
 
 /// The readiness answer for `phase` (also what the port answers while migrating).
 pub fn ready_answer(phase: Phase) -> HttpResponse {
-    let body = json!({"status": phase.as_str()});
+    answer(phase, json!({"status": phase.as_str()}))
+}
+
+fn answer(phase: Phase, body: serde_json::Value) -> HttpResponse {
     match phase {
         Phase::Ready => HttpResponse::Ok().json(body),
         Phase::Starting | Phase::Stopping => HttpResponse::ServiceUnavailable()

@@ -584,7 +584,7 @@ struct CheckpointResult {
 /// under audited lookups, was their p99 (48 → 31 ms). `journal_size_limit` still bounds the
 /// file on disk.
 fn checkpoint(c: &mut SqliteConnection) -> QueryResult<()> {
-    if passive_checkpoint(c)? * PAGE_BYTES > WAL_RESET_BYTES {
+    if passive_checkpoint(c)? * PAGE_BYTES > WAL_RESET_BYTES && !backup_under_way(c) {
         // It takes the write lock while it waits and copies: a turn like any writer's, so
         // writers queue fairly behind it instead of in SQLite's busy handler.
         maintenance_write(c, |c| {
@@ -594,6 +594,21 @@ fn checkpoint(c: &mut SqliteConnection) -> QueryResult<()> {
         })?;
     }
     Ok(())
+}
+
+#[derive(diesel::QueryableByName)]
+struct MainFile {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    file: String,
+}
+
+/// Whether a backup (in any process) holds a snapshot of this database: a `RESTART` would
+/// then hold the writers back waiting for a reader that stays until the copy ends, at every
+/// tick, so the WAL is left to grow meanwhile (`crate::backup::marker`).
+fn backup_under_way(c: &mut SqliteConnection) -> bool {
+    diesel::sql_query("SELECT file FROM pragma_database_list WHERE name = 'main'")
+        .get_result::<MainFile>(c)
+        .is_ok_and(|main| crate::backup::marker::under_way(std::path::Path::new(&main.file)))
 }
 
 /// A `PASSIVE` checkpoint; returns the frames in the WAL.
@@ -776,6 +791,29 @@ mod tests {
             largest < 64 * 1024 * 1024,
             "the WAL stayed within journal_size_limit: at most {largest} bytes ({written} frames now)"
         );
+    }
+
+    /// The checkpointer finds the marker of a backup of its own database (where SQLite says
+    /// the file is), and only while the backup runs: it then leaves `RESTART` alone.
+    #[test]
+    fn the_checkpointer_sees_a_backup_of_its_database_under_way() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = sqlite_in(dir.path());
+        assert!(!backup_under_way(&mut c));
+        let beacon = crate::backup::marker::Beacon::start(
+            &dir.path().join("wal.db"),
+            &dir.path().join("copy"),
+            indicatif::ProgressBar::hidden(),
+        );
+        assert!(backup_under_way(&mut c));
+        let other = crate::backup::marker::Beacon::start(
+            &dir.path().join("other.db"),
+            &dir.path().join("copy2"),
+            indicatif::ProgressBar::hidden(),
+        );
+        drop(beacon);
+        assert!(!backup_under_way(&mut c), "another database's backup");
+        drop(other);
     }
 
     #[test]

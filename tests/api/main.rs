@@ -12,6 +12,7 @@ mod access_pull;
 mod attendance;
 mod audit;
 mod auth;
+mod backup;
 mod calendar;
 mod conventions;
 mod disclosure;

@@ -19,7 +19,7 @@ use crate::db::models::ResourceRow;
 use crate::db::raw::RawStatement;
 use crate::db::schema::resources;
 use crate::db::{DbBackend, DbConn};
-use crate::fhir::types::day_start_ms;
+use crate::fhir::period::{DayPeriod, IN_FORCE_FROM, IN_FORCE_UNTIL};
 use crate::search::params::SortKey;
 use crate::search::parse::{DatePrefix, Filter, FlagStatus, SearchRequest, TokenValue};
 
@@ -207,7 +207,7 @@ fn predicate(ty: &str, filter: &Filter, now_ms: i64) -> SqlPredicate {
 /// period; `inactive` when it is neither active today nor entered in error. The period index
 /// holds days as the UTC midnight that begins them, so today is compared as one too.
 fn flag_status(p: &mut SqlPredicate, ty: &str, status: FlagStatus, now_ms: i64) {
-    let today = day_start_ms(uk_date(now_ms));
+    let today = DayPeriod::today_ms(uk_date(now_ms));
     let stored = |value: &str| {
         vec![TokenValue {
             system: None,
@@ -223,9 +223,10 @@ fn flag_status(p: &mut SqlPredicate, ty: &str, status: FlagStatus, now_ms: i64) 
         )
         .sql(") AND resources.id IN (SELECT resource_id FROM search_dates WHERE resource_type = ")
         .text(ty)
-        .sql(" AND param = 'period' AND start_ms <= ")
+        .sql(" AND param = 'period' AND ")
+        .sql(IN_FORCE_FROM)
         .big_int(today)
-        .sql(" AND end_ms > ")
+        .sql(IN_FORCE_UNTIL)
         .big_int(today)
         .sql("))");
     };

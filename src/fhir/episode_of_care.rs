@@ -8,9 +8,8 @@ use serde_json::Value;
 
 use super::nhs_number::{NhsNumber, NhsNumberError};
 use super::organization::referenced_ods;
-use super::types::{
-    day_end_ms, day_start_ms, parse_day, NHS_NUMBER_SYSTEM, ODS_SYSTEM, SNOMED_SYSTEM,
-};
+use super::period::DayPeriod;
+use super::types::{parse_day, NHS_NUMBER_SYSTEM, ODS_SYSTEM, SNOMED_SYSTEM};
 use crate::db::store::{DateEntry, IndexEntries, TokenEntry};
 use crate::error::Issue;
 
@@ -250,12 +249,17 @@ impl Plan {
     }
 
     pub fn start_ms(&self) -> i64 {
-        day_start_ms(self.start)
+        self.period().start_ms
     }
 
     /// Exclusive end of the plan's last day; `i64::MAX` while open-ended.
     pub fn end_ms(&self) -> i64 {
-        self.end.map(day_end_ms).unwrap_or(i64::MAX)
+        self.period().end_ms
+    }
+
+    /// The period as whole days (`fhir::period`).
+    pub fn period(&self) -> DayPeriod {
+        DayPeriod::of(self.start, self.end)
     }
 
     pub fn index_entries(&self) -> IndexEntries {

@@ -10,7 +10,8 @@ use serde_json::{json, Value};
 
 use super::episode_of_care::{Plan, PlanStatus};
 use super::organization::LocalAuthority;
-use super::types::{identifier_reference, parse_day, NHS_NUMBER_SYSTEM, ODS_SYSTEM};
+use super::period::{DayPeriod, Standing};
+use super::types::{identifier_reference, NHS_NUMBER_SYSTEM, ODS_SYSTEM};
 use crate::clock::uk_date;
 use crate::db::store::{DateEntry, IndexEntries, TokenEntry};
 
@@ -79,17 +80,10 @@ pub fn index_entries(plan: &Plan) -> IndexEntries {
 pub fn status_today(flag: &Value, now_ms: i64) -> &'static str {
     match flag.get("status").and_then(Value::as_str) {
         Some("entered-in-error") => "entered-in-error",
-        Some("active") => {
-            let today = uk_date(now_ms);
-            let day = |p: &str| flag.pointer(p).and_then(Value::as_str).and_then(parse_day);
-            let started = day("/period/start").is_some_and(|d| d <= today);
-            let not_ended = day("/period/end").is_none_or(|d| today <= d);
-            if started && not_ended {
-                "active"
-            } else {
-                "inactive"
-            }
-        }
+        Some("active") => match DayPeriod::of_resource(flag).standing(uk_date(now_ms)) {
+            Standing::InForce => "active",
+            Standing::NotYetStarted | Standing::Ended => "inactive",
+        },
         _ => "inactive",
     }
 }

@@ -8,6 +8,7 @@ pub mod flag;
 pub mod json;
 pub mod nhs_number;
 pub mod organization;
+pub mod period;
 pub mod subset;
 pub mod types;
 

@@ -5,7 +5,8 @@ use chrono::NaiveDate;
 use serde_json::{json, Value};
 
 use crate::fhir::bundle::SearchEntry;
-use crate::fhir::types::{parse_day, NHS_NUMBER_SYSTEM, ODS_SYSTEM};
+use crate::fhir::period::{DayPeriod, Standing};
+use crate::fhir::types::{NHS_NUMBER_SYSTEM, ODS_SYSTEM};
 
 /// Where a plan health-care may see stands today (an `entered-in-error` one is never shown).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,17 +23,14 @@ pub enum Phase {
 
 /// The phase of a native EpisodeOfCare on `today` (the UK date).
 pub fn phase(plan: &Value, today: NaiveDate) -> Phase {
-    let day = |pointer: &str| {
-        plan.pointer(pointer)
-            .and_then(Value::as_str)
-            .and_then(parse_day)
-    };
     match plan.get("status").and_then(Value::as_str) {
         Some("finished") => Phase::Finished,
         Some("cancelled") => Phase::Cancelled,
-        _ if day("/period/start").is_some_and(|start| start > today) => Phase::NotYetStarted,
-        _ if day("/period/end").is_some_and(|end| end < today) => Phase::Ended,
-        _ => Phase::InForce,
+        _ => match DayPeriod::of_resource(plan).standing(today) {
+            Standing::NotYetStarted => Phase::NotYetStarted,
+            Standing::InForce => Phase::InForce,
+            Standing::Ended => Phase::Ended,
+        },
     }
 }
 

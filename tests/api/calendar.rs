@@ -222,3 +222,142 @@ async fn the_status_a_flag_shows_and_the_status_search_agree_on_every_day_and_ho
         }
     }
 }
+
+/// A small deterministic generator (xorshift64*): the property test's cases are the same on
+/// every run for one seed, and the seed is in every failure message.
+struct Cases(u64);
+
+impl Cases {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn below(&mut self, n: u64) -> i64 {
+        i64::try_from(self.next() % n).unwrap()
+    }
+}
+
+/// One rule, two forms (`fhir::period`): the in-force test in Rust (the status a Flag shows)
+/// and in SQL (what `Flag?status=` selects) agree on 10,000 random (plan, instant) cases:
+/// 125 plans of random status and period around the clock changes of 2026 and 2027, each seen
+/// at 80 random instants, many of them within an hour of midnight in England or in UTC.
+/// `CPIS_PROPERTY_SEED` replays another set of cases.
+#[tokio::test]
+async fn the_in_force_rule_agrees_in_rust_and_sql_on_random_plans_and_days() {
+    const PLANS: usize = 125;
+    const INSTANTS: usize = 80;
+    let seed: u64 = std::env::var("CPIS_PROPERTY_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x5EED_CAFE_F00D);
+    let mut cases = Cases(seed);
+    let edges = [
+        chrono::NaiveDate::from_ymd_opt(2026, 3, 29).unwrap(),
+        chrono::NaiveDate::from_ymd_opt(2026, 10, 25).unwrap(),
+        chrono::NaiveDate::from_ymd_opt(2027, 3, 28).unwrap(),
+    ];
+    let near_an_edge = |cases: &mut Cases, spread: u64| {
+        let edge = edges[usize::try_from(cases.below(3)).unwrap()];
+        edge + chrono::Duration::days(cases.below(2 * spread + 1) - i64::try_from(spread).unwrap())
+    };
+    let clock = Clock::fixed(at(2026, 1, 5, 12, 0));
+    let app = TestApp::spawn_with(|c| c.clock = clock.clone()).await;
+    app.create_la(LA_A).await;
+    let mut stem = 944_940_000u64;
+    for i in 0..PLANS {
+        let nhs = loop {
+            stem += 1;
+            if let Some(n) = cpis::fhir::NhsNumber::from_stem(stem) {
+                break n.as_str().to_string();
+            }
+        };
+        let start = near_an_edge(&mut cases, 20);
+        let end = match cases.below(4) {
+            0 => None,
+            _ => Some(start + chrono::Duration::days(cases.below(30))),
+        };
+        let end_text = end.map(|d| d.to_string());
+        let mut plan = plan_with_period(
+            &nhs,
+            &format!("R{i}"),
+            &start.to_string(),
+            end_text.as_deref(),
+        );
+        plan["status"] = match cases.below(10) {
+            0 | 1 => "finished",
+            2 => "cancelled",
+            _ => "active",
+        }
+        .into();
+        app.create_plan(&plan).await;
+    }
+    let statuses = |query: String| {
+        let app = &app;
+        async move {
+            let found = body(
+                app.get(&format!("/Flag?_count=500{query}"), &app.ops())
+                    .await,
+            )
+            .await;
+            let mut entries: Vec<(String, String)> = found["entry"]
+                .as_array()
+                .map(|entries| {
+                    entries
+                        .iter()
+                        .map(|e| {
+                            let r = &e["resource"];
+                            (
+                                r["id"].as_str().unwrap().to_string(),
+                                r["status"].as_str().unwrap().to_string(),
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            entries.sort();
+            entries
+        }
+    };
+    let mut checked = 0;
+    for _ in 0..INSTANTS {
+        let day = near_an_edge(&mut cases, 25);
+        // Within an hour either side of midnight in England (23:00 or 00:00 UTC) half the
+        // time, anywhere in the day otherwise.
+        let minute = match cases.below(2) {
+            0 => {
+                [22 * 60, 23 * 60, 0][usize::try_from(cases.below(3)).unwrap()] + cases.below(120)
+                    - 30
+            }
+            _ => cases.below(24 * 60),
+        };
+        let now = day
+            .and_hms_opt(0, 0, 0)
+            .unwrap()
+            .and_utc()
+            .timestamp_millis()
+            + minute * 60_000;
+        clock.set(now);
+        let shown = statuses(String::new()).await;
+        assert_eq!(shown.len(), PLANS);
+        for asked in ["active", "inactive"] {
+            let selected: Vec<String> = statuses(format!("&status={asked}"))
+                .await
+                .into_iter()
+                .map(|(id, _)| id)
+                .collect();
+            let expected: Vec<String> = shown
+                .iter()
+                .filter(|(_, status)| status == asked)
+                .map(|(id, _)| id.clone())
+                .collect();
+            assert_eq!(
+                selected, expected,
+                "Flag?status={asked} at {now} ms (seed {seed}): the SQL form disagrees with the Rust form"
+            );
+        }
+        checked += shown.len();
+    }
+    assert_eq!(checked, 10_000, "(plan, instant) cases checked");
+}

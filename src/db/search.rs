@@ -19,6 +19,7 @@ use crate::db::models::ResourceRow;
 use crate::db::raw::RawStatement;
 use crate::db::schema::resources;
 use crate::db::{DbBackend, DbConn};
+use crate::fhir::index::Index;
 use crate::fhir::period::{DayPeriod, IN_FORCE_FROM, IN_FORCE_UNTIL};
 use crate::search::params::SortKey;
 use crate::search::parse::{DatePrefix, Filter, FlagStatus, SearchRequest, TokenValue};
@@ -30,7 +31,7 @@ pub struct Page {
 }
 
 /// Token indexes whose one value names one child or one plan: a filter on them drives the query.
-const SELECTIVE_INDEXES: &[&str] = &["patient", "identifier"];
+const SELECTIVE_INDEXES: &[Index] = &[Index::Patient, Index::Identifier];
 
 /// Runs `req` with `extra` filters (ownership, withdrawn-record hiding) applied too.
 pub fn execute(
@@ -67,7 +68,7 @@ pub fn execute(
         .map(|f| match f {
             Filter::Token { index, values } if !driving => {
                 let mut p = SqlPredicate::default();
-                token_exists(&mut p, ty, index, values);
+                token_exists(&mut p, ty, *index, values);
                 p
             }
             Filter::Token { .. } => {
@@ -103,9 +104,9 @@ pub fn execute(
             Some(SortKey::Date) => key
                 .sql("(SELECT MIN(start_ms) FROM search_dates WHERE search_dates.resource_type = ")
                 .text(ty)
-                .sql(
-                    " AND search_dates.param = 'date' AND search_dates.resource_id = resources.id)",
-                ),
+                .sql(" AND search_dates.param = ")
+                .text(Index::Date.name())
+                .sql(" AND search_dates.resource_id = resources.id)"),
             Some(SortKey::LastUpdated) | None => key.sql(last_updated),
         };
         let key = key.cached(cached);
@@ -133,13 +134,13 @@ fn predicate(ty: &str, filter: &Filter, now_ms: i64) -> SqlPredicate {
     let mut p = SqlPredicate::default();
     match filter {
         Filter::Token { index, values } => {
-            token_ids(p.sql("resources.id IN ("), ty, index, values).sql(")")
+            token_ids(p.sql("resources.id IN ("), ty, *index, values).sql(")")
         }
         Filter::NotToken { index, values } => {
             // A correlated NOT EXISTS probes the primary key per candidate row, instead of
             // materialising every excluded id first.
             p.sql("NOT ");
-            token_exists(&mut p, ty, index, values)
+            token_exists(&mut p, ty, *index, values)
         }
         Filter::Date {
             index,
@@ -150,7 +151,7 @@ fn predicate(ty: &str, filter: &Filter, now_ms: i64) -> SqlPredicate {
             p.sql("resources.id IN (SELECT resource_id FROM search_dates WHERE resource_type = ")
                 .text(ty)
                 .sql(" AND param = ")
-                .text(index)
+                .text(index.name())
                 .sql(" AND ");
             range(&mut p, *prefix, *lo, *hi, "start_ms", "end_ms").sql(")")
         }
@@ -169,7 +170,7 @@ fn predicate(ty: &str, filter: &Filter, now_ms: i64) -> SqlPredicate {
             .sql("resources.id IN (SELECT resource_id FROM search_tokens WHERE resource_type = ")
             .text(ty)
             .sql(" AND param = ")
-            .text(index)
+            .text(index.name())
             .sql(" AND value LIKE ")
             .text(&format!("{}%", escape_like(value)))
             .sql(" ESCAPE '\\')"),
@@ -218,12 +219,14 @@ fn flag_status(p: &mut SqlPredicate, ty: &str, status: FlagStatus, now_ms: i64) 
         token_ids(
             p.sql("(resources.id IN ("),
             ty,
-            "stored-status",
+            Index::StoredStatus,
             &stored("active"),
         )
         .sql(") AND resources.id IN (SELECT resource_id FROM search_dates WHERE resource_type = ")
         .text(ty)
-        .sql(" AND param = 'period' AND ")
+        .sql(" AND param = ")
+        .text(Index::Period.name())
+        .sql(" AND ")
         .sql(IN_FORCE_FROM)
         .big_int(today)
         .sql(IN_FORCE_UNTIL)
@@ -236,7 +239,7 @@ fn flag_status(p: &mut SqlPredicate, ty: &str, status: FlagStatus, now_ms: i64) 
             token_ids(
                 p.sql("resources.id IN ("),
                 ty,
-                "stored-status",
+                Index::StoredStatus,
                 &stored("entered-in-error"),
             )
             .sql(")");
@@ -245,7 +248,7 @@ fn flag_status(p: &mut SqlPredicate, ty: &str, status: FlagStatus, now_ms: i64) 
             token_ids(
                 p.sql("(resources.id NOT IN ("),
                 ty,
-                "stored-status",
+                Index::StoredStatus,
                 &stored("entered-in-error"),
             )
             .sql(") AND NOT ");
@@ -262,13 +265,13 @@ fn flag_status(p: &mut SqlPredicate, ty: &str, status: FlagStatus, now_ms: i64) 
 fn token_exists<'a>(
     p: &'a mut SqlPredicate,
     ty: &str,
-    index: &str,
+    index: Index,
     values: &[TokenValue],
 ) -> &'a mut SqlPredicate {
     p.sql("EXISTS (SELECT 1 FROM search_tokens WHERE resource_type = ")
         .text(ty)
         .sql(" AND resource_id = resources.id AND param = ")
-        .text(index)
+        .text(index.name())
         .sql(" AND (");
     token_values(p, values, "(value || '') = ").sql("))")
 }
@@ -277,13 +280,13 @@ fn token_exists<'a>(
 fn token_ids<'a>(
     p: &'a mut SqlPredicate,
     ty: &str,
-    index: &str,
+    index: Index,
     values: &[TokenValue],
 ) -> &'a mut SqlPredicate {
     p.sql("SELECT resource_id FROM search_tokens WHERE resource_type = ")
         .text(ty)
         .sql(" AND param = ")
-        .text(index)
+        .text(index.name())
         .sql(" AND (");
     token_values(p, values, "value = ").sql(")")
 }

@@ -11,38 +11,7 @@ use super::schema::{
 };
 use super::DbConn;
 
-/// A token index entry: `param` = `system|value`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TokenEntry {
-    pub param: &'static str,
-    pub system: String,
-    pub value: String,
-}
-
-impl TokenEntry {
-    pub fn new(param: &'static str, system: &str, value: &str) -> Self {
-        Self {
-            param,
-            system: system.to_string(),
-            value: value.to_string(),
-        }
-    }
-}
-
-/// A date index entry: the half-open range `[start_ms, end_ms)`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DateEntry {
-    pub param: &'static str,
-    pub start_ms: i64,
-    pub end_ms: i64,
-}
-
-/// Everything a resource version contributes to the search index.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct IndexEntries {
-    pub tokens: Vec<TokenEntry>,
-    pub dates: Vec<DateEntry>,
-}
+pub use crate::fhir::index::{DateEntry, IndexEntries, TokenEntry};
 
 /// The current row of a resource (deleted ones included: they answer 410).
 pub fn current(conn: &mut DbConn, ty: &str, id: &str) -> QueryResult<Option<ResourceRow>> {
@@ -199,7 +168,7 @@ fn insert_index_rows(
         |row, (id, t)| {
             row.text(ty)
                 .text(id)
-                .text(t.param)
+                .text(t.param.name())
                 .text(&t.system)
                 .text(&t.value);
         },
@@ -212,7 +181,7 @@ fn insert_index_rows(
         |row, (id, d)| {
             row.text(ty)
                 .text(id)
-                .text(d.param)
+                .text(d.param.name())
                 .big_int(d.start_ms)
                 .big_int(d.end_ms);
         },

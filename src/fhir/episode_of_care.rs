@@ -6,11 +6,11 @@ use std::str::FromStr;
 use chrono::NaiveDate;
 use serde_json::Value;
 
+use super::index::{DateEntry, Index, IndexEntries, TokenEntry};
 use super::nhs_number::{NhsNumber, NhsNumberError};
 use super::organization::referenced_ods;
 use super::period::DayPeriod;
 use super::types::{parse_day, NHS_NUMBER_SYSTEM, ODS_SYSTEM, SNOMED_SYSTEM};
-use crate::db::store::{DateEntry, IndexEntries, TokenEntry};
 use crate::error::Issue;
 
 pub const PLAN_VALUE_SET: &str = "https://fhir.nhs.uk/England/ValueSet/England-ChildProtectionPlan";
@@ -266,21 +266,21 @@ impl Plan {
         IndexEntries {
             tokens: vec![
                 TokenEntry::new(
-                    "identifier",
+                    Index::Identifier,
                     &self.identifier_system,
                     &self.identifier_value,
                 ),
-                TokenEntry::new("patient", NHS_NUMBER_SYSTEM, self.patient.as_str()),
+                TokenEntry::new(Index::Patient, NHS_NUMBER_SYSTEM, self.patient.as_str()),
                 TokenEntry::new(
-                    "status",
+                    Index::Status,
                     "http://hl7.org/fhir/episode-of-care-status",
                     self.status.as_str(),
                 ),
-                TokenEntry::new("type", SNOMED_SYSTEM, self.plan_type.code()),
-                TokenEntry::new("organization", ODS_SYSTEM, &self.managing_ods),
+                TokenEntry::new(Index::Type, SNOMED_SYSTEM, self.plan_type.code()),
+                TokenEntry::new(Index::Organization, ODS_SYSTEM, &self.managing_ods),
             ],
             dates: vec![DateEntry {
-                param: "date",
+                param: Index::Date,
                 start_ms: self.start_ms(),
                 end_ms: self.end_ms(),
             }],

@@ -9,11 +9,11 @@
 use serde_json::{json, Value};
 
 use super::episode_of_care::{Plan, PlanStatus};
+use super::index::{DateEntry, Index, IndexEntries, TokenEntry};
 use super::organization::LocalAuthority;
 use super::period::{DayPeriod, Standing};
 use super::types::{identifier_reference, NHS_NUMBER_SYSTEM, ODS_SYSTEM};
 use crate::clock::uk_date;
-use crate::db::store::{DateEntry, IndexEntries, TokenEntry};
 
 pub const CATEGORY_SYSTEM: &str = "https://fhir.nhs.uk/England/CodeSystem/PatientFlagCategory";
 pub const FLAG_DETAIL_EXTENSION: &str = "http://hl7.org/fhir/StructureDefinition/flag-detail";
@@ -64,12 +64,12 @@ pub fn derive(plan_id: &str, plan: &Plan, org_id: &str, la: &LocalAuthority) -> 
 pub fn index_entries(plan: &Plan) -> IndexEntries {
     IndexEntries {
         tokens: vec![
-            TokenEntry::new("patient", NHS_NUMBER_SYSTEM, plan.patient.as_str()),
-            TokenEntry::new("stored-status", "", stored_status(plan.status)),
-            TokenEntry::new("organization", ODS_SYSTEM, &plan.managing_ods),
+            TokenEntry::new(Index::Patient, NHS_NUMBER_SYSTEM, plan.patient.as_str()),
+            TokenEntry::new(Index::StoredStatus, "", stored_status(plan.status)),
+            TokenEntry::new(Index::Organization, ODS_SYSTEM, &plan.managing_ods),
         ],
         dates: vec![DateEntry {
-            param: "period",
+            param: Index::Period,
             start_ms: plan.start_ms(),
             end_ms: plan.end_ms(),
         }],

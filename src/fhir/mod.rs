@@ -5,6 +5,7 @@ pub mod bundle;
 pub mod capability;
 pub mod episode_of_care;
 pub mod flag;
+pub mod index;
 pub mod json;
 pub mod nhs_number;
 pub mod organization;

@@ -2,8 +2,8 @@
 
 use serde_json::Value;
 
+use super::index::{Index, IndexEntries, TokenEntry};
 use super::types::ODS_SYSTEM;
-use crate::db::store::{IndexEntries, TokenEntry};
 use crate::error::Issue;
 
 /// What the server needs of an LA: its code, its name and its phones.
@@ -93,9 +93,9 @@ impl LocalAuthority {
     pub fn index_entries(&self) -> IndexEntries {
         IndexEntries {
             tokens: vec![
-                TokenEntry::new("identifier", ODS_SYSTEM, &self.ods),
+                TokenEntry::new(Index::Identifier, ODS_SYSTEM, &self.ods),
                 // `name` is a string parameter: matched case-insensitively from the start.
-                TokenEntry::new("name", "", &self.name.to_lowercase()),
+                TokenEntry::new(Index::Name, "", &self.name.to_lowercase()),
             ],
             dates: vec![],
         }

@@ -5,6 +5,7 @@ use super::params::{ParamKind, Searched};
 use super::parse::{filter_params, ids_of, instant_bounds, Paging};
 use crate::error::FhirError;
 use crate::fhir::audit_event::SDS_USER_SYSTEM;
+use crate::fhir::index::Index;
 use crate::fhir::nhs_number::NhsNumber;
 use crate::fhir::types::{NHS_NUMBER_SYSTEM, ODS_SYSTEM};
 
@@ -98,11 +99,11 @@ pub fn parse(query: &str) -> Result<AuditQuery, FhirError> {
                 q.ids = Some(ids_of(&value));
                 q.canonical.push((name, value));
             }
-            ParamKind::Token if def.index == "agent_sub" => {
+            ParamKind::Token if def.index == Index::AgentSub => {
                 q.agent_sub = Some(token_of(&name, &value, SDS_USER_SYSTEM)?.to_string());
                 q.canonical.push((name, value));
             }
-            ParamKind::Token if def.index == "agent_org" => {
+            ParamKind::Token if def.index == Index::AgentOrg => {
                 let ods = token_of(&name, &value, ODS_SYSTEM)?.to_ascii_uppercase();
                 q.agent_org = Some(ods);
                 q.canonical.push((name, value));

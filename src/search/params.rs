@@ -1,6 +1,7 @@
 //! The search parameters each searched type supports (SPEC §4). One table for every type: the
 //! parsers accept exactly these (`find`), and the CapabilityStatement lists exactly these.
 
+use crate::fhir::index::Index;
 use crate::fhir::ResourceType;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,14 +40,14 @@ pub struct ParamDef {
     pub name: &'static str,
     pub kind: ParamKind,
     /// The index entry it searches (`search_tokens.param` / `search_dates.param`).
-    pub index: &'static str,
+    pub index: Index,
     pub documentation: &'static str,
 }
 
 const fn p(
     name: &'static str,
     kind: ParamKind,
-    index: &'static str,
+    index: Index,
     documentation: &'static str,
 ) -> ParamDef {
     ParamDef {
@@ -58,9 +59,9 @@ const fn p(
 }
 
 const FLAG: &[ParamDef] = &[
-    p("patient:identifier", ParamKind::ReferenceIdentifier, "patient", "The child's (or, for an unborn child plan, the mother's) NHS number: https://fhir.nhs.uk/Id/nhs-number|{nhs}"),
-    p("subject:identifier", ParamKind::ReferenceIdentifier, "patient", "Alias of patient:identifier"),
-    p("status", ParamKind::FlagStatus, "stored-status", "active | inactive | entered-in-error, as of today"),
+    p("patient:identifier", ParamKind::ReferenceIdentifier, Index::Patient, "The child's (or, for an unborn child plan, the mother's) NHS number: https://fhir.nhs.uk/Id/nhs-number|{nhs}"),
+    p("subject:identifier", ParamKind::ReferenceIdentifier, Index::Patient, "Alias of patient:identifier"),
+    p("status", ParamKind::FlagStatus, Index::StoredStatus, "active | inactive | entered-in-error, as of today"),
     LAST_UPDATED,
     ID,
 ];
@@ -69,37 +70,37 @@ const EPISODE_OF_CARE: &[ParamDef] = &[
     p(
         "patient:identifier",
         ParamKind::ReferenceIdentifier,
-        "patient",
+        Index::Patient,
         "The NHS number the plan is held against",
     ),
     p(
         "identifier",
         ParamKind::Token,
-        "identifier",
+        Index::Identifier,
         "The LA's plan reference: {system}|{value}",
     ),
     p(
         "status",
         ParamKind::Token,
-        "status",
+        Index::Status,
         "active | finished | cancelled | entered-in-error",
     ),
     p(
         "type",
         ParamKind::Token,
-        "type",
+        Index::Type,
         "Plan type (SNOMED CT code)",
     ),
     p(
         "date",
         ParamKind::Date,
-        "date",
+        Index::Date,
         "The plan's period, with prefixes eq, ne, gt, ge, lt, le, sa, eb",
     ),
     p(
         "organization:identifier",
         ParamKind::ReferenceIdentifier,
-        "organization",
+        Index::Organization,
         "The managing LA's ODS code",
     ),
     LAST_UPDATED,
@@ -110,13 +111,13 @@ const ORGANIZATION: &[ParamDef] = &[
     p(
         "identifier",
         ParamKind::Token,
-        "identifier",
+        Index::Identifier,
         "ODS code: https://fhir.nhs.uk/Id/ods-organization-code|{ods}",
     ),
     p(
         "name",
         ParamKind::String,
-        "name",
+        Index::Name,
         "Name, case-insensitive, from the start",
     ),
     LAST_UPDATED,
@@ -128,43 +129,43 @@ const AUDIT_EVENT: &[ParamDef] = &[
     p(
         "patient:identifier",
         ParamKind::ReferenceIdentifier,
-        "patient",
+        Index::Patient,
         "The child's NHS number: https://fhir.nhs.uk/Id/nhs-number|{nhs}",
     ),
     p(
         "subject:identifier",
         ParamKind::ReferenceIdentifier,
-        "patient",
+        Index::Patient,
         "Alias of patient:identifier",
     ),
     p(
         "date",
         ParamKind::Date,
-        "recorded",
+        Index::Recorded,
         "When the access was recorded, with prefixes",
     ),
     p(
         "attendance-pattern",
         ParamKind::Token,
-        "pattern_reached",
+        Index::PatternReached,
         "true: only the accesses that first brought a child to a repeated-attendance pattern (unscheduled attendances at CPIS_ATTENDANCE_SETTINGS settings within CPIS_ATTENDANCE_WINDOW_DAYS days); false: the others. social-care (its own children) and operations",
     ),
     p(
         "agent-identifier",
         ParamKind::Token,
-        "agent_sub",
+        Index::AgentSub,
         "The person who made the access: their SDS user id (https://fhir.nhs.uk/Id/sds-user-id|{id}). The User Access report: governance (with date=ge and date=le at most 31 days apart) and operations",
     ),
     p(
         "agent-organization",
         ParamKind::Token,
-        "agent_org",
+        Index::AgentOrg,
         "The organisation the access was made from: its ODS code (https://fhir.nhs.uk/Id/ods-organization-code|{code}). The User Access report by organisation: governance (with date=ge and date=le at most 31 days apart) and operations",
     ),
     p(
         "_lastUpdated",
         ParamKind::LastUpdated,
-        "recorded",
+        Index::Recorded,
         "When the access was recorded (= recorded), with prefixes. Commit order is recorded order, so an LA that always pulls with gt the newest meta.lastUpdated it has received (all pages) misses no access",
     ),
     ID,
@@ -175,7 +176,7 @@ const SUBSCRIPTION: &[ParamDef] = &[
     p(
         "status",
         ParamKind::Token,
-        "status",
+        Index::Status,
         "requested | active | error | off",
     ),
     LAST_UPDATED,
@@ -184,11 +185,11 @@ const SUBSCRIPTION: &[ParamDef] = &[
 
 /// The upload reports (`api::upload` parses it).
 const BUNDLE: &[ParamDef] = &[
-    p("type", ParamKind::Token, "type", "batch-response"),
+    p("type", ParamKind::Token, Index::Type, "batch-response"),
     p(
         "_lastUpdated",
         ParamKind::LastUpdated,
-        "created",
+        Index::Created,
         "When the upload was made, with prefixes",
     ),
     ID,
@@ -198,7 +199,7 @@ const BUNDLE: &[ParamDef] = &[
 const LAST_UPDATED: ParamDef = p(
     "_lastUpdated",
     ParamKind::LastUpdated,
-    "_lastUpdated",
+    Index::LastUpdated,
     "When the resource last changed, with prefixes",
 );
 
@@ -206,7 +207,7 @@ const LAST_UPDATED: ParamDef = p(
 const ID: ParamDef = p(
     "_id",
     ParamKind::Id,
-    "_id",
+    Index::Id,
     "The resource's logical id; several comma-separated",
 );
 

@@ -9,6 +9,7 @@ use super::params::{
 };
 use crate::clock::uk_day_start_ms;
 use crate::error::FhirError;
+use crate::fhir::index::Index;
 use crate::fhir::nhs_number::NhsNumber;
 use crate::fhir::types::{day_start_ms, NHS_NUMBER_SYSTEM, ODS_SYSTEM};
 use crate::fhir::ResourceType;
@@ -36,17 +37,17 @@ pub enum DatePrefix {
 pub enum Filter {
     /// Any of the values (comma = OR) in the token index entry `index`.
     Token {
-        index: &'static str,
+        index: Index,
         values: Vec<TokenValue>,
     },
     /// None of the values.
     NotToken {
-        index: &'static str,
+        index: Index,
         values: Vec<TokenValue>,
     },
     /// The period in index entry `index` against the search range `[lo, hi)`.
     Date {
-        index: &'static str,
+        index: Index,
         prefix: DatePrefix,
         lo: i64,
         hi: i64,
@@ -58,7 +59,7 @@ pub enum Filter {
         hi: i64,
     },
     /// Case-insensitive prefix match on a string index entry.
-    StartsWith { index: &'static str, value: String },
+    StartsWith { index: Index, value: String },
     /// `Flag.status` as of today: any of these.
     FlagStatus(Vec<FlagStatus>),
     /// `_id`: any of these logical ids.
@@ -271,7 +272,7 @@ fn parse_param(
         ParamKind::ReferenceIdentifier => {
             let values = parse_tokens(name, value)?;
             let expected_system = match def.index {
-                "patient" => NHS_NUMBER_SYSTEM,
+                Index::Patient => NHS_NUMBER_SYSTEM,
                 _ => ODS_SYSTEM,
             };
             for v in &values {
@@ -281,7 +282,7 @@ fn parse_param(
                         format!("{name} takes identifiers of {expected_system}"),
                     ));
                 }
-                if def.index == "patient" {
+                if def.index == Index::Patient {
                     let nhs = NhsNumber::parse(&v.value)
                         .map_err(|e| invalid(name, format!("invalid NHS number: {e}")))?;
                     patients.push(nhs);
@@ -291,7 +292,7 @@ fn parse_param(
                 .into_iter()
                 .map(|v| TokenValue {
                     system: Some(expected_system.to_string()),
-                    value: if def.index == "patient" {
+                    value: if def.index == Index::Patient {
                         v.value
                     } else {
                         v.value.to_ascii_uppercase()
@@ -548,7 +549,7 @@ mod tests {
             vec![("Flag:author", ResourceType::Organization)]
         );
         assert!(
-            matches!(&req.filters[0], Filter::Token { index: "patient", values } if values[0].value == "9449306753")
+            matches!(&req.filters[0], Filter::Token { index: Index::Patient, values } if values[0].value == "9449306753")
         );
     }
 

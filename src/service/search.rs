@@ -14,6 +14,7 @@ use crate::db::search as query;
 use crate::db::{store, DbConn};
 use crate::error::FhirError;
 use crate::fhir::bundle::SearchEntry;
+use crate::fhir::index::Index;
 use crate::fhir::organization::referenced_ods;
 use crate::fhir::types::ODS_SYSTEM;
 use crate::fhir::{flag, ResourceType};
@@ -41,9 +42,9 @@ fn role_filters(caller: &Caller, req: &SearchRequest) -> Result<Vec<Filter>, Fhi
                 });
             }
             let status_index = if req.ty == ResourceType::Flag {
-                "stored-status"
+                Index::StoredStatus
             } else {
-                "status"
+                Index::Status
             };
             Ok(vec![Filter::NotToken {
                 index: status_index,
@@ -54,7 +55,7 @@ fn role_filters(caller: &Caller, req: &SearchRequest) -> Result<Vec<Filter>, Fhi
             }])
         }
         PlanSearch::OwnLa => Ok(vec![Filter::Token {
-            index: "organization",
+            index: Index::Organization,
             values: vec![TokenValue {
                 system: Some(ODS_SYSTEM.into()),
                 value: caller.org().unwrap_or_default().to_string(),
@@ -111,7 +112,13 @@ fn names_records(req: &SearchRequest) -> bool {
     !req.patients.is_empty()
         || req.filters.iter().any(|f| {
             matches!(f, Filter::Ids(_))
-                || matches!(f, Filter::Token { index, .. } if *index == "identifier")
+                || matches!(
+                    f,
+                    Filter::Token {
+                        index: Index::Identifier,
+                        ..
+                    }
+                )
         })
 }
 

@@ -84,6 +84,9 @@ pub struct Config {
     /// `CPIS_BACKUP_DIR` + `CPIS_BACKUP_EVERY` (24h) + `CPIS_BACKUP_KEEP` (14): scheduled
     /// backups of the SQLite database inside the server; unset = none (`backup::schedule`).
     pub backup: Option<crate::backup::Schedule>,
+    /// `CPIS_VIEWER`, `CPIS_VIEWER_OIDC_ISSUER`, `CPIS_VIEWER_FRAME_ANCESTORS`: the clinician
+    /// viewer (`crate::viewer`); default off, on with `CPIS_SANDBOX=1`.
+    pub viewer: crate::viewer::ViewerConfig,
     /// The system clock; tests fix it.
     pub clock: crate::clock::Clock,
 }
@@ -558,6 +561,7 @@ impl Config {
                 .unwrap_or_default(),
             nhs_views: on_off("CPIS_NHS_VIEWS", true)?,
             backup,
+            viewer: crate::viewer::ViewerConfig::from_env(sandbox)?,
             clock: crate::clock::Clock::system(),
         })
     }
@@ -602,6 +606,7 @@ impl Config {
             shutdown_grace: Duration::ZERO,
             shutdown_timeout: Duration::from_secs(5),
             backup: None,
+            viewer: crate::viewer::ViewerConfig::default(),
             clock: crate::clock::Clock::system(),
         }
     }

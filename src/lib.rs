@@ -25,4 +25,5 @@ pub mod service;
 pub mod startup;
 pub mod telemetry;
 pub mod validation;
+pub mod viewer;
 pub mod views;

@@ -219,6 +219,10 @@ impl Application {
         let max_body = config.max_body_bytes;
         let cors_origins = config.cors_origins.clone();
         let nhs_views = crate::views::Served(config.nhs_views);
+        let viewer = config
+            .viewer
+            .enabled
+            .then(|| web::Data::new(crate::viewer::Viewer::new(config.viewer.clone(), &base_url)));
         let mut server = HttpServer::new(move || {
             App::new()
                 // Innermost first: HEAD and POST _search become the GETs they stand for, after
@@ -238,6 +242,7 @@ impl Application {
                 .app_data(verifier.clone())
                 .app_data(nhs_views)
                 .app_data(web::PayloadConfig::new(max_body))
+                .configure(|cfg| crate::viewer::configure(cfg, viewer.as_ref()))
                 .configure(api::configure)
         })
         .listen(listener)

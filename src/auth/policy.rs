@@ -187,10 +187,13 @@ pub enum Action {
     UseNhsViews,
     /// The access reports: every access by child, user or organisation (JSON or CSV).
     ReadAccessReports,
+    /// Sign in to the clinician viewer (SPEC §10): health care only.
+    UseViewer,
 }
 
 impl Action {
-    pub const ALL: [Action; 14] = [
+    pub const ALL: [Action; 15] = [
+        Action::UseViewer,
         Action::ReadAccessReports,
         Action::ReadUploadReport,
         Action::UseNhsViews,
@@ -219,27 +222,27 @@ pub fn allows(role: Role, action: Action) -> bool {
         (SocialCare, ManageSubscription | ReadSubscription) => true,
         (SocialCare, WriteOrganization | ReadMetrics | UseNhsViews) => false,
         (SocialCare, ReadUploadReport) => true,
-        (SocialCare, ReadAccessReports) => false,
+        (SocialCare, ReadAccessReports | UseViewer) => false,
         (HealthCare, ReadPlan | ReadOrganization | ReadAccessHistory) => true,
         (HealthCare, WritePlan | WriteOrganization | UpdateOwnOrganizationTelecom | Validate) => {
             false
         }
         (HealthCare, ReadAuditEvent | ManageSubscription | ReadSubscription) => false,
         (HealthCare, ReadMetrics | ReadUploadReport) => false,
-        (HealthCare, UseNhsViews) => true,
+        (HealthCare, UseNhsViews | UseViewer) => true,
         (HealthCare, ReadAccessReports) => false,
         (Operations, ReadPlan | ReadOrganization | WriteOrganization | Validate) => true,
         (Operations, UpdateOwnOrganizationTelecom) => true,
         (Operations, ReadAccessHistory | ReadAuditEvent | ReadSubscription) => true,
         (Operations, ReadMetrics | ReadUploadReport) => true,
-        (Operations, WritePlan | ManageSubscription | UseNhsViews) => false,
+        (Operations, WritePlan | ManageSubscription | UseNhsViews | UseViewer) => false,
         (Operations, ReadAccessReports) => true,
         // Governance: the access history's reports, and nothing else.
         (Governance, ReadAccessHistory | ReadAccessReports) => true,
         (Governance, ReadPlan | WritePlan | ReadOrganization | WriteOrganization) => false,
         (Governance, UpdateOwnOrganizationTelecom | Validate | ReadAuditEvent) => false,
         (Governance, ManageSubscription | ReadSubscription | ReadMetrics) => false,
-        (Governance, ReadUploadReport | UseNhsViews) => false,
+        (Governance, ReadUploadReport | UseNhsViews | UseViewer) => false,
     }
 }
 
@@ -265,6 +268,7 @@ mod tests {
         (SocialCare, ReadUploadReport, true),
         (SocialCare, UseNhsViews, false),
         (SocialCare, ReadAccessReports, false),
+        (SocialCare, UseViewer, false),
         (HealthCare, ReadPlan, true),
         (HealthCare, WritePlan, false),
         (HealthCare, ReadOrganization, true),
@@ -279,6 +283,7 @@ mod tests {
         (HealthCare, ReadUploadReport, false),
         (HealthCare, UseNhsViews, true),
         (HealthCare, ReadAccessReports, false),
+        (HealthCare, UseViewer, true),
         (Operations, ReadPlan, true),
         (Operations, WritePlan, false),
         (Operations, ReadOrganization, true),
@@ -293,6 +298,7 @@ mod tests {
         (Operations, ReadUploadReport, true),
         (Operations, UseNhsViews, false),
         (Operations, ReadAccessReports, true),
+        (Operations, UseViewer, false),
         (Governance, ReadPlan, false),
         (Governance, WritePlan, false),
         (Governance, ReadOrganization, false),
@@ -307,6 +313,7 @@ mod tests {
         (Governance, ReadUploadReport, false),
         (Governance, UseNhsViews, false),
         (Governance, ReadAccessReports, true),
+        (Governance, UseViewer, false),
     ];
 
     #[test]

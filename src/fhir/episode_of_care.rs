@@ -107,6 +107,111 @@ fn required(r: &Value, issues: &mut Vec<Issue>, pointer: &str, expr: &str) -> Op
     v
 }
 
+/// The plan's status, or an issue at `EpisodeOfCare.status`.
+fn checked_status(issues: &mut Vec<Issue>, s: &str) -> Option<PlanStatus> {
+    let parsed = s.parse::<PlanStatus>().ok();
+    if parsed.is_none() {
+        issues.push(Issue::invalid(
+            "EpisodeOfCare.status",
+            format!("unknown status {s:?}"),
+        ));
+    }
+    parsed
+}
+
+/// The identifier systems a plan's references and codes must use.
+fn check_systems(r: &Value, issues: &mut Vec<Issue>) {
+    for (pointer, expected, expression, why) in [
+        (
+            "/patient/identifier/system",
+            NHS_NUMBER_SYSTEM,
+            "EpisodeOfCare.patient.identifier.system",
+            format!("the patient is identified by NHS number ({NHS_NUMBER_SYSTEM})"),
+        ),
+        (
+            "/managingOrganization/identifier/system",
+            ODS_SYSTEM,
+            "EpisodeOfCare.managingOrganization.identifier.system",
+            format!("the managing LA is identified by ODS code ({ODS_SYSTEM})"),
+        ),
+        (
+            "/type/0/coding/0/system",
+            SNOMED_SYSTEM,
+            "EpisodeOfCare.type[0].coding[0].system",
+            format!("plan types are coded in {SNOMED_SYSTEM}"),
+        ),
+    ] {
+        if str_at(r, pointer).is_some_and(|s| s != expected) {
+            issues.push(Issue::invalid(expression, why));
+        }
+    }
+}
+
+/// The NHS number the plan is held against, or an issue at its value.
+fn checked_patient(issues: &mut Vec<Issue>, n: &str) -> Option<NhsNumber> {
+    match NhsNumber::parse(n) {
+        Ok(n) => Some(n),
+        Err(e) => {
+            let why = match e {
+                NhsNumberError::NotTenDigits => "an NHS number is 10 digits",
+                NhsNumberError::BadCheckDigit => "the NHS number check digit is wrong",
+            };
+            issues.push(Issue::invalid(
+                "EpisodeOfCare.patient.identifier.value",
+                why,
+            ));
+            None
+        }
+    }
+}
+
+/// The plan type from the ValueSet, with its display as the table gives it.
+fn checked_plan_type(r: &Value, issues: &mut Vec<Issue>, code: &str) -> Option<PlanType> {
+    let Some(plan_type) = PlanType::from_code(code) else {
+        issues.push(Issue::invalid(
+            "EpisodeOfCare.type[0].coding[0].code",
+            format!("{code:?} is not in {PLAN_VALUE_SET}"),
+        ));
+        return None;
+    };
+    if let Some(display) = str_at(r, "/type/0/coding/0/display") {
+        if display != plan_type.display() {
+            issues.push(Issue::invalid(
+                "EpisodeOfCare.type[0].coding[0].display",
+                format!(
+                    "the display of {} is {:?}",
+                    plan_type.code(),
+                    plan_type.display()
+                ),
+            ));
+        }
+    }
+    Some(plan_type)
+}
+
+/// The period as whole days, the end not before the start.
+fn checked_period(
+    r: &Value,
+    issues: &mut Vec<Issue>,
+    start: Option<String>,
+) -> (Option<NaiveDate>, Option<NaiveDate>) {
+    let start = whole_day(issues, start, "EpisodeOfCare.period.start");
+    let end = whole_day(
+        issues,
+        str_at(r, "/period/end").map(str::to_string),
+        "EpisodeOfCare.period.end",
+    );
+    if let (Some(s), Some(e)) = (start, end) {
+        if e < s {
+            issues.push(Issue::rule(
+                "EpisodeOfCare.period.end",
+                "the plan cannot end before it starts",
+            ));
+        }
+    }
+    (start, end)
+}
+
 fn whole_day(issues: &mut Vec<Issue>, value: Option<String>, expr: &str) -> Option<NaiveDate> {
     let s = value?;
     let d = parse_day(&s);
@@ -143,80 +248,11 @@ impl Plan {
             ));
         }
 
-        let status = status.and_then(|s| {
-            let parsed = s.parse::<PlanStatus>().ok();
-            if parsed.is_none() {
-                issues.push(Issue::invalid(
-                    "EpisodeOfCare.status",
-                    format!("unknown status {s:?}"),
-                ));
-            }
-            parsed
-        });
-        if str_at(r, "/patient/identifier/system").is_some_and(|s| s != NHS_NUMBER_SYSTEM) {
-            issues.push(Issue::invalid(
-                "EpisodeOfCare.patient.identifier.system",
-                format!("the patient is identified by NHS number ({NHS_NUMBER_SYSTEM})"),
-            ));
-        }
-        if str_at(r, "/managingOrganization/identifier/system").is_some_and(|s| s != ODS_SYSTEM) {
-            issues.push(Issue::invalid(
-                "EpisodeOfCare.managingOrganization.identifier.system",
-                format!("the managing LA is identified by ODS code ({ODS_SYSTEM})"),
-            ));
-        }
-        let patient = nhs.and_then(|n| match NhsNumber::parse(&n) {
-            Ok(n) => Some(n),
-            Err(e) => {
-                let why = match e {
-                    NhsNumberError::NotTenDigits => "an NHS number is 10 digits",
-                    NhsNumberError::BadCheckDigit => "the NHS number check digit is wrong",
-                };
-                issues.push(Issue::invalid(
-                    "EpisodeOfCare.patient.identifier.value",
-                    why,
-                ));
-                None
-            }
-        });
-        if str_at(r, "/type/0/coding/0/system").is_some_and(|s| s != SNOMED_SYSTEM) {
-            issues.push(Issue::invalid(
-                "EpisodeOfCare.type[0].coding[0].system",
-                format!("plan types are coded in {SNOMED_SYSTEM}"),
-            ));
-        }
-        let plan_type = code.and_then(|c| {
-            let t = PlanType::from_code(&c);
-            if t.is_none() {
-                issues.push(Issue::invalid(
-                    "EpisodeOfCare.type[0].coding[0].code",
-                    format!("{c:?} is not in {PLAN_VALUE_SET}"),
-                ));
-            }
-            t
-        });
-        if let (Some(t), Some(display)) = (plan_type, str_at(r, "/type/0/coding/0/display")) {
-            if display != t.display() {
-                issues.push(Issue::invalid(
-                    "EpisodeOfCare.type[0].coding[0].display",
-                    format!("the display of {} is {:?}", t.code(), t.display()),
-                ));
-            }
-        }
-        let start = whole_day(&mut issues, start, "EpisodeOfCare.period.start");
-        let end = whole_day(
-            &mut issues,
-            str_at(r, "/period/end").map(str::to_string),
-            "EpisodeOfCare.period.end",
-        );
-        if let (Some(s), Some(e)) = (start, end) {
-            if e < s {
-                issues.push(Issue::rule(
-                    "EpisodeOfCare.period.end",
-                    "the plan cannot end before it starts",
-                ));
-            }
-        }
+        let status = status.and_then(|s| checked_status(&mut issues, &s));
+        check_systems(r, &mut issues);
+        let patient = nhs.and_then(|n| checked_patient(&mut issues, &n));
+        let plan_type = code.and_then(|c| checked_plan_type(r, &mut issues, &c));
+        let (start, end) = checked_period(r, &mut issues, start);
         match (
             identifier_system,
             identifier_value,

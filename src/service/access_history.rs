@@ -62,6 +62,50 @@ pub fn prepare(
     ))
 }
 
+/// The clinician's access history of a child a disclosure has just looked up (the viewer's
+/// Previous views, SPEC §10): the plan `decide` makes for health care, but recording nothing,
+/// since the lookup it goes with is itself the access. It takes the lookup's context, so it
+/// can only be asked inside that disclosure; its page is read once the access is committed.
+pub(crate) fn clinician_history(
+    conn: &mut DbConn,
+    ctx: &AccessContext,
+    q: &AuditQuery,
+) -> Result<Plan, FhirError> {
+    if ctx.caller().role().history_view() != HistoryView::Clinician {
+        return Err(FhirError::Forbidden(
+            "the clinician's history of a lookup is for health care".into(),
+        ));
+    }
+    let plan = decide(conn, ctx.caller(), q, ctx.now_ms())?;
+    Ok(Plan {
+        audited_child: None,
+        ..plan
+    })
+}
+
+/// A history search that names no child: an LA's pull, operations' everything, a governance
+/// report by user or organisation; health care cannot browse.
+fn without_child(view: HistoryView, caller: &Caller, q: &AuditQuery) -> Result<Plan, FhirError> {
+    let unaudited = |scope| Plan {
+        scope,
+        cap: None,
+        audited_child: None,
+        only_visible_plans: false,
+        report: None,
+    };
+    match view {
+        HistoryView::Clinician => Err(FhirError::InvalidSearch {
+            param: "patient:identifier".into(),
+            reason: "health-care searches the access history of one NHS number at a time".into(),
+        }),
+        HistoryView::OwnLa => Ok(unaudited(HistoryScope::La {
+            ods: caller.org().unwrap_or_default().to_string(),
+        })),
+        HistoryView::Reports => report_plan(q),
+        HistoryView::Everything => Ok(unaudited(HistoryScope::All)),
+    }
+}
+
 fn decide(conn: &mut DbConn, caller: &Caller, q: &AuditQuery, now: i64) -> Result<Plan, FhirError> {
     caller.require(Action::ReadAccessHistory)?;
     let view = caller.role().history_view();
@@ -77,30 +121,7 @@ fn decide(conn: &mut DbConn, caller: &Caller, q: &AuditQuery, now: i64) -> Resul
     }
 
     let Some(nhs) = q.patient.as_ref().map(|n| n.as_str().to_string()) else {
-        return match view {
-            HistoryView::Clinician => Err(FhirError::InvalidSearch {
-                param: "patient:identifier".into(),
-                reason: "health-care searches the access history of one NHS number at a time"
-                    .into(),
-            }),
-            HistoryView::OwnLa => Ok(Plan {
-                scope: HistoryScope::La {
-                    ods: caller.org().unwrap_or_default().to_string(),
-                },
-                cap: None,
-                audited_child: None,
-                only_visible_plans: false,
-                report: None,
-            }),
-            HistoryView::Reports => report_plan(q),
-            HistoryView::Everything => Ok(Plan {
-                scope: HistoryScope::All,
-                cap: None,
-                audited_child: None,
-                only_visible_plans: false,
-                report: None,
-            }),
-        };
+        return without_child(view, caller, q);
     };
     // Whose plans matter: an LA's own (else 403), those health-care may see (else no
     // history). Operations' governance view needs no plan, and is not itself an access.

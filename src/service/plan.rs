@@ -504,6 +504,57 @@ fn insert(
     Ok(Written { row, created: true })
 }
 
+/// The plan's Flag as `new_flag`: a new version unless the live one already says the same
+/// (a deleted or missing Flag is written again).
+fn write_flag(
+    conn: &mut DbConn,
+    id: &str,
+    plan: &Plan,
+    new_flag: Value,
+    current: Option<&ResourceRow>,
+    now: i64,
+) -> Result<(), FhirError> {
+    if let Some(live) = current.filter(|row| !row.deleted) {
+        if same_content(&parse_content(live)?, &new_flag) {
+            return Ok(());
+        }
+    }
+    write_version(
+        conn,
+        FLAG,
+        id,
+        new_flag,
+        current,
+        NewVersion::Live(&flag::index_entries(plan)),
+        now,
+    )?;
+    Ok(())
+}
+
+/// When an update changes the plan's identifier: the new one must be free, and is claimed.
+fn move_identifier(
+    conn: &mut DbConn,
+    w: &PlanWrites<'_>,
+    existing: &Value,
+    plan: &Plan,
+    id: &str,
+) -> Result<(), FhirError> {
+    let at = |pointer: &str| existing.pointer(pointer).and_then(Value::as_str);
+    let unchanged = at("/identifier/0/system") == Some(plan.identifier_system.as_str())
+        && at("/identifier/0/value") == Some(plan.identifier_value.as_str());
+    if unchanged {
+        return Ok(());
+    }
+    if w.holder(conn, &plan.identifier_system, &plan.identifier_value)?
+        .is_some()
+    {
+        return Err(duplicate(plan));
+    }
+    store::release_identifiers(conn, PLAN.as_str(), id)?;
+    claim_identifier(conn, plan, id)?;
+    Ok(())
+}
+
 /// Writes `input` over the current plan: ownership of both the old and the new version,
 /// If-Match, the status rules, the identifier's uniqueness, then plan and Flag together.
 fn replace(
@@ -549,28 +600,7 @@ fn replace(
         .ok_or_else(|| unknown_la(plan))?;
     let id = current.id.clone();
     w.before_write(conn, &id)?;
-    let old_identifier = (
-        existing
-            .pointer("/identifier/0/system")
-            .and_then(Value::as_str),
-        existing
-            .pointer("/identifier/0/value")
-            .and_then(Value::as_str),
-    );
-    if old_identifier
-        != (
-            Some(plan.identifier_system.as_str()),
-            Some(plan.identifier_value.as_str()),
-        )
-    {
-        if w.holder(conn, &plan.identifier_system, &plan.identifier_value)?
-            .is_some()
-        {
-            return Err(duplicate(plan));
-        }
-        store::release_identifiers(conn, PLAN.as_str(), &id)?;
-        claim_identifier(conn, plan, &id)?;
-    }
+    move_identifier(conn, w, &existing, plan, &id)?;
     let row = write_version(
         conn,
         PLAN,
@@ -581,43 +611,8 @@ fn replace(
         now,
     )?;
     let new_flag = flag::derive(&id, plan, &org_id, &la);
-    match w.current(conn, FLAG, &id)? {
-        Some(flag_row) if !flag_row.deleted => {
-            if !same_content(&parse_content(&flag_row)?, &new_flag) {
-                write_version(
-                    conn,
-                    FLAG,
-                    &id,
-                    new_flag,
-                    Some(&flag_row),
-                    NewVersion::Live(&flag::index_entries(plan)),
-                    now,
-                )?;
-            }
-        }
-        Some(flag_row) => {
-            write_version(
-                conn,
-                FLAG,
-                &id,
-                new_flag,
-                Some(&flag_row),
-                NewVersion::Live(&flag::index_entries(plan)),
-                now,
-            )?;
-        }
-        None => {
-            write_version(
-                conn,
-                FLAG,
-                &id,
-                new_flag,
-                None,
-                NewVersion::Live(&flag::index_entries(plan)),
-                now,
-            )?;
-        }
-    }
+    let flag_row = w.current(conn, FLAG, &id)?;
+    write_flag(conn, &id, plan, new_flag, flag_row.as_ref(), now)?;
     Ok(Written {
         row,
         created: false,

@@ -177,6 +177,59 @@ fn parse_entry(profiles: &Profiles, entry: Value) -> Result<Operation, FhirError
             "an entry must be an object",
         )]));
     };
+    let issues = entry_shape_issues(&entry);
+    if !issues.is_empty() {
+        return Err(FhirError::Invalid(issues));
+    }
+    let request = entry.remove("request").unwrap_or(Value::Null);
+    let method = request.get("method").and_then(Value::as_str);
+    let url = request
+        .get("url")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let resource = entry.remove("resource");
+    match method {
+        Some("POST") if url == PLAN_TYPE => {
+            let if_none_exist = if_none_exist(&request)?;
+            Ok(Operation::Create {
+                input: entry_plan(profiles, resource)?,
+                if_none_exist,
+            })
+        }
+        Some("PUT") => {
+            let identifier = identifier_in_url(url)?;
+            let if_match = if_match(&request)?;
+            Ok(Operation::Upsert {
+                identifier,
+                input: entry_plan(profiles, resource)?,
+                if_match,
+            })
+        }
+        Some("DELETE") => {
+            if resource.is_some() {
+                return Err(FhirError::Invalid(vec![Issue::not_allowed(
+                    "resource",
+                    "a DELETE entry carries no resource",
+                )]));
+            }
+            Ok(Operation::Delete {
+                identifier: identifier_in_url(url)?,
+            })
+        }
+        Some("POST") => Err(FhirError::Invalid(vec![Issue::invalid(
+            "request.url",
+            "POST entries create plans: the url must be EpisodeOfCare",
+        )])),
+        _ => Err(FhirError::Invalid(vec![Issue::invalid(
+            "request.method",
+            "request.method must be POST, PUT or DELETE",
+        )])),
+    }
+}
+
+/// What is wrong with an entry's own elements: unknown ones, a `fullUrl` that is neither an
+/// absolute URL nor `urn:uuid:`, a missing `request.method`.
+fn entry_shape_issues(entry: &serde_json::Map<String, Value>) -> Vec<Issue> {
     let mut issues: Vec<Issue> = entry
         .keys()
         .filter(|k| !["fullUrl", "resource", "request"].contains(&k.as_str()))
@@ -196,102 +249,77 @@ fn parse_entry(profiles: &Profiles, entry: Value) -> Result<Operation, FhirError
             ));
         }
     }
-    let request = entry.remove("request").unwrap_or(Value::Null);
-    let method = request.get("method").and_then(Value::as_str);
-    let url = request
-        .get("url")
+    if entry
+        .get("request")
+        .and_then(|r| r.get("method"))
         .and_then(Value::as_str)
-        .unwrap_or_default();
-    if method.is_none() {
+        .is_none()
+    {
         issues.push(Issue::missing(
             "request.method",
             "request.method is required (POST, PUT or DELETE)",
         ));
     }
-    if !issues.is_empty() {
-        return Err(FhirError::Invalid(issues));
-    }
-    let resource = entry.remove("resource");
-    let identifier_in_url = || -> Result<(String, String), FhirError> {
-        let query = url.strip_prefix("EpisodeOfCare?").ok_or_else(|| {
-            FhirError::Invalid(vec![Issue::invalid(
-                "request.url",
-                "the url must be EpisodeOfCare?identifier=system|value",
-            )])
-        })?;
-        conditional_identifier(ResourceType::EpisodeOfCare, query).map_err(|e| at("request.url", e))
-    };
-    let plan = |resource: Option<Value>| -> Result<PlanInput, FhirError> {
-        let resource = resource.ok_or_else(|| {
-            FhirError::Invalid(vec![Issue::missing(
-                "resource",
-                "POST and PUT entries carry the plan",
-            )])
-        })?;
-        if resource.get("resourceType").and_then(Value::as_str) != Some(PLAN_TYPE) {
-            return Err(FhirError::Invalid(vec![Issue::invalid(
-                "resource.resourceType",
-                "an upload holds EpisodeOfCare resources only",
-            )]));
-        }
-        PlanInput::check(profiles, resource)
-    };
-    match method {
-        Some("POST") if url == PLAN_TYPE => {
-            let if_none_exist = match request.get("ifNoneExist").and_then(Value::as_str) {
-                None => None,
-                Some(q) => Some(
-                    conditional_identifier(ResourceType::EpisodeOfCare, q.trim_start_matches('?'))
-                        .map_err(|e| at("request.ifNoneExist", e))?,
-                ),
-            };
-            Ok(Operation::Create {
-                input: plan(resource)?,
-                if_none_exist,
-            })
-        }
-        Some("PUT") => {
-            let identifier = identifier_in_url()?;
-            let if_match = match request.get("ifMatch").and_then(Value::as_str) {
-                None => None,
-                Some(v) => Some(
-                    v.trim_start_matches("W/")
-                        .trim_matches('"')
-                        .parse()
-                        .map_err(|_| {
-                            FhirError::Invalid(vec![Issue::invalid(
-                                "request.ifMatch",
-                                "ifMatch must be a version ETag such as W/\"1\"",
-                            )])
-                        })?,
-                ),
-            };
-            Ok(Operation::Upsert {
-                identifier,
-                input: plan(resource)?,
-                if_match,
-            })
-        }
-        Some("DELETE") => {
-            if resource.is_some() {
-                return Err(FhirError::Invalid(vec![Issue::not_allowed(
-                    "resource",
-                    "a DELETE entry carries no resource",
-                )]));
-            }
-            Ok(Operation::Delete {
-                identifier: identifier_in_url()?,
-            })
-        }
-        Some("POST") => Err(FhirError::Invalid(vec![Issue::invalid(
+    issues
+}
+
+/// The plan identifier of a conditional entry's `EpisodeOfCare?identifier=system|value`.
+fn identifier_in_url(url: &str) -> Result<(String, String), FhirError> {
+    let query = url.strip_prefix("EpisodeOfCare?").ok_or_else(|| {
+        FhirError::Invalid(vec![Issue::invalid(
             "request.url",
-            "POST entries create plans: the url must be EpisodeOfCare",
-        )])),
-        _ => Err(FhirError::Invalid(vec![Issue::invalid(
-            "request.method",
-            "request.method must be POST, PUT or DELETE",
-        )])),
+            "the url must be EpisodeOfCare?identifier=system|value",
+        )])
+    })?;
+    conditional_identifier(ResourceType::EpisodeOfCare, query).map_err(|e| at("request.url", e))
+}
+
+/// The plan a POST or PUT entry carries, checked as any plan write is.
+fn entry_plan(profiles: &Profiles, resource: Option<Value>) -> Result<PlanInput, FhirError> {
+    let resource = resource.ok_or_else(|| {
+        FhirError::Invalid(vec![Issue::missing(
+            "resource",
+            "POST and PUT entries carry the plan",
+        )])
+    })?;
+    if resource.get("resourceType").and_then(Value::as_str) != Some(PLAN_TYPE) {
+        return Err(FhirError::Invalid(vec![Issue::invalid(
+            "resource.resourceType",
+            "an upload holds EpisodeOfCare resources only",
+        )]));
     }
+    PlanInput::check(profiles, resource)
+}
+
+/// A POST entry's `request.ifNoneExist` (`identifier=system|value`), if any.
+fn if_none_exist(request: &Value) -> Result<Option<(String, String)>, FhirError> {
+    request
+        .get("ifNoneExist")
+        .and_then(Value::as_str)
+        .map(|q| {
+            conditional_identifier(ResourceType::EpisodeOfCare, q.trim_start_matches('?'))
+                .map_err(|e| at("request.ifNoneExist", e))
+        })
+        .transpose()
+}
+
+/// A PUT entry's `request.ifMatch` (a version ETag such as `W/"1"`), if any.
+fn if_match(request: &Value) -> Result<Option<i64>, FhirError> {
+    request
+        .get("ifMatch")
+        .and_then(Value::as_str)
+        .map(|v| {
+            v.trim_start_matches("W/")
+                .trim_matches('"')
+                .parse()
+                .map_err(|_| {
+                    FhirError::Invalid(vec![Issue::invalid(
+                        "request.ifMatch",
+                        "ifMatch must be a version ETag such as W/\"1\"",
+                    )])
+                })
+        })
+        .transpose()
 }
 
 /// Why an attempt at an upload stopped.

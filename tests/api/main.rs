@@ -35,3 +35,4 @@ mod search;
 mod storage;
 mod uploads;
 mod validation_table;
+mod viewer;

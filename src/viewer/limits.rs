@@ -1,0 +1,68 @@
+//! Rate limits (SPEC §10), kept in memory: sign-in attempts per user name and per client
+//! address (generous enough for a ward behind one address), and searches per session. Fixed
+//! one-minute windows on the server's clock.
+
+use std::collections::HashMap;
+
+use parking_lot::Mutex;
+
+const WINDOW_MS: i64 = 60 * 1000;
+/// Keys kept before stale windows are swept.
+const SWEEP_AT: usize = 10_000;
+
+/// Sign-in attempts a minute from one client address.
+pub const SIGN_IN_PER_ADDRESS: u32 = 60;
+/// Sign-in attempts a minute for one user name.
+pub const SIGN_IN_PER_USER: u32 = 10;
+/// Searches a minute in one session.
+pub const SEARCHES_PER_SESSION: u32 = 20;
+
+/// Counts per key in the current minute.
+#[derive(Debug, Default)]
+pub struct Limiter {
+    windows: Mutex<HashMap<String, (i64, u32)>>,
+}
+
+impl Limiter {
+    /// Counts one attempt for `key` at `now_ms`; false once `limit` is passed this minute.
+    pub fn allow(&self, key: &str, limit: u32, now_ms: i64) -> bool {
+        let window = now_ms.div_euclid(WINDOW_MS);
+        let mut windows = self.windows.lock();
+        if windows.len() >= SWEEP_AT {
+            windows.retain(|_, (w, _)| *w == window);
+        }
+        let entry = windows.entry(key.to_string()).or_insert((window, 0));
+        if entry.0 != window {
+            *entry = (window, 0);
+        }
+        entry.1 = entry.1.saturating_add(1);
+        entry.1 <= limit
+    }
+}
+
+/// The viewer's limiters.
+#[derive(Debug, Default)]
+pub struct Limits {
+    pub sign_in_address: Limiter,
+    pub sign_in_user: Limiter,
+    pub searches: Limiter,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_may_go_up_to_its_limit_each_minute() {
+        let limiter = Limiter::default();
+        for _ in 0..3 {
+            assert!(limiter.allow("a", 3, 1_000));
+        }
+        assert!(!limiter.allow("a", 3, 59_999));
+        assert!(limiter.allow("b", 3, 59_999), "another key counts apart");
+        assert!(
+            limiter.allow("a", 3, 60_000),
+            "the next minute starts again"
+        );
+    }
+}

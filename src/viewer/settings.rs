@@ -1,0 +1,188 @@
+//! The viewer's configuration (`CPIS_VIEWER*`, SPEC §10), read with the rest of `Config`.
+
+use crate::config::ConfigError;
+
+/// Whether the viewer is served, how one signs in, and who may frame it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ViewerConfig {
+    /// `CPIS_VIEWER=on|off`: default off, on with `CPIS_SANDBOX=1`.
+    pub enabled: bool,
+    /// `CPIS_SANDBOX=1`: the sandbox sign-in form (when no issuer is set).
+    pub sandbox_sign_in: bool,
+    /// `CPIS_VIEWER_OIDC_ISSUER`: OpenID Connect sign-in (not yet in this build: refused).
+    pub oidc_issuer: Option<String>,
+    /// `CPIS_VIEWER_FRAME_ANCESTORS`: space- or comma-separated origins (`https://epr.example`)
+    /// that may frame the viewer; none by default (`frame-ancestors 'none'`).
+    pub frame_ancestors: Vec<String>,
+}
+
+/// How a user signs in, as configured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignIn {
+    /// `CPIS_SANDBOX=1` and no issuer: the sandbox form.
+    Sandbox,
+    /// An issuer is set: OpenID Connect, which this build does not have yet.
+    OidcNotBuilt,
+    /// Neither: nobody can sign in.
+    None,
+}
+
+impl ViewerConfig {
+    /// The configuration from the environment (`sandbox`: `CPIS_SANDBOX=1`).
+    pub fn from_env(sandbox: bool) -> Result<ViewerConfig, ConfigError> {
+        Self::from_vars(sandbox, |name| {
+            std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+        })
+    }
+
+    /// The configuration from `var` (a test passes its own).
+    pub fn from_vars(
+        sandbox: bool,
+        var: impl Fn(&'static str) -> Option<String>,
+    ) -> Result<ViewerConfig, ConfigError> {
+        let enabled = match var("CPIS_VIEWER").as_deref().map(str::trim) {
+            None => sandbox,
+            Some("on" | "1" | "true" | "yes") => true,
+            Some("off" | "0" | "false" | "no") => false,
+            Some(_) => {
+                return Err(ConfigError::Invalid {
+                    var: "CPIS_VIEWER",
+                    reason: "must be on or off".into(),
+                })
+            }
+        };
+        let frame_ancestors = var("CPIS_VIEWER_FRAME_ANCESTORS")
+            .map(|list| origins(&list))
+            .transpose()?
+            .unwrap_or_default();
+        Ok(ViewerConfig {
+            enabled,
+            sandbox_sign_in: sandbox,
+            oidc_issuer: var("CPIS_VIEWER_OIDC_ISSUER").map(|i| i.trim().to_string()),
+            frame_ancestors,
+        })
+    }
+
+    /// The sandbox configuration a test or a sandbox server runs: served, sandbox sign-in.
+    pub fn sandbox() -> ViewerConfig {
+        ViewerConfig {
+            enabled: true,
+            sandbox_sign_in: true,
+            oidc_issuer: None,
+            frame_ancestors: Vec::new(),
+        }
+    }
+
+    pub fn sign_in(&self) -> SignIn {
+        match (&self.oidc_issuer, self.sandbox_sign_in) {
+            (Some(_), _) => SignIn::OidcNotBuilt,
+            (None, true) => SignIn::Sandbox,
+            (None, false) => SignIn::None,
+        }
+    }
+}
+
+/// Origins as a CSP source list needs them: scheme, host and port only, nothing that could
+/// end the directive (the list is written into a header).
+fn origins(list: &str) -> Result<Vec<String>, ConfigError> {
+    list.split([',', ' '])
+        .map(str::trim)
+        .filter(|o| !o.is_empty())
+        .map(|origin| {
+            let invalid = |reason: &str| ConfigError::Invalid {
+                var: "CPIS_VIEWER_FRAME_ANCESTORS",
+                reason: format!("{origin:?}: {reason}"),
+            };
+            // Nothing a CSP source list could read as more than one origin.
+            if !origin
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || ":/.-[]".contains(c))
+            {
+                return Err(invalid("an origin is http(s)://host[:port]"));
+            }
+            let url = url::Url::parse(origin).map_err(|_| invalid("not a URL"))?;
+            if !matches!(url.scheme(), "https" | "http") {
+                return Err(invalid("an origin is http(s)://host[:port]"));
+            }
+            let serialised = url.origin().ascii_serialization();
+            if serialised != origin.trim_end_matches('/') {
+                return Err(invalid(
+                    "an origin is http(s)://host[:port], without a path",
+                ));
+            }
+            Ok(serialised)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(vars: &[(&'static str, &str)], sandbox: bool) -> Result<ViewerConfig, ConfigError> {
+        let vars: Vec<(&'static str, String)> =
+            vars.iter().map(|(k, v)| (*k, v.to_string())).collect();
+        ViewerConfig::from_vars(sandbox, move |name| {
+            vars.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.clone())
+        })
+    }
+
+    #[test]
+    fn the_viewer_is_off_unless_asked_for_or_in_the_sandbox() {
+        assert!(!with(&[], false).map(|c| c.enabled).unwrap_or(true));
+        assert!(with(&[], true).map(|c| c.enabled).unwrap_or(false));
+        assert!(with(&[("CPIS_VIEWER", "on")], false)
+            .map(|c| c.enabled)
+            .unwrap_or(false));
+        assert!(!with(&[("CPIS_VIEWER", "off")], true)
+            .map(|c| c.enabled)
+            .unwrap_or(true));
+        assert!(with(&[("CPIS_VIEWER", "maybe")], false).is_err());
+    }
+
+    #[test]
+    fn an_issuer_replaces_the_sandbox_form() {
+        let config = with(&[("CPIS_VIEWER_OIDC_ISSUER", "https://idp.example")], true);
+        assert_eq!(config.map(|c| c.sign_in()).ok(), Some(SignIn::OidcNotBuilt));
+        assert_eq!(
+            with(&[], true).map(|c| c.sign_in()).ok(),
+            Some(SignIn::Sandbox)
+        );
+        assert_eq!(
+            with(&[], false).map(|c| c.sign_in()).ok(),
+            Some(SignIn::None)
+        );
+    }
+
+    #[test]
+    fn frame_ancestors_are_bare_origins() {
+        let config = with(
+            &[(
+                "CPIS_VIEWER_FRAME_ANCESTORS",
+                "https://epr.example.nhs.uk, http://localhost:3000",
+            )],
+            false,
+        );
+        assert_eq!(
+            config.map(|c| c.frame_ancestors).ok(),
+            Some(vec![
+                "https://epr.example.nhs.uk".to_string(),
+                "http://localhost:3000".to_string()
+            ])
+        );
+        for bad in [
+            "https://epr.example/path",
+            "https://epr.example;script-src *",
+            "https://epr.example;script-src",
+            "javascript:alert(1)",
+            "'unsafe-inline'",
+        ] {
+            assert!(
+                with(&[("CPIS_VIEWER_FRAME_ANCESTORS", bad)], false).is_err(),
+                "{bad}"
+            );
+        }
+    }
+}

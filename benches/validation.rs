@@ -144,7 +144,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     )?;
     let mut conn = pool.get()?;
     cpis::db::migrate(&mut conn)?;
-    let now = service::now_ms();
+    let now = cpis::clock::Clock::system().now_ms();
     let org = json!({
         "resourceType": "Organization",
         "identifier": [{"system": "https://fhir.nhs.uk/Id/ods-organization-code", "value": LA}],

@@ -311,7 +311,7 @@ fn token(
 fn purge(config: &Config, now: Option<&str>) -> Result<(), String> {
     crate::telemetry::init(config.log_json);
     let now = match now {
-        None => crate::service::now_ms(),
+        None => crate::clock::Clock::system().now_ms(),
         Some(t) => chrono::DateTime::parse_from_rfc3339(t)
             .map_err(|e| format!("--now {t:?}: {e}"))?
             .timestamp_millis(),

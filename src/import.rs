@@ -338,7 +338,7 @@ impl DirectSink {
         let parsed = upload::parse(&self.profiles, bundle.clone(), self.max_entries)
             .map_err(|e| e.to_string())?;
         let mut conn = self.pool.get().map_err(|e| e.to_string())?;
-        let now = crate::service::now_ms();
+        let now = crate::clock::Clock::system().now_ms();
         upload::execute(&mut conn, &self.caller, &parsed, now, |conn, outcomes| {
             let response = upload::response_bundle("", parsed.kind, outcomes);
             upload::keep_report(conn, &self.caller, response, outcomes, now)

@@ -97,6 +97,7 @@ pub fn purge(conn: &mut DbConn, policy: RetentionPolicy, now_ms: i64) -> QueryRe
 pub fn start_daily(
     pool: DbPool,
     policy: RetentionPolicy,
+    clock: crate::clock::Clock,
     alive: Weak<tokio::sync::Notify>,
     metrics: std::sync::Arc<crate::metrics::Metrics>,
 ) -> std::io::Result<()> {
@@ -114,7 +115,7 @@ pub fn start_daily(
                     std::thread::sleep(Duration::from_secs(1));
                     slept += Duration::from_secs(1);
                 }
-                if let Some(purged) = run_logged(&pool, policy) {
+                if let Some(purged) = run_logged(&pool, policy, clock.now_ms()) {
                     metrics.observe_retention(&purged);
                 }
                 wait = Duration::from_secs(24 * 60 * 60);
@@ -123,9 +124,8 @@ pub fn start_daily(
         .map(|_| ())
 }
 
-/// One purge, with its counts logged (never which records).
-pub fn run_logged(pool: &DbPool, policy: RetentionPolicy) -> Option<Purged> {
-    let now = crate::service::now_ms();
+/// One purge at `now` (the application's clock), with its counts logged (never which records).
+pub fn run_logged(pool: &DbPool, policy: RetentionPolicy, now: i64) -> Option<Purged> {
     let result = pool
         .get()
         .map_err(|e| e.to_string())

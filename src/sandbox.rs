@@ -8,8 +8,8 @@ use crate::auth::{Caller, Role};
 use crate::db::DbConn;
 use crate::error::FhirError;
 use crate::fhir::types::{NHS_NUMBER_SYSTEM, ODS_SYSTEM, SNOMED_SYSTEM};
+use crate::service;
 use crate::service::plan::{PlanInput, PlanWrites};
-use crate::service::{self, now_ms};
 use crate::validation::Profiles;
 
 /// (ODS, name, office-hours phone, emergency duty team phone)
@@ -76,8 +76,7 @@ fn caller(role: Role, org: &str) -> Caller {
     })
 }
 
-pub fn seed(conn: &mut DbConn, profiles: &Profiles) -> Result<(), FhirError> {
-    let now = now_ms();
+pub fn seed(conn: &mut DbConn, profiles: &Profiles, now: i64) -> Result<(), FhirError> {
     for (ods, name, work, mobile) in LOCAL_AUTHORITIES {
         if service::organization::find_la(conn, ods)?.is_some() {
             continue;

@@ -131,7 +131,7 @@ impl Application {
             let mut conn = pool
                 .get()
                 .map_err(|e| StartupError::Database(e.to_string()))?;
-            crate::sandbox::seed(&mut conn, &profiles)
+            crate::sandbox::seed(&mut conn, &profiles, config.clock.now_ms())
                 .map_err(|e| StartupError::Database(e.to_string()))?;
         }
         let address = listener.local_addr().map_err(|source| StartupError::Bind {
@@ -175,6 +175,7 @@ impl Application {
         crate::retention::start_daily(
             pool.clone(),
             config.retention(),
+            config.clock.clone(),
             Arc::downgrade(&wake_dispatcher),
             metrics.clone(),
         )

@@ -24,11 +24,6 @@ pub struct Written {
     pub created: bool,
 }
 
-/// The clock: now, in epoch milliseconds. Passed in, so tests and retention control it.
-pub fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
-
 /// The resource JSON of a stored row.
 pub fn parse_content(row: &ResourceRow) -> Result<Value, FhirError> {
     serde_json::from_str(&row.content)

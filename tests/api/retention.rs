@@ -93,7 +93,7 @@ async fn an_open_ended_plan_is_kept_until_it_is_closed() {
     let mut cancelled = plan_json("9000000009", LA_A, "CANCELLED");
     cancelled["status"] = json!("cancelled");
     app.create_plan(&cancelled).await;
-    let now = cpis::service::now_ms();
+    let now = cpis::clock::Clock::system().now_ms();
     let later = |months| {
         DateTime::from_timestamp_millis(now)
             .unwrap()
@@ -114,7 +114,7 @@ async fn audit_events_are_kept_96_months() {
     app.create_plan(&plan_json("9449306753", LA_A, "P")).await;
     app.flags_of("9449306753").await;
     assert_eq!(app.count_rows("audit_events"), 1);
-    let now = cpis::service::now_ms();
+    let now = cpis::clock::Clock::system().now_ms();
     let later = |months| {
         DateTime::from_timestamp_millis(now)
             .unwrap()

@@ -5,6 +5,7 @@
 //! - `inspect`: what a database file holds and whether it is sound (integrity, schema, counts).
 //! - `seal`: the mark a finished, checked backup carries, and nothing else does.
 //! - `marker`: tells the WAL checkpointer (in any process) that a backup holds a snapshot.
+//! - `priority`: the copying thread gives way to the requests (nice 19, low I/O priority).
 //! - `restore`: `cpis restore --from PATH --to DATABASE_URL`.
 //! - `schedule` and `status`: `CPIS_BACKUP_DIR`/`_EVERY`/`_KEEP` inside the server, and what
 //!   `/metrics` and `/_ready` say of the last good backup.
@@ -14,6 +15,7 @@
 pub mod command;
 pub mod inspect;
 pub mod marker;
+pub mod priority;
 pub mod restore;
 pub mod schedule;
 pub mod seal;

@@ -50,6 +50,7 @@ pub fn take(
     progress: &indicatif::ProgressBar,
 ) -> Result<Taken, String> {
     let started = Instant::now();
+    super::priority::give_way();
     if !database.is_file() {
         return Err(format!("no database at {}", database.display()));
     }

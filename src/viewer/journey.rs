@@ -2,14 +2,16 @@
 //! /viewer`: checked, looked up, kept in the session, redirected) and the result
 //! (`GET /viewer/result`, read from the session: a refresh records nothing again).
 
-use actix_web::http::StatusCode;
+use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::lookup::{self, Outcome};
 use super::pages::{page, Failure, FieldError, FindPage, Layout, ResultPage};
-use super::request::{db, require_session, see_other, session_form, signed_in, Signed};
+use super::request::{
+    cookie, db, require_session, see_other, session_form, set_cookie, signed_in, Signed,
+};
 use super::session::{self as sessions, Session};
-use super::{limits, Viewer};
+use super::{launch, limits, Viewer};
 use crate::api::AppState;
 use crate::fhir::audit_event::CareSetting;
 use crate::fhir::nhs_number::NhsNumber;
@@ -43,10 +45,28 @@ pub async fn show(
         Signed::In(session) => session,
         Signed::Out(redirect) => return Ok(redirect),
     };
-    Ok(page(
+    // An EPR launch waiting for this browser fills in the NHS number (never the visit
+    // question); one picked up before stays filled in until the search.
+    let launched = launch::picked_up(&req, &state, &viewer, &session.token_hash).await?;
+    let spent = launched.is_some() || cookie(&req, launch::COOKIE).is_some();
+    let nhs_number = launched.or_else(|| session.launch_nhs.clone());
+    let mut res = page(
         StatusCode::OK,
-        &find_page(&viewer, &session, Vec::new(), String::new(), String::new()),
-    ))
+        &find_page(
+            &viewer,
+            &session,
+            Vec::new(),
+            nhs_number.unwrap_or_default(),
+            String::new(),
+        ),
+    );
+    if spent {
+        res.headers_mut().append(
+            header::SET_COOKIE,
+            set_cookie(&viewer, launch::COOKIE, None),
+        );
+    }
+    Ok(res)
 }
 
 /// What the form asked, once it is valid.

@@ -3,6 +3,8 @@
 //! `CPIS_SANDBOX=1`). Plain forms and post-redirect-get: no JavaScript at all.
 //!
 //! - `routes`: the route table, mounted by `startup` when the viewer is served.
+//! - `launch`: launch from an EPR (`POST /viewer/launch`): a signed, single-use token fills in
+//!   the NHS number on Find a child.
 //! - `sign_in`: the sandbox sign-in form, sign-out (OpenID Connect sign-in: not yet built).
 //! - `session`: server-side sessions in the database (idle 15 minutes, absolute 8 hours).
 //! - `csrf`: the form token every POST carries.
@@ -18,6 +20,7 @@ pub mod assets;
 pub mod csrf;
 pub mod headers;
 pub mod journey;
+pub mod launch;
 pub mod limits;
 pub mod lookup;
 pub mod pages;
@@ -40,11 +43,19 @@ pub struct Viewer {
     /// Whether cookies are `Secure`: always, but over plain http on loopback.
     pub secure_cookies: bool,
     pub limits: limits::Limits,
+    /// Verifies EPR launch tokens, when `CPIS_VIEWER_LAUNCH_*` is set.
+    pub launcher: Option<launch::Launcher>,
 }
 
 impl Viewer {
     pub fn new(config: ViewerConfig, base_url: &str) -> Viewer {
+        let launcher = config.launch.as_ref().and_then(|launch| {
+            launch::Launcher::new(launch, &routes::public_root(base_url))
+                .map_err(|e| tracing::error!(error = %e, "viewer launch not served"))
+                .ok()
+        });
         Viewer {
+            launcher,
             csp: headers::content_security_policy(&config.frame_ancestors),
             root: routes::root_of(base_url),
             secure_cookies: !plain_http_on_loopback(base_url),

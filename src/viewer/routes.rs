@@ -4,6 +4,7 @@
 //! |---------------------------|---------|-------------------------------------------------|
 //! | `/viewer`                 | GET     | **Find a child** (signed in; else to sign-in)   |
 //! | `/viewer`                 | POST    | the search: recorded, then 303 to the result    |
+//! | `/viewer/launch`          | POST    | launch from an EPR: to Find a child, filled in  |
 //! | `/viewer/result`          | GET     | the last lookup's result, from the session      |
 //! | `/viewer/sign-in`         | GET, POST | the sandbox sign-in form                      |
 //! | `/viewer/sign-out`        | POST    | ends the session                                |
@@ -17,7 +18,7 @@ use actix_web::middleware::from_fn;
 use actix_web::{web, HttpResponse};
 
 use super::pages::Failure;
-use super::{assets, headers, journey, sign_in, Viewer};
+use super::{assets, headers, journey, launch, sign_in, Viewer};
 
 /// The server's root path: the base URL's path without `/FHIR/R4` (usually empty).
 pub fn root_of(base_url: &str) -> String {
@@ -28,6 +29,13 @@ pub fn root_of(base_url: &str) -> String {
         .strip_suffix("/FHIR/R4")
         .unwrap_or(path.trim_end_matches('/'))
         .to_string()
+}
+
+/// The base URL without `/FHIR/R4` (scheme, host and root path): `{root}` of SPEC §10 as a
+/// full URL, which a launch token's `aud` names.
+pub fn public_root(base_url: &str) -> String {
+    let base = base_url.trim_end_matches('/');
+    base.strip_suffix("/FHIR/R4").unwrap_or(base).to_string()
 }
 
 async fn not_found(viewer: web::Data<Viewer>) -> Result<HttpResponse, Failure> {
@@ -56,6 +64,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, viewer: web::Data<Viewer>) {
                     .route(web::get().to(journey::show))
                     .route(web::post().to(journey::search)),
             )
+            .service(resource("/launch").route(web::post().to(launch::launch)))
             .service(resource("/result").route(web::get().to(journey::result)))
             .service(
                 resource("/sign-in")
@@ -78,5 +87,9 @@ mod tests {
         assert_eq!(root_of("http://127.0.0.1:8080/FHIR/R4"), "");
         assert_eq!(root_of("https://cpis.example.org/cpis/FHIR/R4/"), "/cpis");
         assert_eq!(root_of("not a url"), "");
+        assert_eq!(
+            public_root("https://cpis.example.org/cpis/FHIR/R4/"),
+            "https://cpis.example.org/cpis"
+        );
     }
 }

@@ -28,6 +28,7 @@ diesel::table! {
         created_ms -> BigInt,
         seen_ms -> BigInt,
         result -> Nullable<Text>,
+        launch_nhs -> Nullable<Text>,
     }
 }
 
@@ -40,6 +41,7 @@ struct Row {
     created_ms: i64,
     seen_ms: i64,
     result: Option<String>,
+    launch_nhs: Option<String>,
 }
 
 /// The caller as a session keeps it: what an API token's claims would have named.
@@ -89,6 +91,8 @@ pub struct Session {
     pub created_ms: i64,
     /// The last lookup's result (`lookup::Outcome` as JSON), shown after its redirect.
     pub result: Option<String>,
+    /// The NHS number an EPR launch filled in (`launch`), until it is searched for.
+    pub launch_nhs: Option<String>,
 }
 
 /// A fresh random token (256 bits, hex): a session cookie or a form token.
@@ -127,6 +131,7 @@ pub fn create(
         created_ms: now_ms,
         seen_ms: now_ms,
         result: None,
+        launch_nhs: None,
     };
     write_transaction(conn, |conn| {
         purge_expired(conn, now_ms)?;
@@ -142,6 +147,7 @@ pub fn create(
             csrf: row.csrf,
             created_ms: now_ms,
             result: None,
+            launch_nhs: None,
         },
     ))
 }
@@ -176,6 +182,7 @@ pub fn open(conn: &mut DbConn, token: &str, now_ms: i64) -> Result<Option<Sessio
         csrf: row.csrf,
         created_ms: row.created_ms,
         result: row.result,
+        launch_nhs: row.launch_nhs,
     }))
 }
 
@@ -187,11 +194,15 @@ pub fn end(conn: &mut DbConn, token_hash: &str) -> Result<(), FhirError> {
     Ok(())
 }
 
-/// Keeps a lookup's result in its session, for the page its redirect leads to.
+/// Keeps a lookup's result in its session, for the page its redirect leads to (an EPR launch's
+/// NHS number, now searched for, is no longer filled in).
 pub fn keep_result(conn: &mut DbConn, token_hash: &str, result: &str) -> Result<(), FhirError> {
     write_transaction(conn, |conn| {
         diesel::update(viewer_sessions::table.find(token_hash))
-            .set(viewer_sessions::result.eq(Some(result)))
+            .set((
+                viewer_sessions::result.eq(Some(result)),
+                viewer_sessions::launch_nhs.eq(None::<String>),
+            ))
             .execute(conn)
     })?;
     Ok(())

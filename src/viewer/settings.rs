@@ -14,6 +14,26 @@ pub struct ViewerConfig {
     /// `CPIS_VIEWER_FRAME_ANCESTORS`: space- or comma-separated origins (`https://epr.example`)
     /// that may frame the viewer; none by default (`frame-ancestors 'none'`).
     pub frame_ancestors: Vec<String>,
+    /// `CPIS_VIEWER_LAUNCH_*`: launch from an EPR (`POST /viewer/launch`), when configured.
+    pub launch: Option<LaunchConfig>,
+}
+
+/// Where the keys that sign EPR launch tokens come from, and whose tokens are accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LaunchConfig {
+    pub keys: LaunchKeys,
+    /// `CPIS_VIEWER_LAUNCH_ISSUERS` (comma-separated): the accepted `iss`; empty: any.
+    pub issuers: Vec<String>,
+}
+
+/// `CPIS_VIEWER_LAUNCH_JWKS_URL` or `CPIS_VIEWER_LAUNCH_PUBLIC_KEY_FILE` (exactly one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LaunchKeys {
+    /// A JWKS document (https, or http on loopback), fetched and cached as the API's provider
+    /// keys are (`auth::provider_keys`).
+    Jwks(url::Url),
+    /// One public key, PEM: RSA (RS256) or P-256 (ES256), by its type.
+    PublicKey(Vec<u8>),
 }
 
 /// How a user signs in, as configured.
@@ -55,11 +75,13 @@ impl ViewerConfig {
             .map(|list| origins(&list))
             .transpose()?
             .unwrap_or_default();
+        let launch = launch(&var)?;
         Ok(ViewerConfig {
             enabled,
             sandbox_sign_in: sandbox,
             oidc_issuer: var("CPIS_VIEWER_OIDC_ISSUER").map(|i| i.trim().to_string()),
             frame_ancestors,
+            launch,
         })
     }
 
@@ -70,6 +92,7 @@ impl ViewerConfig {
             sandbox_sign_in: true,
             oidc_issuer: None,
             frame_ancestors: Vec::new(),
+            launch: None,
         }
     }
 
@@ -80,6 +103,47 @@ impl ViewerConfig {
             (None, false) => SignIn::None,
         }
     }
+}
+
+/// The EPR launch's settings, if any: one key source, its file readable and its key usable.
+fn launch(
+    var: &impl Fn(&'static str) -> Option<String>,
+) -> Result<Option<LaunchConfig>, ConfigError> {
+    let invalid = |var: &'static str, reason: String| ConfigError::Invalid { var, reason };
+    let keys = match (
+        var("CPIS_VIEWER_LAUNCH_JWKS_URL"),
+        var("CPIS_VIEWER_LAUNCH_PUBLIC_KEY_FILE"),
+    ) {
+        (None, None) => return Ok(None),
+        (Some(_), Some(_)) => {
+            return Err(invalid(
+                "CPIS_VIEWER_LAUNCH_JWKS_URL",
+                "set it or CPIS_VIEWER_LAUNCH_PUBLIC_KEY_FILE, not both".into(),
+            ))
+        }
+        (Some(url), None) => {
+            let var = "CPIS_VIEWER_LAUNCH_JWKS_URL";
+            let url = url::Url::parse(url.trim()).map_err(|e| invalid(var, e.to_string()))?;
+            crate::auth::provider_keys::provider_url(&url).map_err(|e| invalid(var, e))?;
+            LaunchKeys::Jwks(url)
+        }
+        (None, Some(path)) => {
+            let var = "CPIS_VIEWER_LAUNCH_PUBLIC_KEY_FILE";
+            let pem = std::fs::read(path.trim()).map_err(|e| invalid(var, e.to_string()))?;
+            super::launch::static_key(&pem).map_err(|e| invalid(var, e))?;
+            LaunchKeys::PublicKey(pem)
+        }
+    };
+    let issuers = var("CPIS_VIEWER_LAUNCH_ISSUERS")
+        .map(|list| {
+            list.split(',')
+                .map(str::trim)
+                .filter(|i| !i.is_empty())
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(Some(LaunchConfig { keys, issuers }))
 }
 
 /// Origins as a CSP source list needs them: scheme, host and port only, nothing that could
@@ -154,6 +218,48 @@ mod tests {
             with(&[], false).map(|c| c.sign_in()).ok(),
             Some(SignIn::None)
         );
+    }
+
+    #[test]
+    fn a_launch_needs_one_usable_key_source() {
+        assert_eq!(with(&[], false).map(|c| c.launch).ok(), Some(None));
+        let jwks = with(
+            &[
+                (
+                    "CPIS_VIEWER_LAUNCH_JWKS_URL",
+                    "https://epr.example/jwks.json",
+                ),
+                (
+                    "CPIS_VIEWER_LAUNCH_ISSUERS",
+                    "https://epr.example, https://b.example",
+                ),
+            ],
+            false,
+        );
+        let launch = jwks.ok().and_then(|c| c.launch);
+        assert_eq!(
+            launch.map(|l| l.issuers),
+            Some(vec![
+                "https://epr.example".to_string(),
+                "https://b.example".to_string()
+            ])
+        );
+        for bad in [
+            vec![(
+                "CPIS_VIEWER_LAUNCH_JWKS_URL",
+                "http://epr.example/jwks.json",
+            )],
+            vec![("CPIS_VIEWER_LAUNCH_PUBLIC_KEY_FILE", "/nonexistent/key.pem")],
+            vec![
+                (
+                    "CPIS_VIEWER_LAUNCH_JWKS_URL",
+                    "https://epr.example/jwks.json",
+                ),
+                ("CPIS_VIEWER_LAUNCH_PUBLIC_KEY_FILE", "/nonexistent/key.pem"),
+            ],
+        ] {
+            assert!(with(&bad, false).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -36,3 +36,4 @@ mod storage;
 mod uploads;
 mod validation_table;
 mod viewer;
+mod viewer_launch;

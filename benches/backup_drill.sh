@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # Backup drill (issue #30), on SQLite: a server filled through its API (PLANS plans of LAS LAs,
-# benches/seed_api.py) answers CLIENTS wrk clients of audited lookups, first quiet for DURATION
-# seconds, then for DURATION seconds during which `cpis backup` runs back to back (the p99 of
-# each). Then a tracked client (benches/backup_drill.py drive) makes audited lookups and batch
+# benches/seed_api.py) answers CLIENTS wrk clients of audited lookups in ROUNDS pairs of WINDOW
+# seconds, quiet then while `cpis backup` runs back to back (the p99 of each). Then a tracked client (benches/backup_drill.py drive) makes audited lookups and batch
 # uploads while one more backup is taken; that one is restored into a new file and served on a
 # second port, and the drill checks
 # (backup_drill.py check) that every plan acknowledged (2xx) and every tracked lookup answered 200
@@ -11,17 +10,19 @@
 # Last, a backup is SIGKILLed mid-copy: no file under its name may be left, and what is left must
 # be refused by `cpis restore`. Prints the database size, the backup time, the lookups' p99 during
 # the backups against quiet, and the restored counts against the acknowledged ones.
-# Bounded (wrk and the loops stop after DURATION; every process is stopped on exit); loopback only.
+# Bounded (each wrk and loop stops after its window; every process is stopped on exit);
+# loopback only.
 #
-#   bash benches/backup_drill.sh                       # 20,000 plans of 20 LAs, 16 clients, 8 s
-#   PLANS=100000 DURATION=15 bash benches/backup_drill.sh
+#   bash benches/backup_drill.sh                # 20,000 plans of 20 LAs, 16 clients, 3 x (4 s + 4 s)
+#   PLANS=100000 ROUNDS=5 bash benches/backup_drill.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source benches/lib.sh
 PLANS=${PLANS:-20000}
 LAS=${LAS:-20}
 CLIENTS=${CLIENTS:-16}
-DURATION=${DURATION:-8}
+ROUNDS=${ROUNDS:-3}
+WINDOW=${WINDOW:-4}
 PORT=${PORT:-18186}
 PORT2=$((PORT + 1))
 WORK=${WORK:-$(mktemp -d)}
@@ -35,10 +36,10 @@ command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk 
 export CPIS_JWT_SECRET=$SECRET RUST_LOG=warn CPIS_MAX_BODY_BYTES=$((64 * 1024 * 1024))
 BASE="http://127.0.0.1:$PORT/FHIR/R4"
 BASE2="http://127.0.0.1:$PORT2/FHIR/R4"
-SERVER= RESTORED= WRK= DRIVER= KILLED=
+SERVER= RESTORED= WRK= DRIVER= KILLED= LOOP=
 cleanup() {
-    touch "$WORK/stop"
-    for p in $WRK $DRIVER $KILLED $RESTORED $SERVER; do kill "$p" 2>/dev/null || true; done
+    touch "$WORK/stop" "$WORK/stop-backups"
+    for p in $WRK $LOOP $DRIVER $KILLED $RESTORED $SERVER; do kill "$p" 2>/dev/null || true; done
     wait 2>/dev/null || true
 }
 trap cleanup EXIT
@@ -65,26 +66,26 @@ end
 LUA
 lookups() { wrk -t2 -c"$CLIENTS" -d"$1" --latency -s "$WORK/drill.lua" "http://127.0.0.1:$PORT"; }
 
+# The lookups' p99 quiet and during backups, in ROUNDS pairs of WINDOW-second windows (quiet,
+# then with `cpis backup` running back to back), so that whatever else the machine does weighs
+# on both alike.
 lookups 3s >/dev/null
-QUIET=$(lookups "${DURATION}s" | grep RESULT)
-echo "quiet:          $QUIET"
-
-# The same lookups while `cpis backup` runs back to back for DURATION seconds.
-wrk -t2 -c"$CLIENTS" -d900s --latency -s "$WORK/drill.lua" "http://127.0.0.1:$PORT" > "$WORK/during.txt" & WRK=$!
-sleep 1
 DB_BYTES=$(( $(stat -c %s "$DB") + $(stat -c %s "$DB-wal" 2>/dev/null || echo 0) ))
-started=$(date +%s%3N)
-BACKUPS=0 BACKUP_MS=
-while [ $(( $(date +%s%3N) - started )) -lt $((DURATION * 1000)) ]; do
-    one=$(date +%s%3N)
-    CPIS_DATABASE_URL="sqlite://$DB" "$BIN" backup --to "$WORK/backups/again.db" > "$WORK/again.txt"
-    BACKUP_MS="$BACKUP_MS $(( $(date +%s%3N) - one ))"
-    BACKUPS=$((BACKUPS + 1))
+: > "$WORK/rounds.txt"; : > "$WORK/backup_ms.txt"
+for round in $(seq 1 "$ROUNDS"); do
+    echo "quiet $(lookups "${WINDOW}s" | grep RESULT)" | tee -a "$WORK/rounds.txt"
+    rm -f "$WORK/stop-backups"
+    (
+        while [ ! -e "$WORK/stop-backups" ]; do
+            one=$(date +%s%3N)
+            CPIS_DATABASE_URL="sqlite://$DB" "$BIN" backup --to "$WORK/backups/again.db" > "$WORK/again.txt"
+            echo $(( $(date +%s%3N) - one )) >> "$WORK/backup_ms.txt"
+        done
+    ) & LOOP=$!
+    sleep 0.2
+    echo "during $(lookups "${WINDOW}s" | grep RESULT)" | tee -a "$WORK/rounds.txt"
+    touch "$WORK/stop-backups"; wait $LOOP; LOOP=
 done
-WINDOW_MS=$(( $(date +%s%3N) - started ))
-kill -INT $WRK; wait $WRK || true; WRK=
-DURING=$(grep RESULT "$WORK/during.txt")
-echo "during backups: $DURING"
 
 # The backup that is restored: taken while the tracked client makes audited lookups and batch
 # uploads (it runs 3 s before and 2 s after); T0 is the moment the command starts.
@@ -126,20 +127,28 @@ else
     echo "SIGKILL: no partial copy was seen"; KILL_OK=0
 fi
 
-python3 - "$QUIET" "$DURING" "$DB_BYTES" "$FIRST_MS" "$BACKUPS" "$WINDOW_MS" "$(cat "$WORK/again.txt")" "$(cat "$WORK/first-backup.txt")" "$(head -n 1 "$WORK/restore.txt")" "$BACKUP_MS" <<'PY'
-import re, sys
-def parse(line):
-    return {k: float(v) for k, v in re.findall(r"(\w+)=([\d.]+)", line)}
-quiet, during = parse(sys.argv[1]), parse(sys.argv[2])
-db_bytes, first_ms, backups, window_ms = map(int, sys.argv[3:7])
-again, first, restored = sys.argv[7], sys.argv[8], sys.argv[9]
-times = [int(t) / 1000 for t in sys.argv[10].split()]
+python3 - "$WORK" "$DB_BYTES" "$FIRST_MS" "$(cat "$WORK/first-backup.txt")" "$(head -n 1 "$WORK/restore.txt")" <<'PY'
+import re, statistics, sys
+work, db_bytes, first_ms, first, restored = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
 field = lambda line, name: re.search(rf"\b{name}=(\S+)", line)[1]
+rounds = {"quiet": [], "during": []}
+for line in open(f"{work}/rounds.txt"):
+    kind = line.split()[0]
+    rounds[kind].append({k: float(v) for k, v in re.findall(r"(\w+)=([\d.]+)", line)})
+quiet, during = rounds["quiet"], rounds["during"]
+ratios = [d["p99_ms"] / q["p99_ms"] for q, d in zip(quiet, during)]
+times = [int(t) / 1000 for t in open(f"{work}/backup_ms.txt").read().split()]
+again = open(f"{work}/again.txt").read()
 print(f"database: {db_bytes / 1e6:.1f} MB (file and WAL); a backup: {int(field(again, 'bytes')) / 1e6:.1f} MB in "
-      f"{min(times):.2f}-{max(times):.2f} s (the command, checks included; {backups} back to back in {window_ms / 1000:.1f} s)")
-print(f"lookup p99: quiet {quiet['p99_ms']:.2f} ms, during the backups {during['p99_ms']:.2f} ms: "
-      f"{during['p99_ms'] / quiet['p99_ms']:.2f}x (p50 {quiet['p50_ms']:.2f} -> {during['p50_ms']:.2f} ms; "
-      f"{quiet['rps']:.0f} -> {during['rps']:.0f} lookups/s; errors {quiet['errors']:.0f} / {during['errors']:.0f})")
+      f"{min(times):.2f}-{max(times):.2f} s, median {statistics.median(times):.2f} s (the command, checks included; "
+      f"{len(times)} taken under the lookups)")
+print("lookup p99 per round, quiet -> during backups: " + ", ".join(
+    f"{q['p99_ms']:.1f} -> {d['p99_ms']:.1f} ms ({r:.2f}x)" for q, d, r in zip(quiet, during, ratios)))
+print(f"lookup p99 during backups / quiet: median {statistics.median(ratios):.2f}x, of the means "
+      f"{statistics.mean(d['p99_ms'] for d in during) / statistics.mean(q['p99_ms'] for q in quiet):.2f}x "
+      f"(p50 {statistics.mean(q['p50_ms'] for q in quiet):.2f} -> {statistics.mean(d['p50_ms'] for d in during):.2f} ms; "
+      f"{statistics.mean(q['rps'] for q in quiet):.0f} -> {statistics.mean(d['rps'] for d in during):.0f} lookups/s; "
+      f"errors {sum(q['errors'] for q in quiet):.0f} / {sum(d['errors'] for d in during):.0f})")
 print(f"the restored backup (taken in {first_ms / 1000:.2f} s during uploads and tracked lookups): "
       f"plans={field(first, 'plans')} accesses={field(first, 'accesses')}; restored: plans={field(restored, 'plans')} "
       f"accesses={field(restored, 'accesses')} newest_access={field(restored, 'newest_access')}")

@@ -223,7 +223,13 @@ impl Application {
         let viewer = config
             .viewer
             .enabled
-            .then(|| web::Data::new(crate::viewer::Viewer::new(config.viewer.clone(), &base_url)));
+            .then(|| {
+                web::Data::new(crate::viewer::Viewer::new(
+                    config.viewer.clone(),
+                    &base_url,
+                    config.claims.clone(),
+                ))
+            });
         let mut server = HttpServer::new(move || {
             App::new()
                 // Innermost first: HEAD and POST _search become the GETs they stand for, after

@@ -23,6 +23,7 @@ pub mod journey;
 pub mod launch;
 pub mod limits;
 pub mod lookup;
+pub mod oidc;
 pub mod pages;
 pub mod request;
 pub mod routes;
@@ -45,17 +46,34 @@ pub struct Viewer {
     pub limits: limits::Limits,
     /// Verifies EPR launch tokens, when `CPIS_VIEWER_LAUNCH_*` is set.
     pub launcher: Option<launch::Launcher>,
+    /// The OpenID Connect client, when `CPIS_VIEWER_OIDC_ISSUER` and its client are set.
+    pub oidc: Option<oidc::Oidc>,
 }
 
 impl Viewer {
-    pub fn new(config: ViewerConfig, base_url: &str) -> Viewer {
+    /// The viewer of `config` at `base_url`; an ID token's claims read as an API token's are
+    /// (`claims`: `CPIS_JWT_CLAIM_*`, `CPIS_JWT_ROLE_MAP`).
+    pub fn new(
+        config: ViewerConfig,
+        base_url: &str,
+        claims: crate::auth::claims::ClaimMap,
+    ) -> Viewer {
         let launcher = config.launch.as_ref().and_then(|launch| {
             launch::Launcher::new(launch, &routes::public_root(base_url))
                 .map_err(|e| tracing::error!(error = %e, "viewer launch not served"))
                 .ok()
         });
+        let oidc = match (&config.oidc_issuer, &config.oidc) {
+            (Some(issuer), Some(client)) => {
+                oidc::Oidc::new(issuer, client, &routes::public_root(base_url), claims)
+                    .map_err(|e| tracing::error!(error = %e, "viewer OpenID Connect not served"))
+                    .ok()
+            }
+            _ => None,
+        };
         Viewer {
             launcher,
+            oidc,
             csp: headers::content_security_policy(&config.frame_ancestors),
             root: routes::root_of(base_url),
             secure_cookies: !plain_http_on_loopback(base_url),
@@ -105,7 +123,12 @@ mod tests {
             ("http://10.0.0.5/FHIR/R4", true),
         ] {
             assert_eq!(
-                Viewer::new(ViewerConfig::sandbox(), base).secure_cookies,
+                Viewer::new(
+                    ViewerConfig::sandbox(),
+                    base,
+                    crate::auth::claims::ClaimMap::default()
+                )
+                .secure_cookies,
                 secure,
                 "{base}"
             );

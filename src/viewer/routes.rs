@@ -7,6 +7,7 @@
 //! | `/viewer/launch`          | POST    | launch from an EPR: to Find a child, filled in  |
 //! | `/viewer/result`          | GET     | the last lookup's result, from the session      |
 //! | `/viewer/sign-in`         | GET, POST | the sandbox sign-in form                      |
+//! | `/viewer/callback`        | GET     | OpenID Connect: the provider's answer           |
 //! | `/viewer/sign-out`        | POST    | ends the session                                |
 //! | `/viewer/signed-out`      | GET     | says so                                         |
 //! | `/viewer/assets/{name}`   | GET     | NHS.UK frontend's CSS                           |
@@ -18,7 +19,7 @@ use actix_web::middleware::from_fn;
 use actix_web::{web, HttpResponse};
 
 use super::pages::Failure;
-use super::{assets, headers, journey, launch, sign_in, Viewer};
+use super::{assets, headers, journey, launch, oidc, sign_in, Viewer};
 
 /// The server's root path: the base URL's path without `/FHIR/R4` (usually empty).
 pub fn root_of(base_url: &str) -> String {
@@ -71,6 +72,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, viewer: web::Data<Viewer>) {
                     .route(web::get().to(sign_in::show))
                     .route(web::post().to(sign_in::sign_in)),
             )
+            .service(resource("/callback").route(web::get().to(oidc::callback)))
             .service(resource("/sign-out").route(web::post().to(sign_in::sign_out)))
             .service(resource("/signed-out").route(web::get().to(sign_in::signed_out)))
             .service(resource("/assets/{name}").route(web::get().to(assets::asset)))

@@ -14,8 +14,39 @@ pub struct ViewerConfig {
     /// `CPIS_VIEWER_FRAME_ANCESTORS`: space- or comma-separated origins (`https://epr.example`)
     /// that may frame the viewer; none by default (`frame-ancestors 'none'`).
     pub frame_ancestors: Vec<String>,
+    /// `CPIS_VIEWER_OIDC_CLIENT_ID` and its authentication: the client of `oidc_issuer`.
+    pub oidc: Option<OidcClient>,
     /// `CPIS_VIEWER_LAUNCH_*`: launch from an EPR (`POST /viewer/launch`), when configured.
     pub launch: Option<LaunchConfig>,
+}
+
+/// The viewer as an OpenID Connect client of `CPIS_VIEWER_OIDC_ISSUER`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OidcClient {
+    /// `CPIS_VIEWER_OIDC_CLIENT_ID`.
+    pub client_id: String,
+    pub auth: ClientAuth,
+    /// `CPIS_VIEWER_OIDC_SCOPES` (space- or comma-separated), asked beside `openid profile`.
+    pub scopes: Vec<String>,
+}
+
+/// How the client authenticates at the token endpoint.
+#[derive(Clone, PartialEq, Eq)]
+pub enum ClientAuth {
+    /// `CPIS_VIEWER_OIDC_CLIENT_SECRET`: `client_secret_basic`.
+    Secret(String),
+    /// `CPIS_VIEWER_OIDC_PRIVATE_KEY_FILE` (PEM; RSA signs RS256, P-256 ES256), with
+    /// `CPIS_VIEWER_OIDC_KEY_ID` as the assertion's `kid` if set: `private_key_jwt`.
+    PrivateKey { pem: Vec<u8>, kid: Option<String> },
+}
+
+impl std::fmt::Debug for ClientAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ClientAuth::Secret(_) => f.write_str("client_secret_basic (redacted)"),
+            ClientAuth::PrivateKey { kid, .. } => write!(f, "private_key_jwt (kid {kid:?})"),
+        }
+    }
 }
 
 /// Where the keys that sign EPR launch tokens come from, and whose tokens are accepted.
@@ -41,7 +72,9 @@ pub enum LaunchKeys {
 pub enum SignIn {
     /// `CPIS_SANDBOX=1` and no issuer: the sandbox form.
     Sandbox,
-    /// An issuer is set: OpenID Connect, which this build does not have yet.
+    /// An issuer and its client are set: OpenID Connect.
+    Oidc,
+    /// An issuer without a client (only a configuration built in code can be so): nobody.
     OidcNotBuilt,
     /// Neither: nobody can sign in.
     None,
@@ -76,10 +109,16 @@ impl ViewerConfig {
             .transpose()?
             .unwrap_or_default();
         let launch = launch(&var)?;
+        let oidc_issuer = var("CPIS_VIEWER_OIDC_ISSUER").map(|i| i.trim().to_string());
+        let oidc = match &oidc_issuer {
+            Some(_) => Some(oidc_client(&var)?),
+            None => None,
+        };
         Ok(ViewerConfig {
             enabled,
             sandbox_sign_in: sandbox,
-            oidc_issuer: var("CPIS_VIEWER_OIDC_ISSUER").map(|i| i.trim().to_string()),
+            oidc_issuer,
+            oidc,
             frame_ancestors,
             launch,
         })
@@ -91,6 +130,7 @@ impl ViewerConfig {
             enabled: true,
             sandbox_sign_in: true,
             oidc_issuer: None,
+            oidc: None,
             frame_ancestors: Vec::new(),
             launch: None,
         }
@@ -98,11 +138,63 @@ impl ViewerConfig {
 
     pub fn sign_in(&self) -> SignIn {
         match (&self.oidc_issuer, self.sandbox_sign_in) {
+            (Some(_), _) if self.oidc.is_some() => SignIn::Oidc,
             (Some(_), _) => SignIn::OidcNotBuilt,
             (None, true) => SignIn::Sandbox,
             (None, false) => SignIn::None,
         }
     }
+}
+
+/// The OpenID Connect client of an issuer: its id, and a secret or a private key (one).
+fn oidc_client(var: &impl Fn(&'static str) -> Option<String>) -> Result<OidcClient, ConfigError> {
+    let invalid = |var: &'static str, reason: &str| ConfigError::Invalid {
+        var,
+        reason: reason.to_string(),
+    };
+    let issuer = var("CPIS_VIEWER_OIDC_ISSUER").unwrap_or_default();
+    let url = url::Url::parse(issuer.trim())
+        .map_err(|e| invalid("CPIS_VIEWER_OIDC_ISSUER", &e.to_string()))?;
+    crate::auth::provider_keys::provider_url(&url)
+        .map_err(|e| invalid("CPIS_VIEWER_OIDC_ISSUER", &e))?;
+    let client_id = var("CPIS_VIEWER_OIDC_CLIENT_ID")
+        .map(|c| c.trim().to_string())
+        .ok_or_else(|| invalid("CPIS_VIEWER_OIDC_CLIENT_ID", "required with an issuer"))?;
+    let auth = match (
+        var("CPIS_VIEWER_OIDC_CLIENT_SECRET"),
+        var("CPIS_VIEWER_OIDC_PRIVATE_KEY_FILE"),
+    ) {
+        (Some(secret), None) => ClientAuth::Secret(secret),
+        (None, Some(path)) => {
+            let var_name = "CPIS_VIEWER_OIDC_PRIVATE_KEY_FILE";
+            let pem = std::fs::read(path.trim()).map_err(|e| invalid(var_name, &e.to_string()))?;
+            super::oidc::signing_key(&pem).map_err(|e| invalid(var_name, &e))?;
+            ClientAuth::PrivateKey {
+                pem,
+                kid: var("CPIS_VIEWER_OIDC_KEY_ID").map(|k| k.trim().to_string()),
+            }
+        }
+        _ => {
+            return Err(invalid(
+                "CPIS_VIEWER_OIDC_CLIENT_SECRET",
+                "set it or CPIS_VIEWER_OIDC_PRIVATE_KEY_FILE (one)",
+            ))
+        }
+    };
+    let scopes = var("CPIS_VIEWER_OIDC_SCOPES")
+        .map(|list| {
+            list.split([' ', ','])
+                .map(str::trim)
+                .filter(|s| !s.is_empty() && *s != "openid" && *s != "profile")
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(OidcClient {
+        client_id,
+        auth,
+        scopes,
+    })
 }
 
 /// The EPR launch's settings, if any: one key source, its file readable and its key usable.
@@ -208,8 +300,37 @@ mod tests {
 
     #[test]
     fn an_issuer_replaces_the_sandbox_form() {
-        let config = with(&[("CPIS_VIEWER_OIDC_ISSUER", "https://idp.example")], true);
-        assert_eq!(config.map(|c| c.sign_in()).ok(), Some(SignIn::OidcNotBuilt));
+        let config = with(
+            &[
+                ("CPIS_VIEWER_OIDC_ISSUER", "https://idp.example"),
+                ("CPIS_VIEWER_OIDC_CLIENT_ID", "cpis"),
+                ("CPIS_VIEWER_OIDC_CLIENT_SECRET", "s3cret"),
+                ("CPIS_VIEWER_OIDC_SCOPES", "nationalrbacaccess, openid"),
+            ],
+            true,
+        );
+        assert_eq!(
+            config.as_ref().map(|c| c.sign_in()).ok(),
+            Some(SignIn::Oidc)
+        );
+        assert_eq!(
+            config.ok().and_then(|c| c.oidc).map(|o| o.scopes),
+            Some(vec!["nationalrbacaccess".to_string()])
+        );
+        for bad in [
+            vec![("CPIS_VIEWER_OIDC_ISSUER", "https://idp.example")],
+            vec![
+                ("CPIS_VIEWER_OIDC_ISSUER", "http://idp.example"),
+                ("CPIS_VIEWER_OIDC_CLIENT_ID", "cpis"),
+                ("CPIS_VIEWER_OIDC_CLIENT_SECRET", "s3cret"),
+            ],
+            vec![
+                ("CPIS_VIEWER_OIDC_ISSUER", "https://idp.example"),
+                ("CPIS_VIEWER_OIDC_CLIENT_ID", "cpis"),
+            ],
+        ] {
+            assert!(with(&bad, true).is_err(), "{bad:?}");
+        }
         assert_eq!(
             with(&[], true).map(|c| c.sign_in()).ok(),
             Some(SignIn::Sandbox)

@@ -1,8 +1,8 @@
 //! Signing in and out (SPEC §10). With `CPIS_SANDBOX=1` and no issuer, sign-in is the sandbox
 //! form (**Name**, **Organisation ODS code**, **Job role**, **Sign in**): whoever the user says
 //! they are, as a health-care caller unless the sandbox role list says otherwise (to see the
-//! refusal). With `CPIS_VIEWER_OIDC_ISSUER` set, the page says OpenID Connect sign-in is not in
-//! this build yet and signs nobody in. Only a caller the policy lets use the viewer
+//! refusal). With `CPIS_VIEWER_OIDC_ISSUER` and its client set, sign-in is OpenID Connect
+//! (`oidc`): the page sends the browser to the provider. Only a caller the policy lets use the viewer
 //! (`Action::UseViewer`: health care) gets a session; anyone else the 403 page.
 
 use actix_web::http::header;
@@ -14,7 +14,7 @@ use super::request::{
     client_address, cookie, db, read_form, see_other, session, session_form, set_cookie, Signed,
 };
 use super::settings::SignIn;
-use super::{csrf, limits, session as sessions, Viewer};
+use super::{csrf, limits, oidc, session as sessions, Viewer};
 use crate::api::AppState;
 use crate::auth::jwt::Identity;
 use crate::auth::{Action, Caller, Role};
@@ -70,9 +70,9 @@ fn not_available(viewer: &Viewer, how: SignIn) -> HttpResponse {
     let lines = match how {
         SignIn::OidcNotBuilt => vec![
             "This server is set up to sign you in with your organisation's identity provider (OpenID Connect, CPIS_VIEWER_OIDC_ISSUER).".to_string(),
-            "OpenID Connect sign-in is not yet available in this build, so nobody can sign in to the viewer here yet.".to_string(),
+            "OpenID Connect sign-in is not yet available in this build of the settings: no client is set for the provider (CPIS_VIEWER_OIDC_CLIENT_ID), so nobody can sign in to the viewer here yet.".to_string(),
         ],
-        SignIn::Sandbox | SignIn::None => vec![
+        SignIn::Oidc | SignIn::Sandbox | SignIn::None => vec![
             "Sign-in to the viewer is not set up on this server.".to_string(),
         ],
     };
@@ -94,6 +94,9 @@ pub async fn show(
     viewer: web::Data<Viewer>,
 ) -> Result<HttpResponse, Failure> {
     let how = viewer.config.sign_in();
+    if let (SignIn::Oidc, Some(oidc)) = (how, &viewer.oidc) {
+        return oidc::start(&req, &state, &viewer, oidc).await;
+    }
     if how != SignIn::Sandbox {
         return Ok(not_available(&viewer, how));
     }
@@ -191,6 +194,10 @@ pub async fn sign_in(
 ) -> Result<HttpResponse, Failure> {
     let root = viewer.root.clone();
     let how = viewer.config.sign_in();
+    if how == SignIn::Oidc {
+        // Nothing to post: sign-in is at the identity provider.
+        return Ok(see_other(&viewer, "/sign-in"));
+    }
     if how != SignIn::Sandbox {
         return Ok(not_available(&viewer, how));
     }

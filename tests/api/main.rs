@@ -37,3 +37,4 @@ mod uploads;
 mod validation_table;
 mod viewer;
 mod viewer_launch;
+mod viewer_oidc;

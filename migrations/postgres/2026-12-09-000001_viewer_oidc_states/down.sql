@@ -1,0 +1,1 @@
+DROP TABLE viewer_oidc_states;

@@ -488,21 +488,37 @@ async fn a_bad_pkce_verifier_or_client_is_refused_by_the_token_endpoint() {
 #[tokio::test]
 async fn only_health_care_may_sign_in_and_cis2_roles_map_as_for_api_tokens() {
     let provider = provider(Mode::PrivateKeyJwt).await;
-    // NHS CIS2: the selected role's code, mapped with CPIS_JWT_ROLE_MAP.
+    // NHS CIS2 (docs/identity-providers.md): the role the user selected at login
+    // (`selected_roleid`), picked out of `nhsid_nrbac_roles`; its code mapped with
+    // CPIS_JWT_ROLE_MAP, its organisation the care setting.
+    let selected = |field: &str| {
+        ClaimPath::parse(&format!(
+            "$.nhsid_nrbac_roles[?@.person_roleid == $.selected_roleid].{field}"
+        ))
+        .unwrap()
+    };
     let cis2 = ClaimMap {
-        role: ClaimPath::parse("selected_roleid").unwrap(),
+        role: selected("role_code"),
+        org: selected("org_code"),
+        job_role: selected("role_name"),
         role_values: Some(
             parse_role_map("S8000:G8000:R8001=health-care,S8000:G8000:R8008=social-care").unwrap(),
         ),
         ..ClaimMap::default()
     };
     let app = oidc_app(&provider, cis2).await;
-    let claims = |role: &str| {
+    let claims = |selected: &str| {
         json!({
-            "sub": "cis2-1",
-            "selected_roleid": role,
+            "sub": "910000000001",
             "name": "Sam Jones",
-            "org": "RJ1",
+            "selected_roleid": selected,
+            "nhsid_nrbac_roles": [
+                {"person_roleid": "555021935107", "org_code": "RJ1",
+                 "role_name": "\"Clinical\":\"Clinical Provision\":\"Nurse\"",
+                 "role_code": "S8000:G8000:R8001"},
+                {"person_roleid": "555021935108", "org_code": "E09000030",
+                 "role_name": "Social Worker", "role_code": "S8000:G8000:R8008"},
+            ],
         })
     };
 
@@ -512,7 +528,7 @@ async fn only_health_care_may_sign_in_and_cis2_roles_map_as_for_api_tokens() {
         &provider,
         &started,
         &started.params["nonce"],
-        claims("S8000:G8000:R8008"),
+        claims("555021935108"),
     );
     let res = callback(&app, &client, &code, &started.params["state"]).await;
     let html_status = res.status();
@@ -524,7 +540,7 @@ async fn only_health_care_may_sign_in_and_cis2_roles_map_as_for_api_tokens() {
         &provider,
         &started,
         &started.params["nonce"],
-        claims("S8000:G8000:R8001"),
+        claims("555021935107"),
     );
     let res = callback(&app, &client, &code, &started.params["state"]).await;
     assert_eq!(res.status(), 303);

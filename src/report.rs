@@ -6,7 +6,7 @@
 //! a leading tab or carriage return the same way): such a value is written with a leading `'`,
 //! which spreadsheets show as text (OWASP "CSV injection").
 
-use chrono::TimeZone;
+use chrono::{Datelike, Offset, TimeZone, Timelike};
 use chrono_tz::Europe::London;
 
 use crate::db::audit::StoredAccess;
@@ -39,12 +39,28 @@ pub fn defused(value: &str) -> String {
     }
 }
 
-/// When an access was recorded, in UK time (`2026-11-03 14:05:12 GMT`, BST in summer).
+/// When an access was recorded, in UK time (`2026-11-03 14:05:12 GMT`, BST in summer). Written
+/// field by field: a report formats a million of these, and a format string is parsed per call.
 fn uk_time(recorded_ms: i64) -> String {
-    match London.timestamp_millis_opt(recorded_ms).single() {
-        Some(t) => t.format("%Y-%m-%d %H:%M:%S %Z").to_string(),
-        None => String::new(),
-    }
+    let Some(utc) = chrono::DateTime::from_timestamp_millis(recorded_ms) else {
+        return String::new();
+    };
+    let offset = London.offset_from_utc_datetime(&utc.naive_utc()).fix();
+    let local = utc.naive_utc() + offset;
+    let zone = if offset.local_minus_utc() == 0 {
+        "GMT"
+    } else {
+        "BST"
+    };
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02} {zone}",
+        local.year(),
+        local.month(),
+        local.day(),
+        local.hour(),
+        local.minute(),
+        local.second()
+    )
 }
 
 /// One access as a row of the report.
@@ -128,6 +144,24 @@ mod tests {
             org_name: Some("St Thomas', \"Lambeth\"".into()),
             job_role: Some(job_role.into()),
             ..StoredAccess::default()
+        }
+    }
+
+    #[test]
+    fn uk_time_is_gmt_in_winter_and_bst_in_summer_either_side_of_the_changes() {
+        for (ms, expected) in [
+            (1_774_745_999_000, "2026-03-29 00:59:59 GMT"), // the last second of GMT
+            (1_774_746_000_000, "2026-03-29 02:00:00 BST"), // clocks go forward
+            (1_792_889_999_000, "2026-10-25 01:59:59 BST"),
+            (1_792_890_000_000, "2026-10-25 01:00:00 GMT"), // clocks go back
+        ] {
+            assert_eq!(uk_time(ms), expected);
+            let by_format = London
+                .timestamp_millis_opt(ms)
+                .unwrap()
+                .format("%Y-%m-%d %H:%M:%S %Z")
+                .to_string();
+            assert_eq!(uk_time(ms), by_format);
         }
     }
 

@@ -220,16 +220,13 @@ impl Application {
         let max_body = config.max_body_bytes;
         let cors_origins = config.cors_origins.clone();
         let nhs_views = crate::views::Served(config.nhs_views);
-        let viewer = config
-            .viewer
-            .enabled
-            .then(|| {
-                web::Data::new(crate::viewer::Viewer::new(
-                    config.viewer.clone(),
-                    &base_url,
-                    config.claims.clone(),
-                ))
-            });
+        let viewer = config.viewer.enabled.then(|| {
+            web::Data::new(crate::viewer::Viewer::new(
+                config.viewer.clone(),
+                &base_url,
+                config.claims.clone(),
+            ))
+        });
         let mut server = HttpServer::new(move || {
             App::new()
                 // Innermost first: HEAD and POST _search become the GETs they stand for, after

@@ -143,3 +143,41 @@ diesel::table! {
         content -> Text,
     }
 }
+
+// The clinician viewer's rows (`crate::viewer`): sessions, OpenID Connect states, EPR launches.
+diesel::table! {
+    viewer_sessions (token_hash) {
+        token_hash -> Text,
+        identity -> Text,
+        csrf -> Text,
+        created_ms -> BigInt,
+        seen_ms -> BigInt,
+        result -> Nullable<Text>,
+        launch_nhs -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    viewer_oidc_states (state_hash) {
+        state_hash -> Text,
+        browser_hash -> Text,
+        nonce -> Text,
+        verifier -> Text,
+        expires_ms -> BigInt,
+    }
+}
+
+diesel::table! {
+    viewer_launch_jtis (jti_hash) {
+        jti_hash -> Text,
+        expires_ms -> BigInt,
+    }
+}
+
+diesel::table! {
+    viewer_launches (token_hash) {
+        token_hash -> Text,
+        nhs_number -> Text,
+        expires_ms -> BigInt,
+    }
+}

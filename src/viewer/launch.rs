@@ -28,11 +28,12 @@ use serde_json::Value;
 
 use super::pages::{page, Failure, Layout, Link, MessagePage};
 use super::request::{db, read_form, see_other, set_cookie};
-use super::session::{self as sessions, viewer_sessions};
+use super::session as sessions;
 use super::settings::{LaunchConfig, LaunchKeys};
 use super::Viewer;
 use crate::api::AppState;
 use crate::auth::provider_keys::{KeyRefresh, KeySource, ProviderKeys};
+use crate::db::schema::{viewer_launch_jtis, viewer_launches, viewer_sessions};
 use crate::db::{write_transaction, DbConn};
 use crate::error::FhirError;
 use crate::fhir::nhs_number::NhsNumber;
@@ -47,21 +48,6 @@ pub const LONGEST_S: i64 = 5 * 60;
 pub const LEEWAY_S: i64 = 60;
 /// How long a good launch waits for its browser to reach Find a child (sign-in included).
 pub const PENDING_MS: i64 = 10 * 60 * 1000;
-
-diesel::table! {
-    viewer_launch_jtis (jti_hash) {
-        jti_hash -> Text,
-        expires_ms -> BigInt,
-    }
-}
-
-diesel::table! {
-    viewer_launches (token_hash) {
-        token_hash -> Text,
-        nhs_number -> Text,
-        expires_ms -> BigInt,
-    }
-}
 
 /// Where the launch tokens' keys are.
 enum Keys {

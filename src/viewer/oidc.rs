@@ -38,7 +38,7 @@ use super::settings::{ClientAuth, OidcClient};
 use super::{limits, session as sessions, Viewer};
 use crate::api::AppState;
 use crate::auth::claims::ClaimMap;
-use crate::auth::{Action, Caller};
+use crate::db::schema::viewer_oidc_states;
 use crate::db::{write_transaction, DbConn};
 use crate::error::FhirError;
 
@@ -51,16 +51,6 @@ const METADATA_MAX_AGE: Duration = Duration::from_secs(300);
 /// A client assertion's lifetime.
 const ASSERTION_S: i64 = 300;
 const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
-
-diesel::table! {
-    viewer_oidc_states (state_hash) {
-        state_hash -> Text,
-        browser_hash -> Text,
-        nonce -> Text,
-        verifier -> Text,
-        expires_ms -> BigInt,
-    }
-}
 
 /// How the client proves itself at the token endpoint.
 enum Auth {
@@ -387,21 +377,7 @@ pub async fn callback(
         .claims
         .identity(&claims)
         .map_err(|e| failed(&e, &root))?;
-    if !Caller(who.clone()).may(Action::UseViewer) {
-        return Err(Failure::forbidden(&root));
-    }
-    let (token, _) = db(&state, &viewer, move |conn| {
-        sessions::create(conn, &who, now)
-    })
-    .await?;
-    let mut res = see_other(&viewer, "");
-    let headers = res.headers_mut();
-    headers.append(
-        header::SET_COOKIE,
-        set_cookie(&viewer, sessions::COOKIE, Some(&token)),
-    );
-    headers.append(header::SET_COOKIE, set_cookie(&viewer, COOKIE, None));
-    Ok(res)
+    super::sign_in::start_session(&state, &viewer, who, now, COOKIE).await
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ use sha2::{Digest, Sha256};
 
 use crate::auth::jwt::Identity;
 use crate::auth::{Caller, Role};
+use crate::db::schema::viewer_sessions;
 use crate::db::{write_transaction, DbConn};
 use crate::error::FhirError;
 
@@ -19,18 +20,6 @@ pub const IDLE_MS: i64 = 15 * 60 * 1000;
 pub const ABSOLUTE_MS: i64 = 8 * 60 * 60 * 1000;
 /// The session cookie.
 pub const COOKIE: &str = "cpis_viewer";
-
-diesel::table! {
-    viewer_sessions (token_hash) {
-        token_hash -> Text,
-        identity -> Text,
-        csrf -> Text,
-        created_ms -> BigInt,
-        seen_ms -> BigInt,
-        result -> Nullable<Text>,
-        launch_nhs -> Nullable<Text>,
-    }
-}
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = viewer_sessions)]

@@ -235,23 +235,30 @@ pub async fn sign_in(
             ))
         }
     };
+    start_session(&state, &viewer, who, now, csrf::SIGN_IN_COOKIE).await
+}
+
+/// The end of either sign-in (the sandbox form, the OpenID Connect callback): only a role that
+/// may use the viewer gets a session (else the 403 page); its cookie is set, the sign-in's own
+/// cookie (`spent`) cleared, and the browser sent to Find a child.
+pub(super) async fn start_session(
+    state: &AppState,
+    viewer: &Viewer,
+    who: Identity,
+    now: i64,
+    spent: &str,
+) -> Result<HttpResponse, Failure> {
     if !Caller(who.clone()).may(Action::UseViewer) {
-        return Err(Failure::forbidden(&root));
+        return Err(Failure::forbidden(&viewer.root));
     }
-    let (token, _) = db(&state, &viewer, move |conn| {
-        sessions::create(conn, &who, now)
-    })
-    .await?;
-    let mut res = see_other(&viewer, "");
+    let (token, _) = db(state, viewer, move |conn| sessions::create(conn, &who, now)).await?;
+    let mut res = see_other(viewer, "");
     let headers = res.headers_mut();
     headers.append(
         header::SET_COOKIE,
-        set_cookie(&viewer, sessions::COOKIE, Some(&token)),
+        set_cookie(viewer, sessions::COOKIE, Some(&token)),
     );
-    headers.append(
-        header::SET_COOKIE,
-        set_cookie(&viewer, csrf::SIGN_IN_COOKIE, None),
-    );
+    headers.append(header::SET_COOKIE, set_cookie(viewer, spent, None));
     Ok(res)
 }
 

@@ -55,8 +55,22 @@ async fn setting(both_las: bool) -> (TestApp, Clock, Receiver, Receiver) {
 /// A clinician (one per setting and day) at `setting` looks the child up; then the day's
 /// notifications go out.
 async fn seen_at(app: &TestApp, clock: &Clock, setting: &str, nhs: &str, scheduled: bool) {
+    let sub = format!("clinician-at-{setting}-{}", clock.now_ms());
+    look_up_as(app, clock, &sub, setting, nhs, scheduled).await;
+}
+
+/// Person `sub` at `setting` looks `nhs` up (a scheduled or unscheduled visit); the clock
+/// moves on a second and the notifications due go out.
+async fn look_up_as(
+    app: &TestApp,
+    clock: &Clock,
+    sub: &str,
+    setting: &str,
+    nhs: &str,
+    scheduled: bool,
+) {
     let mut req = token_request(Role::HealthCare, setting);
-    req.sub = format!("clinician-at-{setting}-{}", clock.now_ms());
+    req.sub = sub.to_string();
     let headers: &[(&str, &str)] = if scheduled {
         &[("IsUnscheduledAccessEvent", "false")]
     } else {
@@ -403,17 +417,7 @@ async fn the_thresholds_come_from_the_environment() {
 /// A clinician at `setting` as one person (`sub`), so that a second look within 24 hours
 /// collapses.
 async fn seen_by(app: &TestApp, clock: &Clock, sub: &str, setting: &str) {
-    let mut req = token_request(Role::HealthCare, setting);
-    req.sub = sub.to_string();
-    let res = app
-        .get(
-            &format!("/Flag?patient:identifier={CHILD}"),
-            &app.token_for(&req),
-        )
-        .await;
-    assert_eq!(res.status(), 200);
-    clock.set(clock.now_ms() + 1000);
-    app.deliver_pending().await;
+    look_up_as(app, clock, sub, setting, CHILD, false).await;
 }
 
 #[tokio::test]

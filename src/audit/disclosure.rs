@@ -100,6 +100,7 @@ impl<T> Disclosed<T> {
 }
 
 impl Auditor {
+    /// Runs `read` on the pool as `reader`, and hands over what it disclosed once the accesses
     /// it makes are committed: nothing is shown that was not recorded. The read's context
     /// exists only here, and only a context makes a disclosure.
     pub async fn disclosing<T, F>(

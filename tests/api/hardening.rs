@@ -19,6 +19,9 @@ use crate::helpers::*;
 use crate::process::free_port;
 use crate::receiver::Receiver;
 
+mod delivery;
+mod serve;
+
 const CHILD: &str = "9449306753";
 
 /// `cpis serve` on the database and key of `config`, plus `env`, its log (stderr) kept in a
@@ -132,100 +135,6 @@ fn raw() -> reqwest::Client {
 
 // 1. PostgreSQL without TLS to another host.
 
-#[tokio::test]
-async fn cpis_serve_refuses_a_remote_postgresql_without_tls() {
-    let config = Config::for_tests("sqlite://unused.db".into());
-    for url in [
-        "postgres://cpis:pw@192.0.2.10:5432/cpis?connect_timeout=1",
-        "postgres://cpis:pw@192.0.2.10:5432/cpis?sslmode=prefer&connect_timeout=1",
-        "postgresql:///cpis?host=192.0.2.10&sslmode=disable&connect_timeout=1",
-    ] {
-        let mut serve = Serve::start(&config, &[("CPIS_DATABASE_URL", url)]);
-        let code = serve.exit_within(Duration::from_secs(15)).await;
-        let log = serve.log();
-        assert_eq!(code, Some(2), "{url}: {log}");
-        assert!(log.contains("sslmode"), "{url}: {log}");
-        assert!(
-            log.contains("CPIS_DATABASE_ALLOW_PLAINTEXT"),
-            "{url}: {log}"
-        );
-        assert!(!log.contains("pw@"), "the password is not shown: {log}");
-    }
-}
-
-// 2. Endpoints that embed an internal IPv4 address, and reserved ranges.
-
-#[tokio::test]
-async fn endpoints_embedding_an_internal_ipv4_or_in_reserved_ranges_are_refused() {
-    let app = TestApp::spawn_with(|c| c.notify_allow_private_networks = false).await;
-    app.create_la(LA_A).await;
-    for endpoint in [
-        "http://[64:ff9b::a00:1]/hook",
-        "http://[64:ff9b::7f00:1]/hook",
-        "http://[64:ff9b:1::a9fe:a9fe]/hook",
-        "http://[2002:a9fe:a9fe::1]/hook",
-        "http://[2002:c0a8:1::1]/hook",
-        "http://[::127.0.0.1]/hook",
-        "http://[::10.1.2.3]/hook",
-        "http://[::ffff:192.168.0.1]/hook",
-        "http://[2001:0:4136:e378:8000:63bf:f5ff:fffe]/hook",
-        "http://192.0.0.8/hook",
-        "http://192.0.0.170/hook",
-        "http://198.18.0.1/hook",
-        "http://198.19.255.254/hook",
-        "http://240.0.0.1/hook",
-        "http://192.0.2.1/hook",
-        "http://198.51.100.7/hook",
-        "http://203.0.113.9/hook",
-        "http://[2001:db8::1]/hook",
-    ] {
-        let res = app
-            .post(
-                "/Subscription",
-                &app.social(LA_A),
-                &subscription_json(endpoint),
-            )
-            .await;
-        let outcome = expect_outcome(res, 422, "INVALID_VALUE").await;
-        assert_eq!(
-            outcome["issue"][0]["expression"][0], "Subscription.channel.endpoint",
-            "{endpoint}"
-        );
-    }
-    assert_eq!(app.count_rows("subscriptions"), 0);
-    // A public address, however written, is still accepted.
-    for endpoint in [
-        "http://[64:ff9b::808:808]/hook",
-        "http://[2002:808:808::1]/hook",
-    ] {
-        let res = app
-            .post(
-                "/Subscription",
-                &app.social(LA_A),
-                &subscription_json(endpoint),
-            )
-            .await;
-        assert_eq!(res.status(), 201, "{endpoint}");
-    }
-}
-
-/// An LA with a plan for `CHILD` and a Subscription to `endpoint`, on an app that does not
-/// deliver itself (a `cpis serve` process does).
-async fn subscribed_app(endpoint: &str) -> TestApp {
-    let app = TestApp::spawn_with(|c| c.dispatcher = false).await;
-    app.create_la(LA_A).await;
-    app.create_plan(&plan_json(CHILD, LA_A, "P-1")).await;
-    let res = app
-        .post(
-            "/Subscription",
-            &app.social(LA_A),
-            &subscription_json(endpoint),
-        )
-        .await;
-    assert_eq!(res.status(), 201);
-    app
-}
-
 async fn look_up_the_child(app: &TestApp) {
     let res = app
         .get(
@@ -237,70 +146,6 @@ async fn look_up_the_child(app: &TestApp) {
 }
 
 // 3. Deliveries never go through a proxy named in the environment.
-
-#[tokio::test]
-async fn deliveries_go_to_the_endpoint_not_to_a_proxy_of_the_environment() {
-    let receiver = Receiver::start();
-    let proxy = Receiver::start();
-    let proxy_url = proxy.url.trim_end_matches("/notify").to_string();
-    let app = subscribed_app(&receiver.url).await;
-    let mut serve = Serve::start(
-        &app.config,
-        &[
-            ("HTTP_PROXY", proxy_url.as_str()),
-            ("http_proxy", proxy_url.as_str()),
-            ("HTTPS_PROXY", proxy_url.as_str()),
-            ("https_proxy", proxy_url.as_str()),
-            ("ALL_PROXY", proxy_url.as_str()),
-            ("all_proxy", proxy_url.as_str()),
-        ],
-    );
-    serve.healthy().await;
-    look_up_the_child(&app).await;
-    let delivered = receiver.wait_for(1, Duration::from_secs(10)).await;
-    assert!(
-        proxy.attempts().is_empty(),
-        "the proxy was used: {:?}",
-        proxy.attempts()
-    );
-    assert_eq!(delivered.len(), 1, "{}", serve.log());
-}
-
-// 4. A failed delivery's log line names the Subscription, not the endpoint.
-
-#[tokio::test]
-async fn a_failed_delivery_is_logged_without_the_endpoint_url() {
-    let secret = "la-secret-in-the-query-3f9a";
-    let endpoint = format!("http://127.0.0.1:{}/hook?key={secret}", free_port());
-    let app = subscribed_app(&endpoint).await;
-    let subscription = body(app.get("/Subscription", &app.social(LA_A)).await).await;
-    let subscription_id = subscription["entry"][0]["resource"]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let mut serve = Serve::start(&app.config, &[("RUST_LOG", "debug")]);
-    serve.healthy().await;
-    look_up_the_child(&app).await;
-    let log = serve
-        .wait_for_log("notification delivery failed", Duration::from_secs(10))
-        .await;
-    assert!(log.contains("notification delivery failed"), "{log}");
-    assert!(
-        !log.contains(secret),
-        "the endpoint's query is logged: {log}"
-    );
-    assert!(!log.contains("/hook"), "the endpoint is logged: {log}");
-    let failures: Vec<&str> = log
-        .lines()
-        .filter(|l| l.contains("notification not sent") || l.contains("delivery failed"))
-        .collect();
-    assert!(!failures.is_empty());
-    for line in failures {
-        assert!(line.contains(&subscription_id), "{line}");
-    }
-}
-
-// 5. Too many search parameters, or values in one.
 
 #[tokio::test]
 async fn too_many_search_parameters_or_values_are_400_never_500() {
@@ -409,28 +254,6 @@ async fn a_day_only_date_against_an_instant_is_the_uk_day() {
 }
 
 // 7. A provider's keys without an issuer.
-
-#[tokio::test]
-async fn cpis_serve_refuses_a_jwks_url_without_an_issuer() {
-    let mut config = Config::for_tests("sqlite://unused.db".into());
-    config.jwt_issuer = None;
-    let dir = tempfile::tempdir().unwrap();
-    let db = format!("sqlite://{}/cpis.db", dir.path().display());
-    let mut serve = Serve::start(
-        &config,
-        &[
-            ("CPIS_DATABASE_URL", db.as_str()),
-            ("CPIS_JWT_SECRET", ""),
-            ("CPIS_JWT_JWKS_URL", "http://127.0.0.1:9/jwks.json"),
-        ],
-    );
-    let code = serve.exit_within(Duration::from_secs(15)).await;
-    let log = serve.log();
-    assert_eq!(code, Some(2), "{log}");
-    assert!(log.contains("CPIS_JWT_ISSUER"), "{log}");
-}
-
-// 8. CORS lets a browser send the views' alias of the care-setting header.
 
 #[tokio::test]
 async fn a_cors_preflight_may_ask_for_the_is_unscheduled_event_alias() {

@@ -128,6 +128,12 @@ enum Command {
     },
 }
 
+/// `cpis backup --to PATH`, logging as the server does.
+fn backup(config: &Config, to: &std::path::Path) -> ExitCode {
+    crate::telemetry::init(config.log_json);
+    crate::backup::command::backup(&config.database_url, config.clock.now_ms(), to)
+}
+
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     // Only serving and signing tokens need the JWT key.
@@ -148,7 +154,7 @@ pub fn main() -> ExitCode {
                 .map_err(|e| e.to_string())
         }
         Command::Purge { now } => purge(&config, now.as_deref()),
-        Command::Backup { to } => return crate::backup::command::backup(&config, &to),
+        Command::Backup { to } => return backup(&config, &to),
         Command::Restore { from, to, replace } => {
             return crate::backup::command::restore(&from, &to, replace)
         }

@@ -8,10 +8,8 @@
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
-use chrono::{NaiveDate, NaiveTime, TimeZone};
+use chrono::{DateTime, NaiveDate, NaiveTime, TimeZone, Utc};
 use chrono_tz::Europe::London;
-
-use crate::fhir::types::{day_start_ms, to_datetime};
 
 /// Now, in epoch milliseconds: the system clock, or a fixed time a test sets.
 #[derive(Debug, Clone, Default)]
@@ -47,6 +45,19 @@ impl Clock {
     }
 }
 
+/// Epoch milliseconds as a UTC date and time.
+pub fn to_datetime(ms: i64) -> DateTime<Utc> {
+    Utc.timestamp_millis_opt(ms).single().unwrap_or_default()
+}
+
+/// Midnight UTC at the start of `date`, in epoch milliseconds: how the date index keeps a
+/// calendar day (compare it with `day_start_ms(uk_date(now))`, never with now itself).
+pub fn day_start_ms(date: NaiveDate) -> i64 {
+    date.and_hms_opt(0, 0, 0)
+        .map(|dt| dt.and_utc().timestamp_millis())
+        .unwrap_or_default()
+}
+
 /// The calendar date in England at `now_ms`.
 pub fn uk_date(now_ms: i64) -> NaiveDate {
     to_datetime(now_ms).with_timezone(&London).date_naive()
@@ -55,7 +66,7 @@ pub fn uk_date(now_ms: i64) -> NaiveDate {
 /// The instant `date` begins in England, in epoch milliseconds: midnight Europe/London (23:00
 /// UTC the evening before in summer). What a day-only date means against an instant (when a
 /// resource changed, when an access was recorded); a plan's period, a plain date, is kept and
-/// compared as `fhir::types::day_start_ms`.
+/// compared as `day_start_ms`.
 pub fn uk_day_start_ms(date: NaiveDate) -> i64 {
     London
         .from_local_datetime(&date.and_time(NaiveTime::MIN))

@@ -10,6 +10,8 @@ use crate::auth::jwt::{JwtAlgorithm, KeyConfig};
 use crate::auth::provider_keys::{provider_url, KeyRefresh, KeySource};
 use crate::notify::DeliveryConfig;
 
+pub use crate::error::ConfigError;
+
 /// RFC 7518 §3.2: an HS256 key at least as long as the hash (256 bits).
 pub const MIN_SECRET_BYTES: usize = 32;
 
@@ -89,18 +91,6 @@ pub struct Config {
     pub viewer: crate::viewer::ViewerConfig,
     /// The system clock; tests fix it.
     pub clock: crate::clock::Clock,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("{var}: {reason}")]
-    Invalid { var: &'static str, reason: String },
-    #[error(
-        "no JWT key configured: set CPIS_JWT_SECRET (HS256), CPIS_JWT_PUBLIC_KEY_FILE with \
-         CPIS_JWT_ALG=RS256|PS256|ES256, CPIS_JWT_JWKS_URL, or CPIS_JWT_ISSUER alone (OpenID \
-         Connect discovery); or CPIS_SANDBOX=1 for the development secret"
-    )]
-    NoKey,
 }
 
 fn var(name: &'static str) -> Option<String> {

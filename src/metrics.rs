@@ -35,9 +35,22 @@ pub struct Metrics {
     backups: std::sync::OnceLock<BackupMetrics>,
 }
 
-/// The scheduled backups' metrics, and the status they are read from at each scrape.
+/// The last good scheduled backup, as each scrape reads it (from `backup::BackupStatus`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LastBackup {
+    /// When it was taken (epoch ms).
+    pub at_ms: i64,
+    pub bytes: u64,
+    /// How long it took, when this process took it.
+    pub seconds: Option<f64>,
+}
+
+/// Where a scrape reads the last good backup from.
+type LastBackupSource = Box<dyn Fn() -> Option<LastBackup> + Send + Sync>;
+
+/// The scheduled backups' metrics, and where they are read from at each scrape.
 struct BackupMetrics {
-    status: std::sync::Arc<crate::backup::BackupStatus>,
+    last_good: LastBackupSource,
     runs: IntCounterVec,
     last_success: Gauge,
     age: Gauge,
@@ -90,6 +103,15 @@ fn gauge(registry: &Registry, name: &str, help: &str) -> prometheus::Result<IntG
     Ok(metric)
 }
 
+/// Registers `metric` in `registry` and hands it back.
+fn registered<M: prometheus::core::Collector + Clone + 'static>(
+    registry: &Registry,
+    metric: M,
+) -> prometheus::Result<M> {
+    registry.register(Box::new(metric.clone()))?;
+    Ok(metric)
+}
+
 /// Latency buckets from 1 ms to 10 s.
 fn seconds_buckets() -> Vec<f64> {
     vec![
@@ -97,78 +119,127 @@ fn seconds_buckets() -> Vec<f64> {
     ]
 }
 
-impl Metrics {
-    pub fn new() -> prometheus::Result<Metrics> {
-        let r = Registry::new();
-        let request_seconds = HistogramVec::new(
+/// Requests answered, and how long each took.
+fn http_metrics(r: &Registry) -> prometheus::Result<(IntCounterVec, HistogramVec)> {
+    let requests = counter(
+        r,
+        "cpis_http_requests_total",
+        "HTTP requests answered, by route pattern, method and status.",
+        &["route", "method", "status"],
+    )?;
+    let seconds = registered(
+        r,
+        HistogramVec::new(
             HistogramOpts::new(
                 "cpis_http_request_duration_seconds",
                 "Time to answer an HTTP request, by route pattern and method.",
             )
             .buckets(seconds_buckets()),
             &["route", "method"],
-        )?;
-        r.register(Box::new(request_seconds.clone()))?;
-        let pool_connections = IntGaugeVec::new(
+        )?,
+    )?;
+    Ok((requests, seconds))
+}
+
+/// The audit writer: its queue, its batches and their commits.
+fn audit_metrics(r: &Registry) -> prometheus::Result<(IntGauge, Histogram, Histogram)> {
+    let depth = gauge(
+        r,
+        "cpis_audit_queue_depth",
+        "Audited requests waiting for the audit writer.",
+    )?;
+    let batch = histogram(
+        r,
+        "cpis_audit_batch_accesses",
+        "Accesses written per audit transaction (group commit).",
+        vec![
+            1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0,
+        ],
+    )?;
+    let commit = histogram(
+        r,
+        "cpis_audit_commit_seconds",
+        "Time to write and commit one audit batch.",
+        seconds_buckets(),
+    )?;
+    Ok((depth, batch, commit))
+}
+
+/// The database pool: waits for a connection, waits that timed out, connections by state.
+fn pool_metrics(r: &Registry) -> prometheus::Result<(Histogram, IntCounter, IntGaugeVec)> {
+    let wait = histogram(
+        r,
+        "cpis_db_pool_wait_seconds",
+        "Time a request waited for a database connection.",
+        seconds_buckets(),
+    )?;
+    let timeouts = registered(
+        r,
+        IntCounter::new(
+            "cpis_db_pool_timeouts_total",
+            "Waits for a database connection that timed out (answered 503).",
+        )?,
+    )?;
+    let connections = registered(
+        r,
+        IntGaugeVec::new(
             Opts::new(
                 "cpis_db_pool_connections",
                 "Database pool connections, by state (in_use, idle).",
             ),
             &["state"],
-        )?;
-        r.register(Box::new(pool_connections.clone()))?;
-        let outbox_oldest_seconds = Gauge::new(
+        )?,
+    )?;
+    Ok((wait, timeouts, connections))
+}
+
+/// Notifications: delivery attempts, the outbox and the Subscriptions in error.
+fn notification_metrics(
+    r: &Registry,
+) -> prometheus::Result<(IntCounterVec, IntGauge, Gauge, IntGauge)> {
+    let deliveries = counter(
+        r,
+        "cpis_notification_deliveries_total",
+        "Notification delivery attempts, by outcome (delivered, failed, abandoned).",
+        &["outcome"],
+    )?;
+    let backlog = gauge(
+        r,
+        "cpis_notification_outbox_backlog",
+        "Notifications not yet delivered.",
+    )?;
+    let oldest = registered(
+        r,
+        Gauge::new(
             "cpis_notification_outbox_oldest_age_seconds",
             "Age of the oldest undelivered notification (0 when none).",
-        )?;
-        r.register(Box::new(outbox_oldest_seconds.clone()))?;
+        )?,
+    )?;
+    let in_error = gauge(
+        r,
+        "cpis_subscriptions_in_error",
+        "Subscriptions whose status is error.",
+    )?;
+    Ok((deliveries, backlog, oldest, in_error))
+}
+
+impl Metrics {
+    pub fn new() -> prometheus::Result<Metrics> {
+        let r = Registry::new();
+        let (requests, request_seconds) = http_metrics(&r)?;
+        let (audit_queue_depth, audit_batch_accesses, audit_commit_seconds) = audit_metrics(&r)?;
+        let (pool_wait_seconds, pool_timeouts, pool_connections) = pool_metrics(&r)?;
+        let (deliveries, outbox_backlog, outbox_oldest_seconds, subscriptions_in_error) =
+            notification_metrics(&r)?;
         Ok(Metrics {
-            requests: counter(
-                &r,
-                "cpis_http_requests_total",
-                "HTTP requests answered, by route pattern, method and status.",
-                &["route", "method", "status"],
-            )?,
+            requests,
             request_seconds,
-            audit_queue_depth: gauge(
-                &r,
-                "cpis_audit_queue_depth",
-                "Audited requests waiting for the audit writer.",
-            )?,
-            audit_batch_accesses: histogram(
-                &r,
-                "cpis_audit_batch_accesses",
-                "Accesses written per audit transaction (group commit).",
-                vec![
-                    1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0,
-                ],
-            )?,
-            audit_commit_seconds: histogram(
-                &r,
-                "cpis_audit_commit_seconds",
-                "Time to write and commit one audit batch.",
-                seconds_buckets(),
-            )?,
-            deliveries: counter(
-                &r,
-                "cpis_notification_deliveries_total",
-                "Notification delivery attempts, by outcome (delivered, failed, abandoned).",
-                &["outcome"],
-            )?,
-            pool_wait_seconds: histogram(
-                &r,
-                "cpis_db_pool_wait_seconds",
-                "Time a request waited for a database connection.",
-                seconds_buckets(),
-            )?,
-            pool_timeouts: {
-                let c = IntCounter::new(
-                    "cpis_db_pool_timeouts_total",
-                    "Waits for a database connection that timed out (answered 503).",
-                )?;
-                r.register(Box::new(c.clone()))?;
-                c
-            },
+            audit_queue_depth,
+            audit_batch_accesses,
+            audit_commit_seconds,
+            deliveries,
+            pool_wait_seconds,
+            pool_timeouts,
             pool_connections,
             upload_entries: counter(
                 &r,
@@ -182,17 +253,9 @@ impl Metrics {
                 "Records removed by retention, by kind (plans, audit_events, reports).",
                 &["kind"],
             )?,
-            outbox_backlog: gauge(
-                &r,
-                "cpis_notification_outbox_backlog",
-                "Notifications not yet delivered.",
-            )?,
+            outbox_backlog,
             outbox_oldest_seconds,
-            subscriptions_in_error: gauge(
-                &r,
-                "cpis_subscriptions_in_error",
-                "Subscriptions whose status is error.",
-            )?,
+            subscriptions_in_error,
             backups: std::sync::OnceLock::new(),
             registry: r,
         })
@@ -227,24 +290,18 @@ impl Metrics {
             .inc_by(count(rejected));
     }
 
-    pub fn observe_retention(&self, purged: &crate::retention::Purged) {
-        let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
-        for (kind, n) in [
-            ("plans", purged.plans),
-            ("audit_events", purged.audit_events),
-            ("reports", purged.reports),
-        ] {
-            self.retention_purged
-                .with_label_values(&[kind])
-                .inc_by(count(n));
-        }
+    /// `n` records of one `kind` purged by retention (`plans`, `audit_events`, `reports`).
+    pub fn observe_purged(&self, kind: &str, n: usize) {
+        self.retention_purged
+            .with_label_values(&[kind])
+            .inc_by(u64::try_from(n).unwrap_or(u64::MAX));
     }
 
-    /// Registers the scheduled backups' metrics, read from `status` at each scrape (once; a
+    /// Registers the scheduled backups' metrics, read from `last_good` at each scrape (once; a
     /// second call changes nothing).
     pub fn enable_backups(
         &self,
-        status: std::sync::Arc<crate::backup::BackupStatus>,
+        last_good: impl Fn() -> Option<LastBackup> + Send + Sync + 'static,
     ) -> prometheus::Result<()> {
         if self.backups.get().is_some() {
             return Ok(());
@@ -256,7 +313,7 @@ impl Metrics {
             Ok(metric)
         };
         let metrics = BackupMetrics {
-            status,
+            last_good: Box::new(last_good),
             runs: counter(
                 r,
                 "cpis_backups_total",
@@ -288,11 +345,6 @@ impl Metrics {
         Ok(())
     }
 
-    /// The scheduled backups' status, when they are configured.
-    pub fn backups(&self) -> Option<&crate::backup::BackupStatus> {
-        self.backups.get().map(|b| &*b.status)
-    }
-
     /// One scheduled backup attempted.
     pub fn observe_backup(&self, ok: bool) {
         if let Some(b) = self.backups.get() {
@@ -321,7 +373,7 @@ impl Metrics {
                 .set(backlog.subscriptions_in_error);
         }
         if let Some(b) = self.backups.get() {
-            let good = b.status.last_good();
+            let good = (b.last_good)();
             let at_ms = good.as_ref().map_or(0, |g| g.at_ms);
             b.last_success.set(at_ms as f64 / 1000.0);
             b.age.set((now_ms - at_ms).max(0) as f64 / 1000.0);

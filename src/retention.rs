@@ -116,7 +116,13 @@ pub fn start_daily(
                     slept += Duration::from_secs(1);
                 }
                 if let Some(purged) = run_logged(&pool, policy, clock.now_ms()) {
-                    metrics.observe_retention(&purged);
+                    for (kind, n) in [
+                        ("plans", purged.plans),
+                        ("audit_events", purged.audit_events),
+                        ("reports", purged.reports),
+                    ] {
+                        metrics.observe_purged(kind, n);
+                    }
                 }
                 wait = Duration::from_secs(24 * 60 * 60);
             }

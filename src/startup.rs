@@ -9,14 +9,15 @@ use tracing_actix_web::TracingLogger;
 
 use tokio::sync::Notify;
 
-use crate::api::{self, AppState};
+use crate::api;
+use crate::app::AppState;
 use crate::audit::Auditor;
 use crate::auth::jwt::Verifier;
 use crate::config::Config;
 use crate::db::{self, DbPool};
 use crate::endpoints::EndpointPolicy;
 use crate::lifecycle::{Phase, Readiness};
-use crate::metrics::{Metrics, PoolEvents};
+use crate::metrics::{LastBackup, Metrics, PoolEvents};
 use crate::notify;
 use crate::validation::Profiles;
 
@@ -80,6 +81,172 @@ fn open_database(config: &Config, usage: db::PoolUse) -> Result<DbPool, StartupE
     Ok(pool)
 }
 
+/// The token verifier `config` asks for (the sandbox's development secret said loudly).
+fn verifier(config: &Config) -> Result<Verifier, StartupError> {
+    let key = config.effective_key();
+    if config.uses_sandbox_secret() {
+        tracing::warn!("SANDBOX: tokens are verified with the fixed development secret; never use this in production");
+    }
+    Verifier::with_claims(
+        &key,
+        config.jwt_issuer.as_deref(),
+        &config.jwt_audience,
+        config.claims.clone(),
+    )
+    .map_err(StartupError::Key)
+}
+
+/// The sandbox's sample LAs and plans (`CPIS_SANDBOX`).
+fn seed_sandbox(config: &Config, pool: &DbPool, profiles: &Profiles) -> Result<(), StartupError> {
+    let mut conn = pool
+        .get()
+        .map_err(|e| StartupError::Database(e.to_string()))?;
+    crate::sandbox::seed(&mut conn, profiles, config.clock.now_ms())
+        .map_err(|e| StartupError::Database(e.to_string()))
+}
+
+/// The notification dispatcher, delivering in the background unless `config` leaves it to a
+/// test (`Dispatcher::deliver_pending`).
+fn start_dispatcher(
+    config: &Config,
+    pool: &DbPool,
+    endpoints: &Arc<EndpointPolicy>,
+    metrics: &Arc<Metrics>,
+    wake: &Arc<Notify>,
+) -> Result<(notify::Dispatcher, Option<notify::Running>), StartupError> {
+    let dispatcher = notify::Dispatcher::new(
+        pool.clone(),
+        config.delivery.clone(),
+        endpoints.clone(),
+        config.clock.clone(),
+        metrics.clone(),
+    )
+    .map_err(StartupError::Database)?;
+    let delivering = if config.dispatcher {
+        Some(
+            notify::start(dispatcher.clone(), wake)
+                .map_err(|e| StartupError::Database(format!("notification dispatcher: {e}")))?,
+        )
+    } else {
+        None
+    };
+    Ok((dispatcher, delivering))
+}
+
+/// The background upkeep, each until `alive` is gone: the checkpointer, the daily retention
+/// and, on SQLite with `CPIS_BACKUP_DIR`, the scheduled backups, whose status it returns (what
+/// `/metrics` and `/_ready` say of them).
+fn start_maintenance(
+    config: &Config,
+    pool: &DbPool,
+    metrics: &Arc<Metrics>,
+    alive: &Arc<Notify>,
+) -> Result<Option<Arc<crate::backup::BackupStatus>>, StartupError> {
+    db::start_checkpointer(pool.clone(), Arc::downgrade(alive))
+        .map_err(|e| StartupError::Database(format!("checkpoint task: {e}")))?;
+    crate::retention::start_daily(
+        pool.clone(),
+        config.retention(),
+        config.clock.clone(),
+        Arc::downgrade(alive),
+        metrics.clone(),
+    )
+    .map_err(|e| StartupError::Database(format!("retention task: {e}")))?;
+    let (Some(schedule), db::Backend::Sqlite(path)) = (
+        &config.backup,
+        db::Backend::from_url(&config.database_url).map_err(StartupError::Database)?,
+    ) else {
+        return Ok(None);
+    };
+    let status = crate::backup::schedule::start(
+        path.into(),
+        schedule.clone(),
+        config.clock.clone(),
+        Arc::downgrade(alive),
+        metrics.clone(),
+    )
+    .map_err(|e| StartupError::Database(format!("backup task: {e}")))?;
+    let read = status.clone();
+    metrics
+        .enable_backups(move || {
+            read.last_good().map(|good| LastBackup {
+                at_ms: good.at_ms,
+                bytes: good.bytes,
+                seconds: good.seconds,
+            })
+        })
+        .map_err(|e| StartupError::Database(format!("metrics: {e}")))?;
+    Ok(Some(status))
+}
+
+/// The HTTP server on `listener`: its middleware, application data and the three faces of the
+/// server (the viewer, the native API, NHS England's views), with as many workers and
+/// blocking threads as `config` allows.
+fn http_server(
+    config: &Config,
+    state: web::Data<AppState>,
+    verifier: web::Data<Verifier>,
+    listener: TcpListener,
+) -> Result<Server, StartupError> {
+    let max_body = config.max_body_bytes;
+    let cors_origins = config.cors_origins.clone();
+    let nhs_views = crate::views::Served(config.nhs_views);
+    let viewer = config.viewer.enabled.then(|| {
+        web::Data::new(crate::viewer::Viewer::new(
+            config.viewer.clone(),
+            &state.base_url,
+            config.claims.clone(),
+        ))
+    });
+    let server = HttpServer::new(move || {
+        App::new()
+            // Innermost first: HEAD and POST _search become the GETs they stand for, after
+            // CORS has answered preflights and before routing.
+            .wrap(actix_web::middleware::from_fn(api::normalise::normalise))
+            .wrap(actix_web::middleware::Condition::new(
+                !cors_origins.is_empty(),
+                api::cors::layer(&cors_origins),
+            ))
+            .wrap(actix_web::middleware::from_fn(crate::telemetry::request_id))
+            .wrap(TracingLogger::<crate::telemetry::PrivacyRootSpan>::new())
+            // gzip or br when the client asks (`Accept-Encoding`).
+            .wrap(actix_web::middleware::Compress::default())
+            // Outermost: sees every answer as sent, for its log line and metrics.
+            .wrap(actix_web::middleware::from_fn(crate::telemetry::observe))
+            .app_data(state.clone())
+            .app_data(verifier.clone())
+            .app_data(nhs_views)
+            .app_data(web::PayloadConfig::new(max_body))
+            // Each face of the server on its own paths: the viewer, the native API and NHS
+            // England's views.
+            .configure(|cfg| crate::viewer::configure(cfg, viewer.as_ref()))
+            .configure(api::configure)
+            .configure(crate::views::configure)
+    })
+    .listen(listener)
+    .map_err(|source| StartupError::Bind {
+        bind: config.bind.clone(),
+        source,
+    })?;
+    let workers = config
+        .workers
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
+    // Database work runs on each worker's blocking threads (`db::run`), and no more of it can
+    // run at once than the pool has connections: threads beyond that only wait for one, and
+    // each keeps an allocator heap of its own (RSS that grows with load and stays).
+    let blocking = usize::try_from(config.db_pool_size)
+        .unwrap_or(1)
+        .div_ceil(workers.max(1))
+        + 2;
+    Ok(server
+        .workers(workers)
+        .worker_max_blocking_threads(blocking)
+        // SIGTERM/SIGINT are `cli::serve`'s: readiness goes 503 first (`lifecycle`).
+        .disable_signals()
+        .shutdown_timeout(config.shutdown_timeout.as_secs())
+        .run())
+}
+
 impl Application {
     /// Binds (port 0 picks a free port), migrates and seeds the sandbox if asked (the port
     /// answers 503 "starting" meanwhile), and starts the server.
@@ -115,24 +282,10 @@ impl Application {
             &config,
             db::PoolUse::Server(Some(Box::new(PoolEvents(metrics.clone())))),
         )?;
-        let key = config.effective_key();
-        if config.uses_sandbox_secret() {
-            tracing::warn!("SANDBOX: tokens are verified with the fixed development secret; never use this in production");
-        }
-        let verifier = Verifier::with_claims(
-            &key,
-            config.jwt_issuer.as_deref(),
-            &config.jwt_audience,
-            config.claims.clone(),
-        )
-        .map_err(StartupError::Key)?;
+        let verifier = verifier(&config)?;
         let profiles = Arc::new(Profiles::load().map_err(StartupError::Profiles)?);
         if config.sandbox {
-            let mut conn = pool
-                .get()
-                .map_err(|e| StartupError::Database(e.to_string()))?;
-            crate::sandbox::seed(&mut conn, &profiles, config.clock.now_ms())
-                .map_err(|e| StartupError::Database(e.to_string()))?;
+            seed_sandbox(&config, &pool, &profiles)?;
         }
         let address = listener.local_addr().map_err(|source| StartupError::Bind {
             bind: config.bind.clone(),
@@ -154,49 +307,9 @@ impl Application {
             metrics.clone(),
         )
         .map_err(|e| StartupError::Database(format!("audit writer: {e}")))?;
-        let dispatcher = notify::Dispatcher::new(
-            pool.clone(),
-            config.delivery.clone(),
-            endpoints.clone(),
-            config.clock.clone(),
-            metrics.clone(),
-        )
-        .map_err(StartupError::Database)?;
-        let delivering = if config.dispatcher {
-            Some(
-                notify::start(dispatcher.clone(), &wake_dispatcher)
-                    .map_err(|e| StartupError::Database(format!("notification dispatcher: {e}")))?,
-            )
-        } else {
-            None
-        };
-        db::start_checkpointer(pool.clone(), Arc::downgrade(&wake_dispatcher))
-            .map_err(|e| StartupError::Database(format!("checkpoint task: {e}")))?;
-        crate::retention::start_daily(
-            pool.clone(),
-            config.retention(),
-            config.clock.clone(),
-            Arc::downgrade(&wake_dispatcher),
-            metrics.clone(),
-        )
-        .map_err(|e| StartupError::Database(format!("retention task: {e}")))?;
-        if let (Some(schedule), db::Backend::Sqlite(path)) = (
-            &config.backup,
-            db::Backend::from_url(&config.database_url).map_err(StartupError::Database)?,
-        ) {
-            // Scheduled backups, and what /metrics and /_ready say of them.
-            let status = crate::backup::schedule::start(
-                path.into(),
-                schedule.clone(),
-                config.clock.clone(),
-                Arc::downgrade(&wake_dispatcher),
-                metrics.clone(),
-            )
-            .map_err(|e| StartupError::Database(format!("backup task: {e}")))?;
-            metrics
-                .enable_backups(status)
-                .map_err(|e| StartupError::Database(format!("metrics: {e}")))?;
-        }
+        let (dispatcher, delivering) =
+            start_dispatcher(&config, &pool, &endpoints, &metrics, &wake_dispatcher)?;
+        let backups = start_maintenance(&config, &pool, &metrics, &wake_dispatcher)?;
         let readiness = Readiness::default();
         let state = web::Data::new(AppState {
             pool: pool.clone(),
@@ -210,79 +323,26 @@ impl Application {
             cors: !config.cors_origins.is_empty(),
             metrics: metrics.clone(),
             readiness: readiness.clone(),
+            backups,
         });
         if let Some(keys) = verifier.provider_keys() {
             // Fetched at once, so a provider that cannot be reached shows in the log at start.
             tokio::spawn(async move { keys.refresh().await });
         }
-        let verifier = web::Data::new(verifier);
-        let metrics_state = state.clone();
-        let max_body = config.max_body_bytes;
-        let cors_origins = config.cors_origins.clone();
-        let nhs_views = crate::views::Served(config.nhs_views);
-        let viewer = config.viewer.enabled.then(|| {
-            web::Data::new(crate::viewer::Viewer::new(
-                config.viewer.clone(),
-                &base_url,
-                config.claims.clone(),
-            ))
-        });
-        let mut server = HttpServer::new(move || {
-            App::new()
-                // Innermost first: HEAD and POST _search become the GETs they stand for, after
-                // CORS has answered preflights and before routing.
-                .wrap(actix_web::middleware::from_fn(api::normalise::normalise))
-                .wrap(actix_web::middleware::Condition::new(
-                    !cors_origins.is_empty(),
-                    api::cors::layer(&cors_origins),
-                ))
-                .wrap(actix_web::middleware::from_fn(crate::telemetry::request_id))
-                .wrap(TracingLogger::<crate::telemetry::PrivacyRootSpan>::new())
-                // gzip or br when the client asks (`Accept-Encoding`).
-                .wrap(actix_web::middleware::Compress::default())
-                // Outermost: sees every answer as sent, for its log line and metrics.
-                .wrap(actix_web::middleware::from_fn(crate::telemetry::observe))
-                .app_data(state.clone())
-                .app_data(verifier.clone())
-                .app_data(nhs_views)
-                .app_data(web::PayloadConfig::new(max_body))
-                .configure(|cfg| crate::viewer::configure(cfg, viewer.as_ref()))
-                .configure(api::configure)
-        })
-        .listen(listener)
-        .map_err(|source| StartupError::Bind {
-            bind: config.bind.clone(),
-            source,
-        })?;
-        let workers = config
-            .workers
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
-        // Database work runs on each worker's blocking threads (`db::run`), and no more of it can
-        // run at once than the pool has connections: threads beyond that only wait for one, and
-        // each keeps an allocator heap of its own (RSS that grows with load and stays).
-        let blocking = usize::try_from(config.db_pool_size)
-            .unwrap_or(1)
-            .div_ceil(workers.max(1))
-            + 2;
-        server = server
-            .workers(workers)
-            .worker_max_blocking_threads(blocking)
-            // SIGTERM/SIGINT are `cli::serve`'s: readiness goes 503 first (`lifecycle`).
-            .disable_signals()
-            .shutdown_timeout(config.shutdown_timeout.as_secs());
         let metrics_server =
             match &config.metrics_bind {
                 None => None,
-                Some(bind) => Some(metrics_server(bind, metrics_state).map_err(|source| {
+                Some(bind) => Some(metrics_server(bind, state.clone()).map_err(|source| {
                     StartupError::Bind {
                         bind: bind.clone(),
                         source,
                     }
                 })?),
             };
+        let server = http_server(&config, state, web::Data::new(verifier), listener)?;
         Ok(Application {
             port: address.port(),
-            server: server.run(),
+            server,
             metrics_server,
             dispatcher,
             delivering,

@@ -8,27 +8,11 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::http::Method;
 use actix_web::middleware::Next;
-use actix_web::{web, HttpMessage, HttpRequest};
+use actix_web::{web, HttpMessage};
 use tracing_subscriber::{fmt, EnvFilter};
 
-use crate::api::AppState;
-use crate::auth::jwt::Identity;
-
-/// Who called, as the request log shows it: the role and the organisation's ODS code (an
-/// organisation, never a person).
-#[derive(Debug, Clone)]
-struct CallerNote {
-    role: &'static str,
-    org: Option<String>,
-}
-
-/// Called once a request's token is verified, for its log line.
-pub fn note_caller(req: &HttpRequest, identity: &Identity) {
-    req.extensions_mut().insert(CallerNote {
-        role: identity.role.as_str(),
-        org: identity.org.clone(),
-    });
-}
+use crate::app::AppState;
+use crate::auth::caller::CallerNote;
 
 /// A method as a label: the standard ones by name, anything else as `other` (a client can send
 /// any token as a method, and a label must not take unbounded values).

@@ -6,17 +6,18 @@ use std::sync::Arc;
 use actix_web::http::header;
 use actix_web::{web, Either, HttpRequest, HttpResponse};
 
-use super::negotiate;
-use super::read::Reading;
-use super::respond::FhirResponse;
-use super::AppState;
+use crate::app::negotiate;
+use crate::app::reading::Reading;
+use crate::app::respond::FhirResponse;
+use crate::app::AppState;
 use crate::auth::{Action, Caller};
 use crate::db;
 use crate::error::{FhirError, FhirResult};
 use crate::fhir::audit_event::AccessKind;
-use crate::fhir::bundle::{self, SearchEntry};
+use crate::fhir::bundle::SearchEntry;
 use crate::report;
 use crate::search::audit::{parse, AuditQuery};
+use crate::search::page::searchset_page;
 use crate::search::params::Searched;
 use crate::service::access_history;
 
@@ -53,7 +54,7 @@ pub async fn search(
             mode: "match",
         })
         .collect();
-    Ok(Either::Left(FhirResponse::ok(bundle::searchset_page(
+    Ok(Either::Left(FhirResponse::ok(searchset_page(
         &state.base_url,
         Searched::AuditEvent,
         &query.canonical,

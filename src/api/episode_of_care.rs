@@ -5,9 +5,9 @@ use actix_web::web;
 use serde_json::Value;
 
 use super::extract::{if_match, if_none_exist, FhirBody};
-use super::respond::FhirResponse;
 use super::write::{validation_outcome, Writing};
 use super::{fixed_type_paths, instance, instance_history, stored_type, type_level};
+use crate::app::respond::FhirResponse;
 use crate::auth::Action;
 use crate::db::DbConn;
 use crate::error::FhirResult;

@@ -8,9 +8,9 @@ use actix_web::{web, FromRequest, HttpRequest};
 use futures_util::future::LocalBoxFuture;
 use serde_json::Value;
 
-use super::respond::Return;
+use crate::app::reading::header_str;
+use crate::app::respond::Return;
 use crate::error::FhirError;
-use crate::fhir::audit_event::{CareSetting, CARE_SETTING_HEADER};
 
 /// A request body that is a JSON object, sent as `application/fhir+json` or `application/json`.
 pub struct FhirBody(pub Value);
@@ -57,7 +57,7 @@ impl FromRequest for FhirBody {
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let checked = check_content_type(req.headers());
         let limit = req
-            .app_data::<web::Data<super::AppState>>()
+            .app_data::<web::Data<crate::app::AppState>>()
             .map_or(0, |s| s.max_body_bytes);
         let bytes = web::Bytes::from_request(req, payload);
         Box::pin(async move {
@@ -82,19 +82,6 @@ impl FromRequest for FhirBody {
             }
             Ok(FhirBody(value))
         })
-    }
-}
-
-fn header_str<'a>(req: &'a HttpRequest, name: &str) -> Result<Option<&'a str>, FhirError> {
-    match req.headers().get(name) {
-        None => Ok(None),
-        Some(v) => v
-            .to_str()
-            .map(|s| Some(s.trim()))
-            .map_err(|_| FhirError::BadHeader {
-                header: name.into(),
-                reason: "not visible ASCII".into(),
-            }),
     }
 }
 
@@ -132,14 +119,4 @@ pub fn prefer(req: &HttpRequest) -> Return {
         })
         .next()
         .unwrap_or_default()
-}
-
-/// `IsUnscheduledAccessEvent`: the care setting of an access (absent = unscheduled); any
-/// value but true/false is 400 `PRECONDITION_FAILED`.
-pub fn care_setting(req: &HttpRequest) -> Result<CareSetting, FhirError> {
-    let value = header_str(req, CARE_SETTING_HEADER)?;
-    CareSetting::from_header(value).map_err(|reason| FhirError::BadHeader {
-        header: CARE_SETTING_HEADER.into(),
-        reason,
-    })
 }

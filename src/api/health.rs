@@ -3,7 +3,7 @@
 use actix_web::{web, HttpResponse};
 use serde_json::json;
 
-use super::AppState;
+use crate::app::AppState;
 use crate::db;
 use crate::lifecycle::Phase;
 
@@ -26,7 +26,7 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
 /// one and whether the newest attempt failed: a failed backup never makes the server unready.
 pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
     let phase = state.readiness.phase();
-    match state.metrics.backups() {
+    match &state.backups {
         None => ready_answer(phase),
         Some(backups) => answer(
             phase,

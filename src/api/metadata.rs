@@ -2,9 +2,9 @@
 
 use actix_web::web;
 
-use super::respond::FhirResponse;
-use super::AppState;
-use crate::fhir::capability::capability_statement;
+use crate::app::respond::FhirResponse;
+use crate::app::AppState;
+use crate::search::capability::capability_statement;
 
 pub async fn capabilities(state: web::Data<AppState>) -> FhirResponse {
     FhirResponse::ok(capability_statement(&state.base_url, state.cors))

@@ -3,7 +3,7 @@
 
 use actix_web::{web, HttpResponse};
 
-use super::AppState;
+use crate::app::AppState;
 use crate::auth::{Action, Caller};
 use crate::db;
 use crate::error::FhirResult;

@@ -1,6 +1,6 @@
 //! The HTTP API: the route table is `configure`, each stored type's routes in its module
-//! (`organization`, `episode_of_care`, `flag`). Audited reads start from `read::Reading`, writes
-//! from `write::Writing`. Handlers speak HTTP and call `service`; they never speak SQL.
+//! (`organization`, `episode_of_care`, `flag`). Audited reads start from `app::reading::Reading`,
+//! writes from `write::Writing`. Handlers speak HTTP and call `service`; they never speak SQL.
 //!
 //! | Route (under `/FHIR/R4`)                   | Methods                       | Roles (SPEC §2)                    |
 //! |--------------------------------------------|-------------------------------|------------------------------------|
@@ -24,61 +24,29 @@
 //! | `/metrics` (server root)                   | GET (Prometheus text)         | operations (and, on `CPIS_METRICS_BIND`, anyone) |
 //!
 //! Every path answers `HEAD` where it answers `GET`, and a method it does not serve with 405
-//! and `Allow` (`endpoint::Endpoint`).
+//! and `Allow` (`app::Endpoint`).
 
 pub mod access;
 pub mod cors;
-pub mod endpoint;
 pub mod episode_of_care;
 pub mod extract;
 pub mod flag;
 pub mod health;
 pub mod metadata;
 pub mod metrics;
-pub mod negotiate;
 pub mod normalise;
 pub mod organization;
 pub mod read;
-pub mod respond;
 pub mod subscription;
 pub mod upload;
 pub mod write;
 
-use std::sync::Arc;
+use actix_web::{web, HttpResponse};
 
-use actix_web::{web, HttpRequest, HttpResponse};
-
-pub use endpoint::Endpoint;
-
-use crate::audit::Auditor;
-use crate::db::DbPool;
-use crate::endpoints::EndpointPolicy;
+use crate::app::negotiate;
+use crate::app::{not_found, Endpoint};
 use crate::error::FhirError;
 use crate::fhir::ResourceType;
-use crate::validation::Profiles;
-
-/// What every handler may use.
-pub struct AppState {
-    pub pool: DbPool,
-    /// Absolute base for `fullUrl`s and links, e.g. `http://127.0.0.1:8080/FHIR/R4`.
-    pub base_url: String,
-    pub profiles: Arc<Profiles>,
-    pub max_body_bytes: usize,
-    /// Records accesses (AuditEvents) before responses are sent.
-    pub auditor: Auditor,
-    /// Where Subscription endpoints may point.
-    pub endpoints: Arc<EndpointPolicy>,
-    /// The most entries an upload Bundle may hold.
-    pub max_bundle_entries: usize,
-    /// Now, for every date rule and timestamp (a test sets it).
-    pub clock: crate::clock::Clock,
-    /// Whether browsers on other origins may call (`CPIS_CORS_ORIGINS`).
-    pub cors: bool,
-    /// What `GET /metrics` reports.
-    pub metrics: Arc<crate::metrics::Metrics>,
-    /// Starting, ready or stopping (`GET /_ready`).
-    pub readiness: crate::lifecycle::Readiness,
-}
 
 /// A type's routes under `/{type}`, in a scope of their own: a request is matched against its
 /// type's few routes only. actix matches each pattern with a variable (`/{id}`) by a regular
@@ -140,16 +108,6 @@ fn type_level(ty: ResourceType) -> Endpoint {
     stored_type(ty, "").get(read::search_type)
 }
 
-/// The stored type a route serves (set by `stored_type`).
-pub fn resource_type(req: &HttpRequest) -> Result<ResourceType, FhirError> {
-    let ty = req
-        .app_data::<ResourceType>()
-        .copied()
-        .ok_or_else(|| FhirError::internal("a stored-type route without its type"))?;
-    tracing::Span::current().record("fhir.type", ty.as_str());
-    Ok(ty)
-}
-
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(Endpoint::new("/_health").get(health::health).build())
         .service(Endpoint::new("/_ready").get(health::ready).build())
@@ -206,14 +164,5 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(type_scope(ResourceType::Flag.as_str(), flag::routes))
                 .default_service(web::to(not_found)),
         )
-        .configure(crate::views::configure)
         .default_service(web::to(not_found));
-}
-
-/// A path nothing serves: 404 (also the NHS views' fallback for GET).
-pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, FhirError> {
-    Err(FhirError::NotFound {
-        ty: "endpoint".into(),
-        id: req.path().trim_start_matches('/').to_string(),
-    })
 }

@@ -17,7 +17,8 @@ use actix_web::http::{header, Method, StatusCode, Uri};
 use actix_web::middleware::Next;
 use actix_web::{web, HttpMessage, ResponseError};
 
-use super::AppState;
+use crate::app::respond::IgnoredParameters;
+use crate::app::AppState;
 use crate::error::FhirError;
 use crate::fhir::subset::Shaping;
 use crate::search::params::{takes, Searched};
@@ -39,10 +40,6 @@ pub async fn normalise(
         Err(e) => Ok(req.into_response(e.error_response()).map_into_right_body()),
     }
 }
-
-/// The parameters a lenient search left out, in the order given.
-#[derive(Debug, Clone)]
-pub struct IgnoredParameters(pub Vec<String>);
 
 async fn rewrite(req: &mut ServiceRequest) -> Result<(), FhirError> {
     if req.method() == Method::HEAD {

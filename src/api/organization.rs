@@ -4,9 +4,9 @@
 use actix_web::web;
 
 use super::extract::FhirBody;
-use super::respond::FhirResponse;
 use super::write::{validation_outcome, Writing};
 use super::{fixed_type_paths, instance, instance_history, stored_type, type_level};
+use crate::app::respond::FhirResponse;
 use crate::auth::Action;
 use crate::error::{FhirError, FhirResult};
 use crate::fhir::ResourceType;

@@ -1,103 +1,16 @@
 //! The audited reads: read, vread, instance history and search of the stored types
-//! (`Organization`, `EpisodeOfCare`, `Flag`), and the `Reading` every audited read handler
-//! starts from. A handler asks the service for a disclosure through `Reading::disclose`, which
-//! hands back the data once the accesses it makes are committed (SPEC §3 AuditEvent).
+//! (`Organization`, `EpisodeOfCare`, `Flag`), each from a `Reading` (`app::reading`).
 
-use futures_util::future::LocalBoxFuture;
-
-use actix_web::dev::Payload;
 use actix_web::http::StatusCode;
-use actix_web::{web, FromRequest, HttpRequest};
+use actix_web::{web, HttpRequest};
 
-use super::extract::care_setting;
-use super::respond::FhirResponse;
-use super::{resource_type, AppState};
-use crate::audit::{AccessContext, Disclosed, Reader};
-use crate::auth::Caller;
-use crate::db::DbConn;
+use crate::app::reading::Reading;
+use crate::app::respond::FhirResponse;
 use crate::error::{FhirError, FhirResult};
-use crate::fhir::audit_event::{AccessKind, CareSetting};
-use crate::fhir::{bundle, ResourceType};
+use crate::fhir::audit_event::AccessKind;
+use crate::fhir::bundle;
 use crate::search;
 use crate::service;
-
-/// An audited read about to be made: the application, the verified caller and the care
-/// setting it reads from (`IsUnscheduledAccessEvent`).
-pub struct Reading {
-    state: web::Data<AppState>,
-    caller: Caller,
-    care_setting: CareSetting,
-    ty: Option<ResourceType>,
-}
-
-impl FromRequest for Reading {
-    type Error = FhirError;
-    type Future = LocalBoxFuture<'static, Result<Reading, FhirError>>;
-
-    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let authenticated = authenticated(req, payload);
-        let req = req.clone();
-        Box::pin(async move {
-            let (caller, state) = authenticated.await?;
-            Ok(Reading {
-                state,
-                caller,
-                care_setting: care_setting(&req)?,
-                ty: resource_type(&req).ok(),
-            })
-        })
-    }
-}
-
-/// The verified caller and the application state, for an extractor that needs both.
-pub(crate) fn authenticated(
-    req: &HttpRequest,
-    payload: &mut Payload,
-) -> impl std::future::Future<Output = FhirResult<(Caller, web::Data<AppState>)>> {
-    let caller = Caller::from_request(req, payload);
-    let state = web::Data::<AppState>::extract(req).into_inner();
-    async move {
-        let caller = caller.await?;
-        let state = state.map_err(|_| FhirError::internal("no application state"))?;
-        Ok((caller, state))
-    }
-}
-
-impl Reading {
-    /// The stored type the route serves.
-    pub fn ty(&self) -> FhirResult<ResourceType> {
-        self.ty
-            .ok_or_else(|| FhirError::internal("a stored-type read on another route"))
-    }
-
-    pub fn state(&self) -> &AppState {
-        &self.state
-    }
-
-    pub fn caller(&self) -> &Caller {
-        &self.caller
-    }
-
-    /// Runs `read` on the pool as this caller, now, and hands over what it disclosed once the
-    /// accesses it makes are committed: nothing is shown that was not recorded.
-    pub async fn disclose<T, F>(&self, kind: AccessKind, read: F) -> FhirResult<T>
-    where
-        F: FnOnce(&mut DbConn, &AccessContext) -> FhirResult<Disclosed<T>> + Send + 'static,
-        T: Send + 'static,
-    {
-        let reader = Reader {
-            caller: self.caller.clone(),
-            kind,
-            care_setting: self.care_setting,
-            now_ms: self.state.clock.now_ms(),
-            observer: self.state.base_url.clone(),
-        };
-        self.state
-            .auditor
-            .disclosing(&self.state.pool, reader, read)
-            .await
-    }
-}
 
 #[tracing::instrument(skip_all, fields(fhir.interaction = "read", fhir.type))]
 pub async fn read(r: Reading, id: web::Path<String>) -> FhirResult<FhirResponse> {
@@ -137,6 +50,14 @@ pub async fn history_instance(r: Reading, id: web::Path<String>) -> FhirResult<F
             service::read::history(conn, ctx, ty, &history_id)
         })
         .await?;
+    let versions = versions
+        .into_iter()
+        .map(|(row, resource)| bundle::Version {
+            version_id: row.version_id,
+            last_updated: row.last_updated,
+            resource,
+        })
+        .collect();
     let base = &r.state().base_url;
     Ok(FhirResponse::ok(bundle::history(
         base,
@@ -161,7 +82,7 @@ pub async fn search_type(r: Reading, req: HttpRequest) -> FhirResult<FhirRespons
         offset: parsed.offset,
         sort: parsed.sort,
     };
-    Ok(FhirResponse::ok(bundle::searchset_page(
+    Ok(FhirResponse::ok(search::page::searchset_page(
         &r.state().base_url,
         search::params::Searched::Stored(ty),
         &parsed.canonical,

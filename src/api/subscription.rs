@@ -4,13 +4,14 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest};
 
 use super::extract::{if_match, prefer, FhirBody};
-use super::respond::FhirResponse;
-use super::AppState;
+use crate::app::respond::FhirResponse;
+use crate::app::AppState;
 use crate::auth::{Action, Caller};
 use crate::db::subscriptions::SubscriptionFilter;
 use crate::db::{self, subscriptions::SubscriptionRow};
 use crate::error::{FhirError, FhirResult};
-use crate::fhir::bundle::{self, SearchEntry};
+use crate::fhir::bundle::SearchEntry;
+use crate::search::page::searchset_page;
 use crate::search::params::{ParamKind, Searched};
 use crate::search::parse::{filter_params, ids_of, instant_bounds, Paging};
 use crate::service::parse_content;
@@ -154,7 +155,7 @@ pub async fn search(
             })
         })
         .collect::<FhirResult<Vec<_>>>()?;
-    Ok(FhirResponse::ok(bundle::searchset_page(
+    Ok(FhirResponse::ok(searchset_page(
         &state.base_url,
         Searched::Subscription,
         &canonical,

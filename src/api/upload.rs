@@ -4,13 +4,14 @@
 use actix_web::{web, HttpRequest};
 
 use super::extract::FhirBody;
-use super::respond::FhirResponse;
-use super::AppState;
+use crate::app::respond::FhirResponse;
+use crate::app::AppState;
 use crate::auth::{Action, Caller, LaScope};
 use crate::db;
 use crate::db::reports::{self, ReportRow};
 use crate::error::{FhirError, FhirResult};
-use crate::fhir::bundle::{self, SearchEntry};
+use crate::fhir::bundle::SearchEntry;
+use crate::search::page::searchset_page;
 use crate::search::params::{ParamKind, Searched};
 use crate::search::parse::{filter_params, ids_of, instant_bounds, Paging};
 use crate::service::upload::{self, Kind};
@@ -144,7 +145,7 @@ pub async fn search_reports(
             })
         })
         .collect::<FhirResult<Vec<_>>>()?;
-    Ok(FhirResponse::ok(bundle::searchset_page(
+    Ok(FhirResponse::ok(searchset_page(
         &state.base_url,
         Searched::Bundle,
         &canonical,

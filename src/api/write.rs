@@ -9,8 +9,8 @@ use actix_web::{web, FromRequest, HttpRequest};
 use serde_json::Value;
 
 use super::extract::{if_match, prefer, FhirBody};
-use super::respond::FhirResponse;
-use super::AppState;
+use crate::app::respond::FhirResponse;
+use crate::app::AppState;
 use crate::auth::{Action, Caller};
 use crate::db::{self, DbConn};
 use crate::error::{information_outcome, operation_outcome, FhirError, FhirResult, Issue};
@@ -30,7 +30,7 @@ impl FromRequest for Writing {
     type Future = LocalBoxFuture<'static, Result<Writing, FhirError>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let authenticated = super::read::authenticated(req, payload);
+        let authenticated = crate::app::reading::authenticated(req, payload);
         let req = req.clone();
         Box::pin(async move {
             let (caller, state) = authenticated.await?;

@@ -1,6 +1,6 @@
 //! The `Caller` extractor: a handler that takes a `Caller` is authenticated.
 
-use actix_web::{dev::Payload, http::header, web, FromRequest, HttpRequest};
+use actix_web::{dev::Payload, http::header, web, FromRequest, HttpMessage, HttpRequest};
 use futures_util::future::LocalBoxFuture;
 
 use super::jwt::{Identity, Verifier};
@@ -9,6 +9,15 @@ use crate::error::FhirError;
 
 #[derive(Debug, Clone)]
 pub struct Caller(pub Identity);
+
+/// Who called, as the request log shows it (`telemetry::observe`): the role and the
+/// organisation's ODS code (an organisation, never a person). Kept on the request once its
+/// token is verified.
+#[derive(Debug, Clone)]
+pub struct CallerNote {
+    pub role: &'static str,
+    pub org: Option<String>,
+}
 
 impl Caller {
     pub fn role(&self) -> Role {
@@ -70,7 +79,10 @@ impl FromRequest for Caller {
                 .await
                 .map_err(FhirError::Unauthenticated)?;
             tracing::Span::current().record("caller.role", identity.role.as_str());
-            crate::telemetry::note_caller(&req, &identity);
+            req.extensions_mut().insert(CallerNote {
+                role: identity.role.as_str(),
+                org: identity.org.clone(),
+            });
             Ok(Caller(identity))
         })
     }

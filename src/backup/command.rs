@@ -9,13 +9,11 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::restore::Refusal;
 use super::{inspect, restore, take, Target, POSTGRES_ADVICE};
-use crate::config::Config;
 
-/// `cpis backup --to PATH`: the database of `CPIS_DATABASE_URL`, copied online to `PATH` (or a
-/// dated file in it, when it is a directory).
-pub fn backup(config: &Config, to: &Path) -> ExitCode {
-    crate::telemetry::init(config.log_json);
-    let database = match super::target(&config.database_url) {
+/// `cpis backup --to PATH`: the database of `CPIS_DATABASE_URL` (`database_url`), copied online
+/// to `PATH` (or a file in it dated `now_ms`, when it is a directory).
+pub fn backup(database_url: &str, now_ms: i64, to: &Path) -> ExitCode {
+    let database = match super::target(database_url) {
         Ok(Target::Sqlite(path)) => path,
         Ok(Target::Postgres) => {
             eprintln!("cpis backup: {POSTGRES_ADVICE}");
@@ -26,7 +24,7 @@ pub fn backup(config: &Config, to: &Path) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let to = take::destination(to, config.clock.now_ms());
+    let to = take::destination(to, now_ms);
     match take::take(&database, &to, &progress_bar()) {
         Ok(taken) => {
             println!(

@@ -3,9 +3,6 @@
 use serde_json::{json, Value};
 
 use super::types::instant;
-use crate::db::models::ResourceRow;
-use crate::search::params::Searched;
-use crate::search::parse::Paging;
 
 /// A searchset entry: the resource and whether it matched or was included.
 pub struct SearchEntry {
@@ -58,48 +55,6 @@ pub fn search_link<K: AsRef<str>, V: AsRef<str>>(
     }
 }
 
-/// A page's `self`/`next` link: the search's own parameters, then `_sort`, `_count` and
-/// `_offset`.
-pub fn page_link(
-    base: &str,
-    searched: Searched,
-    canonical: &[(String, String)],
-    paging: &Paging,
-    offset: usize,
-) -> String {
-    let sort = paging.sort_param(searched).map(|sort| ("_sort", sort));
-    let paging = sort
-        .into_iter()
-        .chain([("_count", paging.count.to_string())])
-        .chain((offset > 0).then(|| ("_offset", offset.to_string())));
-    let params = canonical
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.clone()))
-        .chain(paging);
-    search_link(base, searched.name(), params)
-}
-
-/// A searchset page: `total` matches, this page as `paging` says.
-pub fn searchset_page(
-    base: &str,
-    searched: Searched,
-    canonical: &[(String, String)],
-    paging: &Paging,
-    total: i64,
-    entries: Vec<SearchEntry>,
-) -> Value {
-    let next_offset = paging.offset + paging.count;
-    let next = (paging.count > 0 && (next_offset as i64) < total)
-        .then(|| page_link(base, searched, canonical, paging, next_offset));
-    searchset(
-        base,
-        total,
-        entries,
-        page_link(base, searched, canonical, paging, paging.offset),
-        next,
-    )
-}
-
 /// `{base}/{resourceType}/{id}`.
 pub fn full_url(base: &str, resource: &Value) -> String {
     format!(
@@ -115,19 +70,28 @@ pub fn full_url(base: &str, resource: &Value) -> String {
     )
 }
 
+/// One version of a resource as its history lists it.
+pub struct Version {
+    pub version_id: i64,
+    /// When it was made, in epoch milliseconds.
+    pub last_updated: i64,
+    /// None: the version is a deletion.
+    pub resource: Option<Value>,
+}
+
 /// An instance history Bundle, newest version first. A deleted version has no resource.
-pub fn history(
-    base: &str,
-    ty: &str,
-    id: &str,
-    versions: Vec<(ResourceRow, Option<Value>)>,
-) -> Value {
+pub fn history(base: &str, ty: &str, id: &str, versions: Vec<Version>) -> Value {
     let total = versions.len();
     let entries: Vec<Value> = versions
         .into_iter()
-        .map(|(row, resource)| {
+        .map(|version| {
+            let Version {
+                version_id,
+                last_updated,
+                resource,
+            } = version;
             let url = format!("{base}/{ty}/{id}");
-            let (method, status) = match (&resource, row.version_id) {
+            let (method, status) = match (&resource, version_id) {
                 (None, _) => ("DELETE", "204"),
                 (Some(_), 1) => ("POST", "201"),
                 (Some(_), _) => ("PUT", "200"),
@@ -142,8 +106,8 @@ pub fn history(
                 "request": {"method": method, "url": request_url},
                 "response": {
                     "status": status,
-                    "etag": format!("W/\"{}\"", row.version_id),
-                    "lastModified": instant(row.last_updated),
+                    "etag": format!("W/\"{version_id}\""),
+                    "lastModified": instant(last_updated),
                 }
             });
             if let (Some(r), Some(obj)) = (resource, entry.as_object_mut()) {

@@ -2,7 +2,6 @@
 
 pub mod audit_event;
 pub mod bundle;
-pub mod capability;
 pub mod episode_of_care;
 pub mod flag;
 pub mod index;

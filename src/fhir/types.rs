@@ -2,7 +2,7 @@
 
 use std::str::FromStr;
 
-use chrono::{DateTime, NaiveDate, SecondsFormat, TimeZone, Utc};
+use chrono::{DateTime, NaiveDate, SecondsFormat};
 use serde_json::{json, Value};
 
 pub const NHS_NUMBER_SYSTEM: &str = "https://fhir.nhs.uk/Id/nhs-number";
@@ -68,17 +68,8 @@ pub fn instant(ms: i64) -> String {
     to_datetime(ms).to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
-pub fn to_datetime(ms: i64) -> DateTime<Utc> {
-    Utc.timestamp_millis_opt(ms).single().unwrap_or_default()
-}
-
-/// Midnight UTC at the start of `date`, in epoch milliseconds: how the date index keeps a
-/// calendar day (compare it with `day_start_ms(clock::uk_date(now))`, never with now itself).
-pub fn day_start_ms(date: NaiveDate) -> i64 {
-    date.and_hms_opt(0, 0, 0)
-        .map(|dt| dt.and_utc().timestamp_millis())
-        .unwrap_or_default()
-}
+// The clock's conversions, where FHIR's dates are: the clock is below every FHIR value.
+pub use crate::clock::{day_start_ms, to_datetime};
 
 /// Midnight UTC at the end of `date` (exclusive), in epoch milliseconds.
 pub fn day_end_ms(date: NaiveDate) -> i64 {

@@ -1,8 +1,10 @@
-//! Search: the parameter table of every searched type (`params`, which also feeds the
-//! CapabilityStatement), and strict parsers (`parse`; `audit` for the access history). The
-//! query over the index tables is `db::search`.
+//! Search: the parameter table of every searched type (`params`), the CapabilityStatement
+//! built from it (`capability`), strict parsers (`parse`; `audit` for the access history) and
+//! a search's pages (`page`). The query over the index tables is `db::search`.
 
 pub mod audit;
+pub mod capability;
+pub mod page;
 pub mod params;
 pub mod parse;
 

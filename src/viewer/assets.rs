@@ -5,7 +5,7 @@ use actix_web::{web, HttpResponse};
 
 use super::pages::Failure;
 use super::routes::root_of;
-use crate::api::AppState;
+use crate::app::AppState;
 
 /// The stylesheet's file name: the release is in it, so it may be cached for good.
 pub const STYLESHEET: &str = "nhsuk-frontend-10.6.1.min.css";

@@ -12,7 +12,7 @@ use super::request::{
 };
 use super::session::{self as sessions, Session};
 use super::{launch, limits, Viewer};
-use crate::api::AppState;
+use crate::app::AppState;
 use crate::fhir::audit_event::CareSetting;
 use crate::fhir::nhs_number::NhsNumber;
 

@@ -31,7 +31,7 @@ use super::request::{db, read_form, see_other, set_cookie};
 use super::session as sessions;
 use super::settings::{LaunchConfig, LaunchKeys};
 use super::Viewer;
-use crate::api::AppState;
+use crate::app::AppState;
 use crate::auth::provider_keys::{KeyRefresh, KeySource, ProviderKeys};
 use crate::db::schema::{viewer_launch_jtis, viewer_launches, viewer_sessions};
 use crate::db::{write_transaction, DbConn};

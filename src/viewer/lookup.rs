@@ -9,7 +9,7 @@ use chrono_tz::Europe::London;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::api::AppState;
+use crate::app::AppState;
 use crate::audit::Reader;
 use crate::auth::Caller;
 use crate::clock::uk_date;

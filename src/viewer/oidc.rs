@@ -36,7 +36,7 @@ use super::pages::Failure;
 use super::request::{client_address, cookie, db, see_other, session, set_cookie};
 use super::settings::{ClientAuth, OidcClient};
 use super::{limits, session as sessions, Viewer};
-use crate::api::AppState;
+use crate::app::AppState;
 use crate::auth::claims::ClaimMap;
 use crate::db::schema::viewer_oidc_states;
 use crate::db::{write_transaction, DbConn};

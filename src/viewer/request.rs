@@ -10,7 +10,7 @@ use futures_util::StreamExt;
 use super::pages::{Failure, SignedIn};
 use super::session::{self, Session};
 use super::{csrf, Viewer};
-use crate::api::AppState;
+use crate::app::AppState;
 use crate::auth::Action;
 
 /// The most a viewer form may hold.

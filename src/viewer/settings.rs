@@ -1,6 +1,6 @@
 //! The viewer's configuration (`CPIS_VIEWER*`, SPEC §10), read with the rest of `Config`.
 
-use crate::config::ConfigError;
+use crate::error::ConfigError;
 
 /// Whether the viewer is served, how one signs in, and who may frame it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

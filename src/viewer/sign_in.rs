@@ -15,7 +15,7 @@ use super::request::{
 };
 use super::settings::SignIn;
 use super::{csrf, limits, oidc, session as sessions, Viewer};
-use crate::api::AppState;
+use crate::app::AppState;
 use crate::auth::jwt::Identity;
 use crate::auth::{Action, Caller, Role};
 

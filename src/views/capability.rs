@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 use super::cpis::AUDIT_EVENT_INCLUDES;
 use super::{view_base, CPIS_PATH, PATIENT_FLAG_PATH};
 // The views authenticate (and answer browsers) as the native API does.
-use crate::fhir::capability::security;
+use crate::search::capability::security;
 
 fn statement(id: &str, instantiates: &str, description: &str, url: String, rest: Value) -> Value {
     json!({

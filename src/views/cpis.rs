@@ -9,8 +9,8 @@ use super::map::{self, Phase};
 use super::{
     capability, get_only, query, read_plan, require_health_care, searchset_of, view_base, CPIS_PATH,
 };
-use crate::api::read::Reading;
-use crate::api::respond::FhirResponse;
+use crate::app::reading::Reading;
+use crate::app::respond::FhirResponse;
 use crate::clock::uk_date;
 use crate::db;
 use crate::error::{FhirError, FhirResult};
@@ -37,14 +37,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(get_only("/CareTeam/{id}", care_team_read))
         .service(get_only("/AuditEvent", audit_event_search))
         // No read by id (NHS-COMPAT §13): every method 405, with an empty `Allow`.
-        .service(crate::api::Endpoint::new("/AuditEvent/{id}").build());
+        .service(crate::app::Endpoint::new("/AuditEvent/{id}").build());
 }
 
 fn base(r: &Reading) -> String {
     view_base(&r.state().base_url, CPIS_PATH)
 }
 
-async fn metadata(r: web::Data<crate::api::AppState>) -> FhirResponse {
+async fn metadata(r: web::Data<crate::app::AppState>) -> FhirResponse {
     FhirResponse::ok(capability::cpis(&r.base_url, r.cors))
 }
 

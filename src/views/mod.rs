@@ -18,9 +18,9 @@ use actix_web::{middleware::from_fn, web, HttpRequest};
 
 use serde_json::Value;
 
-use crate::api::negotiate::negotiate;
-use crate::api::read::Reading;
-use crate::api::respond::FhirResponse;
+use crate::app::negotiate::negotiate;
+use crate::app::reading::Reading;
+use crate::app::respond::FhirResponse;
 use crate::auth::Action;
 use crate::db::DbConn;
 use crate::error::{FhirError, FhirResult};
@@ -65,7 +65,7 @@ where
     Args: actix_web::FromRequest + 'static,
     F::Output: actix_web::Responder + 'static,
 {
-    crate::api::Endpoint::new(path)
+    crate::app::Endpoint::new(path)
         .get(handler)
         .or_else(outcome::read_only)
 }

@@ -98,7 +98,7 @@ pub async fn not_served(req: HttpRequest) -> Result<HttpResponse, FhirError> {
     if req.method() != Method::GET {
         return Err(method_not_allowed(&req));
     }
-    crate::api::not_found(req).await
+    crate::app::not_found(req).await
 }
 
 /// The views are read-only: every write is 405.

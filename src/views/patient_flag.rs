@@ -12,8 +12,8 @@ use super::{
     capability, get_only, read_plan, require_health_care, searchset_of, view_base,
     PATIENT_FLAG_PATH,
 };
-use crate::api::read::Reading;
-use crate::api::respond::FhirResponse;
+use crate::app::reading::Reading;
+use crate::app::respond::FhirResponse;
 use crate::clock::uk_date;
 use crate::error::{FhirError, FhirResult};
 use crate::fhir::audit_event::AccessKind;
@@ -47,7 +47,7 @@ fn meta(sources: &[&Value], profile: &str) -> Value {
     json!({"lastUpdated": map::last_updated(sources), "profile": [format!("{PROFILE}{profile}")]})
 }
 
-async fn metadata(state: web::Data<crate::api::AppState>) -> FhirResponse {
+async fn metadata(state: web::Data<crate::app::AppState>) -> FhirResponse {
     FhirResponse::ok(capability::patient_flag(&state.base_url, state.cors))
 }
 

@@ -5,14 +5,15 @@ use actix_web::http::{header, Method, StatusCode};
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, Responder};
 use serde_json::{json, Value};
 
-use super::normalise::IgnoredParameters;
-use crate::fhir::subset::Shaping;
-
 use crate::db::models::ResourceRow;
-use crate::error::information_outcome;
+use crate::error::{information_outcome, FHIR_JSON};
+use crate::fhir::subset::Shaping;
 use crate::fhir::types::to_datetime;
 
-pub const FHIR_JSON: &str = "application/fhir+json; charset=utf-8";
+/// The parameters a lenient search left out, in the order given (set by the native API's
+/// `normalise`, said in the searchset by `shape`).
+#[derive(Debug, Clone)]
+pub struct IgnoredParameters(pub Vec<String>);
 
 /// What the client asked to get back after a write (`Prefer: return=…`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -3,9 +3,9 @@
 
 use serde_json::{json, Value};
 
-use super::types::PROFILE_BASE;
-use super::ResourceType;
-use crate::search::params::{includes_for, search_params, Searched};
+use super::params::{includes_for, search_params, Searched};
+use crate::fhir::types::PROFILE_BASE;
+use crate::fhir::ResourceType;
 
 /// The interactions each type supports.
 fn interactions(ty: ResourceType) -> &'static [&'static str] {

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# The clinician viewer in a real browser (issue #27, acceptance point 2, the parts without OIDC):
-# Debian's Chromium driven by Playwright for Python against a throw-away sandbox server, every
-# journey with JavaScript on and again off (sign in, Find a child with an unscheduled and a
-# planned visit, an invalid NHS number and no answer, a child without a plan, sign out, the 403
-# page for another role), axe-core with the WCAG 2.2 AA tags on every page (0 violations), one
-# keyboard-only pass with focus visible, and a full-page screenshot of each page.
+# The clinician viewer in a real browser (issue #27, acceptance point 2): Debian's Chromium
+# driven by Playwright for Python against a throw-away sandbox server, every journey with
+# JavaScript on and again off (sign in, Find a child with an unscheduled and a planned visit, an
+# invalid NHS number and no answer, a child without a plan, sign out, the 403 page for another
+# role), axe-core with the WCAG 2.2 AA tags on every page (0 violations), one keyboard-only pass
+# with focus visible, and a full-page screenshot of each page. Then .ci/viewer_oidc.sh: sign-in
+# through a real OpenID Connect provider (authorization code + PKCE, client_secret_basic and
+# private_key_jwt) and a lookup, in the same browser.
 #
 #   bash .ci/viewer_browser.sh [path/to/cpis]      (from the repository root)
 #
@@ -38,6 +40,8 @@ source "$here/sandbox_server.sh"
 start_sandbox_server "$cpis" "$port" viewer
 
 rm -rf "$shots"
+# No __pycache__ beside the scripts (suite.py is imported).
+export PYTHONDONTWRITEBYTECODE=1
 mkdir -p "$shots"
 status=0
 # Each page action has its own timeout (10 s); the whole suite is bounded here too.
@@ -47,4 +51,7 @@ if [[ "$status" != 0 ]]; then
     echo "viewer: failures; the server log ends:" >&2
     tail -n 30 "$tmp/server.log" >&2
 fi
+oidc_status=0
+VIEWER_SCREENSHOTS="$shots" bash "$here/viewer_oidc.sh" "$cpis" || oidc_status=$?
+[[ "$status" != 0 ]] || status=$oidc_status
 exit "$status"

@@ -12,21 +12,10 @@ import sys
 import time
 from pathlib import Path
 
-from axe_playwright_python.sync_playwright import Axe
-from playwright.sync_api import Error as PlaywrightError, Page, sync_playwright
+from playwright.sync_api import Error as PlaywrightError, sync_playwright
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-WCAG_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]
-ACTION_TIMEOUT_MS = 10_000
+import suite
+from suite import ACTION_TIMEOUT_MS, WCAG_TAGS, Journey, axe, check
 
 # The sandbox's seeded child with a plan (README "Two commands") and a valid NHS number (Modulus
 # 11) that the sandbox holds no plan for (its three test numbers all have one).
@@ -36,72 +25,7 @@ WITHOUT_PLAN = "9434765919"
 BASE = sys.argv[1].rstrip("/")
 SHOTS = Path(sys.argv[2])
 README_SHOT = Path(sys.argv[3]) if len(sys.argv) > 3 and sys.argv[3] else None
-
-axe = Axe()
-failures: list[str] = []
-passed = 0
-axe_summary: dict[str, int] = {}
-
-
-def check(ok: bool, what: str) -> None:
-    global passed
-    if ok:
-        passed += 1
-        print(f"  ok   {what}")
-    else:
-        failures.append(what)
-        print(f"  FAIL {what}")
-
-
-class Journey:
-    """One browser context: JavaScript on or off, a name for its screenshots."""
-
-    def __init__(self, browser, label: str, js: bool):
-        self.label = label
-        self.js = js
-        self.context = browser.new_context(
-            java_script_enabled=js,
-            viewport={"width": 1024, "height": 768},
-            locale="en-GB",
-            timezone_id="Europe/London",
-        )
-        self.context.set_default_timeout(ACTION_TIMEOUT_MS)
-        self.context.set_default_navigation_timeout(ACTION_TIMEOUT_MS)
-        self.page: Page = self.context.new_page()
-        self.shot = 0
-
-    def close(self) -> None:
-        self.context.close()
-
-    def page_done(self, name: str) -> None:
-        """A page reached: its screenshot, and axe-core on it (JavaScript on only: axe runs as
-        a script in the page; with JavaScript off the same HTML is checked by the other pass)."""
-        self.shot += 1
-        path = SHOTS / f"{self.label}-{self.shot:02d}-{name}.png"
-        self.page.screenshot(path=str(path), full_page=True, timeout=ACTION_TIMEOUT_MS)
-        if self.js:
-            run_axe(self.page, f"{self.label} {name}")
-
-    def h1(self) -> str:
-        return self.page.locator("h1").first.inner_text().strip()
-
-
-def run_axe(page: Page, name: str) -> None:
-    results = axe.run(
-        page,
-        options={
-            "runOnly": {"type": "tag", "values": WCAG_TAGS},
-            "resultTypes": ["violations"],
-        },
-    )
-    count = results.violations_count
-    axe_summary[name] = count
-    if count:
-        print(results.generate_report())
-        for violation in results.response["violations"]:
-            for node in violation["nodes"]:
-                print(f"    {violation['id']}: {node['target']} {node.get('failureSummary', '')}")
-    check(count == 0, f"axe-core ({', '.join(WCAG_TAGS)}): {count} violations on {name}")
+suite.shots = SHOTS
 
 
 def axe_canary(browser) -> None:
@@ -329,8 +253,8 @@ def main() -> int:
     SHOTS.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, timeout=30_000)
-        print(f"viewer: Chromium {browser.version}, axe-core {axe_version()}")
+        browser = suite.launch(p)
+        print(f"viewer: Chromium {browser.version}, axe-core {suite.axe_version()}")
         try:
             axe_canary(browser)
             for js in (True, False):
@@ -344,20 +268,7 @@ def main() -> int:
                 check(False, f"keyboard pass: {e}")
         finally:
             browser.close()
-    print("axe-core violations per page:")
-    for name, count in axe_summary.items():
-        print(f"  {count}  {name}")
-    print(f"screenshots: {SHOTS}")
-    print(f"viewer browser suite: {time.monotonic() - started:.1f} s")
-    print(f"{passed} passed, {len(failures)} failed")
-    for failure in failures:
-        print(f"  failed: {failure}")
-    return 1 if failures else 0
-
-
-def axe_version() -> str:
-    m = re.search(r"axe v([0-9.]+)", axe.axe_script)
-    return m.group(1) if m else "?"
+    return suite.report("viewer browser suite", time.monotonic() - started)
 
 
 if __name__ == "__main__":

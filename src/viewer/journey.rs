@@ -11,7 +11,7 @@ use super::request::{
     cookie, db, require_session, see_other, session_form, set_cookie, signed_in, Signed,
 };
 use super::session::{self as sessions, Session};
-use super::{launch, limits, Viewer};
+use super::{launch, Viewer};
 use crate::app::AppState;
 use crate::fhir::audit_event::CareSetting;
 use crate::fhir::nhs_number::NhsNumber;
@@ -117,7 +117,7 @@ pub async fn search(
     if !viewer
         .limits
         .searches
-        .allow(&session.token_hash, limits::SEARCHES_PER_SESSION, now)
+        .allow(&session.token_hash, viewer.searches_per_minute, now)
     {
         return Err(Failure::new(StatusCode::TOO_MANY_REQUESTS, &root));
     }

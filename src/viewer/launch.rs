@@ -26,8 +26,9 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::limits::LAUNCHES_PER_ADDRESS;
 use super::pages::{page, Failure, Layout, Link, MessagePage};
-use super::request::{db, read_form, see_other, set_cookie};
+use super::request::{client_address, db, read_form, see_other, set_cookie};
 use super::session as sessions;
 use super::settings::{LaunchConfig, LaunchKeys};
 use super::Viewer;
@@ -275,8 +276,10 @@ fn refused(viewer: &Viewer, why: &'static str) -> HttpResponse {
 }
 
 /// `POST /viewer/launch`: verifies the launch token, keeps the launch, and sends the browser
-/// to Find a child with the launch cookie. Not configured: the 404 page.
+/// to Find a child with the launch cookie. Not configured: the 404 page. Launches are limited
+/// per client address (`limits::LAUNCHES_PER_ADDRESS`: the 429 page), good or bad.
 pub async fn launch(
+    req: HttpRequest,
     payload: web::Payload,
     state: web::Data<AppState>,
     viewer: web::Data<Viewer>,
@@ -284,11 +287,18 @@ pub async fn launch(
     let Some(launcher) = &viewer.launcher else {
         return Err(Failure::new(StatusCode::NOT_FOUND, &viewer.root));
     };
+    let now = state.clock.now_ms();
+    if !viewer
+        .limits
+        .launches
+        .allow(&client_address(&req), LAUNCHES_PER_ADDRESS, now)
+    {
+        return Err(Failure::new(StatusCode::TOO_MANY_REQUESTS, &viewer.root));
+    }
     let form = read_form(payload, &viewer.root).await?;
     let Some(token) = form.get(FIELD) else {
         return Ok(refused(&viewer, "no launch field"));
     };
-    let now = state.clock.now_ms();
     let verified = match launcher.verify(token, now).await {
         Ok(verified) => verified,
         Err(why) => return Ok(refused(&viewer, why)),

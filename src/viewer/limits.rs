@@ -1,6 +1,18 @@
 //! Rate limits (SPEC §10), kept in memory: sign-in attempts per user name and per client
-//! address (generous enough for a ward behind one address), and searches per session. Fixed
-//! one-minute windows on the server's clock.
+//! address (generous enough for a ward behind one address), EPR launches per address, and
+//! searches per session. Fixed one-minute windows on the server's clock.
+//!
+//! | What is counted                                     | Key                  | A minute |
+//! |-----------------------------------------------------|----------------------|----------|
+//! | the sandbox form posted                             | address              | 60       |
+//! | the sandbox form posted                             | the name entered     | 10       |
+//! | an OpenID Connect sign-in started (to the provider) | address              | 60       |
+//! | the provider's answer (`/viewer/callback`)          | address              | 60       |
+//! | an OpenID Connect sign-in completed                 | the ID token's `sub` | 10       |
+//! | `POST /viewer/launch`                               | address              | 60       |
+//! | a search                                            | session              | 20 (1)   |
+//!
+//! (1) Or `CPIS_VIEWER_SEARCHES_PER_MINUTE`.
 
 use std::collections::HashMap;
 
@@ -14,7 +26,11 @@ const SWEEP_AT: usize = 10_000;
 pub const SIGN_IN_PER_ADDRESS: u32 = 60;
 /// Sign-in attempts a minute for one user name.
 pub const SIGN_IN_PER_USER: u32 = 10;
-/// Searches a minute in one session.
+/// The provider's answers (`/viewer/callback`) a minute from one client address.
+pub const CALLBACKS_PER_ADDRESS: u32 = 60;
+/// EPR launches (`POST /viewer/launch`) a minute from one client address.
+pub const LAUNCHES_PER_ADDRESS: u32 = 60;
+/// Searches a minute in one session, unless `CPIS_VIEWER_SEARCHES_PER_MINUTE` says otherwise.
 pub const SEARCHES_PER_SESSION: u32 = 20;
 
 /// Counts per key in the current minute.
@@ -43,8 +59,15 @@ impl Limiter {
 /// The viewer's limiters.
 #[derive(Debug, Default)]
 pub struct Limits {
+    /// Sign-ins started or posted, per client address.
     pub sign_in_address: Limiter,
+    /// Sign-ins per user: the sandbox form's name, an ID token's `sub` (`oidc:` before it).
     pub sign_in_user: Limiter,
+    /// The provider's answers, per client address.
+    pub callbacks: Limiter,
+    /// EPR launches, per client address.
+    pub launches: Limiter,
+    /// Searches, per session.
     pub searches: Limiter,
 }
 

@@ -5,10 +5,11 @@
 //! - `routes`: the route table, mounted by `startup` when the viewer is served.
 //! - `launch`: launch from an EPR (`POST /viewer/launch`): a signed, single-use token fills in
 //!   the NHS number on Find a child.
-//! - `sign_in`: the sandbox sign-in form, sign-out (OpenID Connect sign-in: not yet built).
+//! - `sign_in`: the sandbox sign-in form, sign-out.
+//! - `oidc`: OpenID Connect sign-in (authorization code, PKCE, state and nonce).
 //! - `session`: server-side sessions in the database (idle 15 minutes, absolute 8 hours).
 //! - `csrf`: the form token every POST carries.
-//! - `limits`: in-memory rate limits on sign-in and search.
+//! - `limits`: in-memory rate limits on sign-in, launch and search.
 //! - `journey`: **Find a child**, the search and its result page.
 //! - `lookup`: the lookup itself, through `Auditor::disclosing` as the API's Flag search.
 //! - `pages`: the askama templates (`templates/viewer/`), every one HTML-escaped.
@@ -44,6 +45,8 @@ pub struct Viewer {
     /// Whether cookies are `Secure`: always, but over plain http on loopback.
     pub secure_cookies: bool,
     pub limits: limits::Limits,
+    /// Searches a minute in one session (`CPIS_VIEWER_SEARCHES_PER_MINUTE`).
+    pub searches_per_minute: u32,
     /// Verifies EPR launch tokens, when `CPIS_VIEWER_LAUNCH_*` is set.
     pub launcher: Option<launch::Launcher>,
     /// The OpenID Connect client, when `CPIS_VIEWER_OIDC_ISSUER` and its client are set.
@@ -78,6 +81,9 @@ impl Viewer {
             root: routes::root_of(base_url),
             secure_cookies: !plain_http_on_loopback(base_url),
             limits: limits::Limits::default(),
+            searches_per_minute: config
+                .searches_per_minute
+                .unwrap_or(limits::SEARCHES_PER_SESSION),
             config,
         }
     }

@@ -296,7 +296,9 @@ fn payload(id_token: &str) -> Option<Value> {
 
 /// `GET /viewer/callback`: the provider's answer. The state must be one this browser started
 /// (and is spent); the code is exchanged with the PKCE verifier and the client's
-/// authentication; the ID token verified; a health-care caller gets a session.
+/// authentication; the ID token verified; a health-care caller gets a session. Answers are
+/// limited per client address, completed sign-ins per user (the ID token's `sub`): the 429
+/// page, and no session.
 pub async fn callback(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -306,6 +308,14 @@ pub async fn callback(
     let Some(oidc) = &viewer.oidc else {
         return Err(Failure::new(StatusCode::NOT_FOUND, &root));
     };
+    let now = state.clock.now_ms();
+    if !viewer
+        .limits
+        .callbacks
+        .allow(&client_address(&req), limits::CALLBACKS_PER_ADDRESS, now)
+    {
+        return Err(Failure::new(StatusCode::TOO_MANY_REQUESTS, &root));
+    }
     let query: Vec<(String, String)> = url::form_urlencoded::parse(req.query_string().as_bytes())
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect();
@@ -320,7 +330,6 @@ pub async fn callback(
     };
     // A state presented is spent, whoever presents it; only its own browser gets further.
     let browser = cookie(&req, COOKIE).unwrap_or_default();
-    let now = state.clock.now_ms();
     let pending = db(&state, &viewer, move |conn| {
         take(conn, &given, &browser, now)
     })
@@ -377,6 +386,14 @@ pub async fn callback(
         .claims
         .identity(&claims)
         .map_err(|e| failed(&e, &root))?;
+    // Per user, as the sandbox form is per name: the provider's subject.
+    if !viewer.limits.sign_in_user.allow(
+        &format!("oidc:{}", who.sub),
+        limits::SIGN_IN_PER_USER,
+        now,
+    ) {
+        return Err(Failure::new(StatusCode::TOO_MANY_REQUESTS, &root));
+    }
     super::sign_in::start_session(&state, &viewer, who, now, COOKIE).await
 }
 

@@ -9,7 +9,7 @@ pub struct ViewerConfig {
     pub enabled: bool,
     /// `CPIS_SANDBOX=1`: the sandbox sign-in form (when no issuer is set).
     pub sandbox_sign_in: bool,
-    /// `CPIS_VIEWER_OIDC_ISSUER`: OpenID Connect sign-in (not yet in this build: refused).
+    /// `CPIS_VIEWER_OIDC_ISSUER`: OpenID Connect sign-in, through the client `oidc`.
     pub oidc_issuer: Option<String>,
     /// `CPIS_VIEWER_FRAME_ANCESTORS`: space- or comma-separated origins (`https://epr.example`)
     /// that may frame the viewer; none by default (`frame-ancestors 'none'`).
@@ -18,6 +18,9 @@ pub struct ViewerConfig {
     pub oidc: Option<OidcClient>,
     /// `CPIS_VIEWER_LAUNCH_*`: launch from an EPR (`POST /viewer/launch`), when configured.
     pub launch: Option<LaunchConfig>,
+    /// `CPIS_VIEWER_SEARCHES_PER_MINUTE`: searches a minute in one session (1 to 10,000);
+    /// unset: `limits::SEARCHES_PER_SESSION`.
+    pub searches_per_minute: Option<u32>,
 }
 
 /// The viewer as an OpenID Connect client of `CPIS_VIEWER_OIDC_ISSUER`.
@@ -114,6 +117,15 @@ impl ViewerConfig {
             Some(_) => Some(oidc_client(&var)?),
             None => None,
         };
+        let searches_per_minute = var("CPIS_VIEWER_SEARCHES_PER_MINUTE")
+            .map(|n| match n.trim().parse::<u32>() {
+                Ok(n) if (1..=10_000).contains(&n) => Ok(n),
+                _ => Err(ConfigError::Invalid {
+                    var: "CPIS_VIEWER_SEARCHES_PER_MINUTE",
+                    reason: "a whole number from 1 to 10000".into(),
+                }),
+            })
+            .transpose()?;
         Ok(ViewerConfig {
             enabled,
             sandbox_sign_in: sandbox,
@@ -121,6 +133,7 @@ impl ViewerConfig {
             oidc,
             frame_ancestors,
             launch,
+            searches_per_minute,
         })
     }
 
@@ -133,6 +146,7 @@ impl ViewerConfig {
             oidc: None,
             frame_ancestors: Vec::new(),
             launch: None,
+            searches_per_minute: None,
         }
     }
 
@@ -380,6 +394,26 @@ mod tests {
             ],
         ] {
             assert!(with(&bad, false).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn the_search_limit_may_be_set() {
+        assert_eq!(
+            with(&[], false).map(|c| c.searches_per_minute).ok(),
+            Some(None)
+        );
+        assert_eq!(
+            with(&[("CPIS_VIEWER_SEARCHES_PER_MINUTE", "600")], false)
+                .map(|c| c.searches_per_minute)
+                .ok(),
+            Some(Some(600))
+        );
+        for bad in ["0", "10001", "many", "-1"] {
+            assert!(
+                with(&[("CPIS_VIEWER_SEARCHES_PER_MINUTE", bad)], false).is_err(),
+                "{bad}"
+            );
         }
     }
 

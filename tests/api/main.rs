@@ -36,5 +36,3 @@ mod storage;
 mod uploads;
 mod validation_table;
 mod viewer;
-mod viewer_launch;
-mod viewer_oidc;

@@ -7,21 +7,18 @@ use cpis::clock::Clock;
 use cpis::viewer::settings::{LaunchConfig, LaunchKeys};
 use cpis::viewer::ViewerConfig;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use reqwest::header::{LOCATION, SET_COOKIE};
+use reqwest::header::SET_COOKIE;
 use reqwest::redirect;
 use serde_json::{json, Value};
 
-use crate::helpers::*;
+use super::*;
 
-const CHILD: &str = "9449306753";
-/// 14:05 BST on 9 September 2026.
-const T0: i64 = 1_788_959_100_000;
 const NOW_S: i64 = T0 / 1000;
 
-const RSA_A: &str = include_str!("../../src/auth/testdata/rsa_a.pem");
-const RSA_B: &str = include_str!("../../src/auth/testdata/rsa_b.pem");
-const EC_C: &str = include_str!("../../src/auth/testdata/ec_c.pem");
-const JWK_C: &str = include_str!("../../src/auth/testdata/ec-c.jwk.json");
+const RSA_A: &str = include_str!("../../../src/auth/testdata/rsa_a.pem");
+const RSA_B: &str = include_str!("../../../src/auth/testdata/rsa_b.pem");
+const EC_C: &str = include_str!("../../../src/auth/testdata/ec_c.pem");
+const JWK_C: &str = include_str!("../../../src/auth/testdata/ec-c.jwk.json");
 /// `openssl pkey -in src/auth/testdata/rsa_a.pem -pubout`
 const RSA_A_PUBLIC: &str = "-----BEGIN PUBLIC KEY-----
 MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAyDsPwLqMOYKTv5y9Ndpk
@@ -51,7 +48,7 @@ async fn launch_app(keys: LaunchKeys, issuers: &[&str]) -> TestApp {
     app
 }
 
-async fn rsa_app() -> TestApp {
+pub(super) async fn rsa_app() -> TestApp {
     launch_app(LaunchKeys::PublicKey(RSA_A_PUBLIC.as_bytes().to_vec()), &[]).await
 }
 
@@ -84,7 +81,7 @@ async fn jwks_server() -> url::Url {
 }
 
 /// Good claims for `app`, with a fresh `jti`.
-fn claims(app: &TestApp) -> Value {
+pub(super) fn claims(app: &TestApp) -> Value {
     json!({
         "iss": EPR,
         "aud": format!("{}/viewer", app.base.trim_end_matches("/FHIR/R4")),
@@ -105,90 +102,8 @@ fn signed(alg: Algorithm, pem: &str, kid: Option<&str>, claims: &Value) -> Strin
     jsonwebtoken::encode(&header, claims, &key).unwrap()
 }
 
-fn rs256(claims: &Value) -> String {
+pub(super) fn rs256(claims: &Value) -> String {
     signed(Algorithm::RS256, RSA_A, None, claims)
-}
-
-/// A browser: cookies kept, redirects not followed.
-struct Browser {
-    client: reqwest::Client,
-    root: String,
-}
-
-impl Browser {
-    fn new(app: &TestApp) -> Browser {
-        Browser {
-            client: reqwest::Client::builder()
-                .cookie_store(true)
-                .redirect(redirect::Policy::none())
-                .build()
-                .unwrap(),
-            root: app.address.clone(),
-        }
-    }
-
-    async fn get(&self, path: &str) -> reqwest::Response {
-        self.client
-            .get(format!("{}{path}", self.root))
-            .send()
-            .await
-            .unwrap()
-    }
-
-    async fn post(&self, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
-        let res = self
-            .client
-            .post(format!("{}{path}", self.root))
-            .form(form)
-            .send()
-            .await
-            .unwrap();
-        assert!(!location(&res).contains(CHILD), "{}", location(&res));
-        res
-    }
-
-    async fn launch(&self, token: &str) -> reqwest::Response {
-        self.post("/viewer/launch", &[("launch", token)]).await
-    }
-
-    async fn sign_in(&self) {
-        let form = self.get("/viewer/sign-in").await.text().await.unwrap();
-        let res = self
-            .post(
-                "/viewer/sign-in",
-                &[
-                    ("csrf", &csrf_of(&form)),
-                    ("name", "Jane Smith"),
-                    ("ods", "RJ1"),
-                    ("job_role", "Staff Nurse"),
-                    ("role", "health-care"),
-                ],
-            )
-            .await;
-        assert_eq!(res.status(), 303);
-        assert_eq!(location(&res), "/viewer");
-    }
-
-    /// Find a child's HTML (signed in).
-    async fn find(&self) -> String {
-        let res = self.get("/viewer").await;
-        assert_eq!(res.status(), 200);
-        res.text().await.unwrap()
-    }
-}
-
-fn location(res: &reqwest::Response) -> String {
-    res.headers()
-        .get(LOCATION)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string()
-}
-
-fn csrf_of(html: &str) -> String {
-    let marker = "name=\"csrf\" value=\"";
-    let start = html.find(marker).expect("a form token") + marker.len();
-    html[start..].split('"').next().unwrap().to_string()
 }
 
 fn filled_in(html: &str) -> bool {

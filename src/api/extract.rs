@@ -73,8 +73,7 @@ impl FromRequest for FhirBody {
                         )),
                     },
                 })?;
-            let value: Value = serde_json::from_slice(&bytes)
-                .map_err(|e| FhirError::Unparseable(format!("the body is not valid JSON: {e}")))?;
+            let value = parse_json(bytes).await?;
             if !value.is_object() {
                 return Err(FhirError::Unparseable(
                     "the body must be a JSON object (a FHIR resource)".into(),
@@ -83,6 +82,24 @@ impl FromRequest for FhirBody {
             Ok(FhirBody(value))
         })
     }
+}
+
+/// Bodies larger than this are parsed on the blocking pool: an LA's upload part (a megabyte or
+/// more) parsed on an async worker held up every lookup that worker was serving.
+const PARSE_INLINE_BYTES: usize = 64 * 1024;
+
+async fn parse_json(bytes: web::Bytes) -> Result<Value, FhirError> {
+    let inline = bytes.len() <= PARSE_INLINE_BYTES;
+    let parse = move || {
+        serde_json::from_slice::<Value>(&bytes)
+            .map_err(|e| FhirError::Unparseable(format!("the body is not valid JSON: {e}")))
+    };
+    if inline {
+        return parse();
+    }
+    web::block(parse)
+        .await
+        .map_err(|e| FhirError::Unavailable(format!("blocking pool: {e}")))?
 }
 
 /// `If-Match: W/"n"` (also `"n"` or `n`) as a version number.

@@ -25,11 +25,13 @@ pub async fn upload(
 ) -> FhirResult<FhirResponse> {
     // Who may upload at all is decided before the body is looked at.
     caller.require(Action::WritePlan)?;
-    let parsed = upload::parse(
-        &state.profiles,
-        body.resource("Bundle")?,
-        state.max_bundle_entries,
-    )?;
+    let bundle = body.resource("Bundle")?;
+    // Validating a part's entries takes tens of milliseconds: on the blocking pool, so the
+    // async worker goes on answering lookups meanwhile.
+    let (profiles, max_entries) = (state.profiles.clone(), state.max_bundle_entries);
+    let parsed = web::block(move || upload::parse(&profiles, bundle, max_entries))
+        .await
+        .map_err(|e| FhirError::Unavailable(format!("blocking pool: {e}")))??;
     let base = state.base_url.clone();
     let now = state.clock.now_ms();
     let entries = parsed.entries.len();

@@ -1,21 +1,17 @@
 //! Search with each role's rules (SPEC §2, §4): health-care searches one NHS number at a time
 //! and never sees withdrawn plans; an LA searches only its own plans and flags.
 
-use std::collections::BTreeSet;
-
 use serde_json::Value;
 
-use super::organization::find_la;
 use super::parse_content;
 use super::read::read_action;
 use crate::audit::{AccessContext, Disclosed, Returned};
 use crate::auth::{Caller, PlanSearch};
 use crate::db::search as query;
-use crate::db::{store, DbConn};
+use crate::db::DbConn;
 use crate::error::FhirError;
 use crate::fhir::bundle::SearchEntry;
 use crate::fhir::index::Index;
-use crate::fhir::organization::referenced_ods;
 use crate::fhir::types::ODS_SYSTEM;
 use crate::fhir::{flag, ResourceType};
 use crate::search::params::MAX_COUNT;
@@ -162,7 +158,9 @@ pub(crate) fn supporting_plans(
 }
 
 /// The search's matches and includes, with nothing recorded: for the server's own questions
-/// (which LAs hold plans for a child), never for a response.
+/// (which LAs hold plans for a child), never for a response. The Organizations `_include`d
+/// (`Flag:author`, `EpisodeOfCare:organization`: the LA of each match) come with the matches,
+/// from the same statement.
 pub(super) fn matches(
     conn: &mut DbConn,
     caller: &Caller,
@@ -171,8 +169,12 @@ pub(super) fn matches(
 ) -> Result<Results, FhirError> {
     caller.require(read_action(req.ty))?;
     let extra = role_filters(caller, req)?;
-    let page = query::execute(conn, req, &extra, now)?;
-    let mut entries = Vec::with_capacity(page.rows.len());
+    let with_organizations = req
+        .includes
+        .iter()
+        .any(|(_, target)| *target == ResourceType::Organization);
+    let page = query::execute(conn, req, &extra, now, with_organizations)?;
+    let mut entries = Vec::with_capacity(page.rows.len() + page.organizations.len());
     for row in &page.rows {
         let mut resource = parse_content(row)?;
         if req.ty == ResourceType::Flag {
@@ -183,57 +185,14 @@ pub(super) fn matches(
             mode: "match",
         });
     }
-    let included = includes(conn, req, &entries)?;
-    entries.extend(included);
+    for row in &page.organizations {
+        entries.push(SearchEntry {
+            resource: parse_content(row)?,
+            mode: "include",
+        });
+    }
     Ok(Results {
         entries,
         total: page.total,
     })
-}
-
-/// The Organizations `_include`d by the matches (each once).
-fn includes(
-    conn: &mut DbConn,
-    req: &SearchRequest,
-    matches: &[SearchEntry],
-) -> Result<Vec<SearchEntry>, FhirError> {
-    if req.includes.is_empty() {
-        return Ok(Vec::new());
-    }
-    // Flags name their LA's Organization id; plans name its ODS code (resolved once per LA).
-    let mut org_ids = BTreeSet::new();
-    let mut ods_codes = BTreeSet::new();
-    for m in matches {
-        match req.ty {
-            ResourceType::Flag => {
-                if let Some(id) = m
-                    .resource
-                    .pointer("/author/reference")
-                    .and_then(Value::as_str)
-                    .and_then(|r| r.strip_prefix("Organization/"))
-                {
-                    org_ids.insert(id.to_string());
-                }
-            }
-            ResourceType::EpisodeOfCare => {
-                ods_codes.extend(referenced_ods(m.resource.get("managingOrganization")));
-            }
-            ResourceType::Organization => {}
-        }
-    }
-    for ods in ods_codes {
-        if let Some((id, _)) = find_la(conn, &ods)? {
-            org_ids.insert(id);
-        }
-    }
-    let ids: Vec<String> = org_ids.into_iter().collect();
-    store::current_many(conn, ResourceType::Organization.as_str(), &ids)?
-        .iter()
-        .map(|row| {
-            Ok(SearchEntry {
-                resource: parse_content(row)?,
-                mode: "include",
-            })
-        })
-        .collect()
 }

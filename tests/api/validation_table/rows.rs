@@ -4,11 +4,29 @@ use serde_json::{json, Value};
 
 use super::*;
 
-#[rustfmt::skip]
+/// The table, section by section.
 pub(super) fn rows() -> Vec<Row> {
+    [
+        organization_created(),
+        organization_updated(),
+        plan_elements(),
+        plan_types_and_dates(),
+        plan_numbers_and_codes(),
+        plan_bodies(),
+        plan_updated(),
+        plan_uploaded(),
+        validated(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+/// Organization, created by operations.
+#[rustfmt::skip]
+fn organization_created() -> Vec<Row> {
     use Target::*;
     vec![
-        // ---- Organization, created by operations ----
         row("an LA without a name", CreateOrganization, |o| remove(o, "/name"))
             .is(422, MISSING, "Organization.name"),
         row("an LA without an identifier", CreateOrganization, |o| remove(o, "/identifier"))
@@ -67,7 +85,14 @@ pub(super) fn rows() -> Vec<Row> {
         raw("an LA larger than the body limit", CreateOrganization, &oversized_la(), FHIR_JSON)
             .whole(413, TOO_LARGE),
 
-        // ---- Organization, updated by operations ----
+    ]
+}
+
+/// Organization, updated by operations.
+#[rustfmt::skip]
+fn organization_updated() -> Vec<Row> {
+    use Target::*;
+    vec![
         row("an LA update whose body names another id", UpdateOrganization, |o| set(o, "/id", json!("another-id")))
             .whole(400, UNPARSEABLE),
         row("an LA update without the id", UpdateOrganization, |o| remove(o, "/id"))
@@ -89,7 +114,14 @@ pub(super) fn rows() -> Vec<Row> {
         raw("an LA update that is not JSON", UpdateOrganization, b"{\"resourceType\": \"Organization\",", FHIR_JSON)
             .whole(400, UNPARSEABLE),
 
-        // ---- EpisodeOfCare, created by its LA ----
+    ]
+}
+
+/// EpisodeOfCare, created by its LA: elements missing, or not allowed.
+#[rustfmt::skip]
+fn plan_elements() -> Vec<Row> {
+    use Target::*;
+    vec![
         row("a plan without a status", CreatePlan, |p| remove(p, "/status"))
             .is(422, MISSING, "EpisodeOfCare.status"),
         row("a plan without an identifier", CreatePlan, |p| remove(p, "/identifier"))
@@ -144,6 +176,14 @@ pub(super) fn rows() -> Vec<Row> {
             .is(422, NOT_ALLOWED, "EpisodeOfCare.managingOrganization.identifier.type"),
         row("a plan identifier with a period", CreatePlan, |p| set(p, "/identifier/0/period", json!({"start": "2026-01-05"})))
             .is(422, NOT_ALLOWED, "EpisodeOfCare.identifier[0].period"),
+    ]
+}
+
+/// EpisodeOfCare, created by its LA: JSON of the wrong type, and dates.
+#[rustfmt::skip]
+fn plan_types_and_dates() -> Vec<Row> {
+    use Target::*;
+    vec![
         row("a plan whose status is a number", CreatePlan, |p| set(p, "/status", json!(1)))
             .is(422, INVALID, "EpisodeOfCare.status"),
         row("a plan whose identifier is an object", CreatePlan, |p| set(p, "/identifier", json!({"system": "https://example.org", "value": "P-NEW"})))
@@ -168,6 +208,15 @@ pub(super) fn rows() -> Vec<Row> {
             .is(422, INVALID, "EpisodeOfCare.period.end"),
         row("a plan ending before it starts", CreatePlan, |p| set(p, "/period/end", json!("2026-01-04")))
             .is(422, RULE, "EpisodeOfCare.period.end"),
+    ]
+}
+
+/// EpisodeOfCare, created by its LA: NHS numbers, systems, codes, statuses, the LA and the
+/// identifier, and several problems at once.
+#[rustfmt::skip]
+fn plan_numbers_and_codes() -> Vec<Row> {
+    use Target::*;
+    vec![
         row("a plan whose NHS number has a wrong check digit", CreatePlan, |p| set(p, "/patient/identifier/value", json!("9000000008")))
             .is(422, INVALID, "EpisodeOfCare.patient.identifier.value"),
         row("a plan whose NHS number check value would be 10", CreatePlan, |p| set(p, "/patient/identifier/value", json!("0000000060")))
@@ -228,6 +277,14 @@ pub(super) fn rows() -> Vec<Row> {
             .by(UNKNOWN_LA)
             .is(422, RULE, "EpisodeOfCare.period.end")
             .and(INVALID, "EpisodeOfCare.managingOrganization.identifier.value"),
+    ]
+}
+
+/// EpisodeOfCare, created by its LA: bodies that are not a plan.
+#[rustfmt::skip]
+fn plan_bodies() -> Vec<Row> {
+    use Target::*;
+    vec![
         row("a plan body that is a Flag", CreatePlan, |p| set(p, "/resourceType", json!("Flag")))
             .whole(400, UNPARSEABLE),
         row("a plan body without a resourceType", CreatePlan, |p| remove(p, "/resourceType"))
@@ -253,7 +310,14 @@ pub(super) fn rows() -> Vec<Row> {
         raw("a plan larger than the body limit", CreatePlan, &oversized_plan(), FHIR_JSON)
             .whole(413, TOO_LARGE),
 
-        // ---- EpisodeOfCare, PUT by id ----
+    ]
+}
+
+/// EpisodeOfCare, PUT by id.
+#[rustfmt::skip]
+fn plan_updated() -> Vec<Row> {
+    use Target::*;
+    vec![
         row("a plan update that reactivates a withdrawn plan", UpdateWithdrawnPlan, |p| set(p, "/status", json!("active")))
             .is(422, FORBIDDEN_UPDATE, "EpisodeOfCare.status"),
         row("a plan update that finishes a withdrawn plan", UpdateWithdrawnPlan, |p| set(p, "/status", json!("finished")))
@@ -279,7 +343,14 @@ pub(super) fn rows() -> Vec<Row> {
         raw("a plan update sent as application/xml", UpdatePlan, b"<EpisodeOfCare/>", Some("application/xml"))
             .whole(415, UNSUPPORTED),
 
-        // ---- EpisodeOfCare, conditional PUT by identifier ----
+    ]
+}
+
+/// EpisodeOfCare, conditional PUT by identifier.
+#[rustfmt::skip]
+fn plan_uploaded() -> Vec<Row> {
+    use Target::*;
+    vec![
         row("an upload whose plan reference differs from the URL", UpsertPlan, |p| set(p, "/identifier/0/value", json!("P-2")))
             .is(422, INVALID, "EpisodeOfCare.identifier[0].value"),
         row("an upload whose identifier system differs from the URL", UpsertPlan, |p| set(p, "/identifier/0/system", json!("https://fhir.other.gov.uk/Id/plan")))
@@ -298,7 +369,14 @@ pub(super) fn rows() -> Vec<Row> {
         raw("an upload that is not JSON", UpsertPlan, b"resourceType=EpisodeOfCare", FHIR_JSON)
             .whole(400, UNPARSEABLE),
 
-        // ---- $validate ----
+    ]
+}
+
+/// `$validate`: reported (200), not refused, but for bodies that are not a resource.
+#[rustfmt::skip]
+fn validated() -> Vec<Row> {
+    use Target::*;
+    vec![
         row("validating a plan with a diagnosis", ValidatePlan, |p| set(p, "/diagnosis", json!([])))
             .reports(NOT_ALLOWED, "EpisodeOfCare.diagnosis"),
         row("validating a plan with a bad check digit", ValidatePlan, |p| set(p, "/patient/identifier/value", json!("9000000008")))

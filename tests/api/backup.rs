@@ -41,6 +41,21 @@ async fn cpis(args: &[&str], database_url: &str) -> Output {
         .unwrap()
 }
 
+/// Runs `cpis restore --from FROM --to TO` (TO a SQLite file), off the test's runtime.
+async fn restore(from: &Path, to: &Path) -> Output {
+    cpis(
+        &[
+            "restore",
+            "--from",
+            from.to_str().unwrap(),
+            "--to",
+            &sqlite_url(to),
+        ],
+        "sqlite://unused.db",
+    )
+    .await
+}
+
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
@@ -138,20 +153,9 @@ fn field(output: &str, name: &str) -> String {
         .to_string()
 }
 
-#[tokio::test]
-async fn a_backup_taken_while_the_server_serves_is_checked_sealed_and_owner_only_and_restores_what_was_acknowledged(
-) {
-    let app = app_with_plans(6, |_| {}).await;
-    let dir = tempfile::tempdir().unwrap();
-    let backup = dir.path().join("cpis-backup.db");
-    let acknowledged = ids(
-        &database_of(&app),
-        "SELECT id FROM audit_events ORDER BY id",
-    );
-    assert!(acknowledged.len() >= 6);
-    let la_pull_before = resources(&app.base, "AuditEvent?_count=500", &app.social(LA_A)).await;
-
-    // Audited lookups of the other LA's child go on while the copy is taken.
+/// Runs `work` while health care looks up the other LA's child again and again (each lookup
+/// audited, each answered 200), from before `work` starts until it ends.
+async fn during_lookups<T>(app: &TestApp, work: impl std::future::Future<Output = T>) -> T {
     let stop = Arc::new(AtomicBool::new(false));
     let answered = Arc::new(AtomicUsize::new(0));
     let load = {
@@ -172,13 +176,34 @@ async fn a_backup_taken_while_the_server_serves_is_checked_sealed_and_owner_only
     while answered.load(Ordering::SeqCst) == 0 {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    let taken = cpis(
-        &["backup", "--to", backup.to_str().unwrap()],
-        &app.config.database_url,
-    )
-    .await;
+    let done = work.await;
     stop.store(true, Ordering::SeqCst);
     load.await.unwrap();
+    done
+}
+
+#[tokio::test]
+async fn a_backup_taken_while_the_server_serves_is_checked_sealed_and_owner_only_and_restores_what_was_acknowledged(
+) {
+    let app = app_with_plans(6, |_| {}).await;
+    let dir = tempfile::tempdir().unwrap();
+    let backup = dir.path().join("cpis-backup.db");
+    let acknowledged = ids(
+        &database_of(&app),
+        "SELECT id FROM audit_events ORDER BY id",
+    );
+    assert!(acknowledged.len() >= 6);
+    let la_pull_before = resources(&app.base, "AuditEvent?_count=500", &app.social(LA_A)).await;
+
+    // Audited lookups of the other LA's child go on while the copy is taken.
+    let taken = during_lookups(
+        &app,
+        cpis(
+            &["backup", "--to", backup.to_str().unwrap()],
+            &app.config.database_url,
+        ),
+    )
+    .await;
     let out = text(&taken.stdout);
     assert_eq!(taken.status.code(), Some(0), "{out}{}", text(&taken.stderr));
     assert!(
@@ -200,17 +225,7 @@ async fn a_backup_taken_while_the_server_serves_is_checked_sealed_and_owner_only
     );
 
     let restored = dir.path().join("restored/cpis.db");
-    let done = cpis(
-        &[
-            "restore",
-            "--from",
-            backup.to_str().unwrap(),
-            "--to",
-            &sqlite_url(&restored),
-        ],
-        "sqlite://unused.db",
-    )
-    .await;
+    let done = restore(&backup, &restored).await;
     let out = text(&done.stdout);
     assert_eq!(done.status.code(), Some(0), "{out}{}", text(&done.stderr));
     assert!(
@@ -342,17 +357,7 @@ async fn a_backup_killed_midway_leaves_no_file_that_looks_complete() {
         assert!(name.starts_with(".k.db.partial-"), "{name}");
         if !name.ends_with("-journal") && !file_is_sealed(&path) {
             let target = dir.path().join("from-partial.db");
-            let refused = cpis(
-                &[
-                    "restore",
-                    "--from",
-                    path.to_str().unwrap(),
-                    "--to",
-                    &sqlite_url(&target),
-                ],
-                "sqlite://unused.db",
-            )
-            .await;
+            let refused = restore(&path, &target).await;
             let said = text(&refused.stderr);
             assert_eq!(refused.status.code(), Some(1), "{said}");
             assert!(!target.exists(), "{said}");

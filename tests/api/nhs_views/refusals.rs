@@ -135,6 +135,21 @@ async fn only_health_care_reads_the_views_and_errors_take_the_guides_shape() {
     );
 }
 
+/// The types a CapabilityStatement says may be read.
+fn readable_types(cs: &Value) -> Vec<String> {
+    cs["rest"][0]["resource"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| {
+            r["interaction"]
+                .as_array()
+                .is_some_and(|i| i.iter().any(|i| i["code"] == "read"))
+        })
+        .map(|r| r["type"].as_str().unwrap().to_string())
+        .collect()
+}
+
 /// Each view's statement lists exactly what works: every interaction, parameter and include
 /// it names is exercised, and the native statement names none of the views' types.
 #[tokio::test]
@@ -187,17 +202,7 @@ async fn each_view_s_metadata_lists_exactly_what_works() {
             }
         }
         // Reads: each id a search returns, at the type the statement lists as readable.
-        let readable: Vec<String> = cs["rest"][0]["resource"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|r| {
-                r["interaction"]
-                    .as_array()
-                    .is_some_and(|i| i.iter().any(|i| i["code"] == "read"))
-            })
-            .map(|r| r["type"].as_str().unwrap().to_string())
-            .collect();
+        let readable = readable_types(&cs);
         let everything = if base == B {
             get_ok(&app, &format!("{B}/CareTeam?patient={CHILD}"), &amina).await
         } else {

@@ -76,6 +76,58 @@ fn nth_child(i: u64) -> String {
         .to_string()
 }
 
+/// One clinician looking the children up again and again while `uploading` holds: how many
+/// lookups were answered 200, how many 503 (with Retry-After), and the slowest. Any other answer,
+/// or none within the pool timeout, fails the test.
+fn lookups_while(
+    app: &TestApp,
+    worker: usize,
+    children: Vec<String>,
+    uploading: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> tokio::task::JoinHandle<(usize, usize, std::time::Duration)> {
+    // A lookup that waits longer than the pool timeout (and a second to answer) has hung.
+    let client = reqwest::Client::builder()
+        .timeout(app.config.db_timeout + std::time::Duration::from_secs(1))
+        .build()
+        .unwrap();
+    let base = app.base.clone();
+    let tokens: Vec<String> = (0..50)
+        .map(|n| {
+            let mut req = token_request(cpis::auth::Role::HealthCare, HOSPITAL);
+            req.sub = format!("clinician-{worker}-{n}");
+            app.token_for(&req)
+        })
+        .collect();
+    tokio::spawn(async move {
+        let (mut ok, mut busy, mut n) = (0usize, 0usize, 0usize);
+        let mut slowest = std::time::Duration::ZERO;
+        while uploading.load(std::sync::atomic::Ordering::SeqCst) {
+            let child = &children[(worker + n) % children.len()];
+            let asked = std::time::Instant::now();
+            let res = client
+                .get(format!("{base}/Flag?patient:identifier={NHS}|{child}"))
+                .bearer_auth(&tokens[n % tokens.len()])
+                .send()
+                .await
+                .expect("an answer within the pool timeout, never a hang");
+            slowest = slowest.max(asked.elapsed());
+            match res.status().as_u16() {
+                200 => ok += 1,
+                503 => {
+                    assert!(
+                        res.headers().contains_key("retry-after"),
+                        "503 with Retry-After"
+                    );
+                    busy += 1;
+                }
+                other => panic!("a lookup during the upload answered {other}"),
+            }
+            n += 1;
+        }
+        (ok, busy, slowest)
+    })
+}
+
 #[tokio::test]
 async fn a_large_upload_never_makes_audited_lookups_fail_and_reports_every_entry() {
     const ENTRY_LIMIT: usize = 5000;
@@ -101,52 +153,9 @@ async fn a_large_upload_never_makes_audited_lookups_fail_and_reports_every_entry
     );
 
     let uploading = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
-    let mut clients = Vec::new();
-    for worker in 0..8usize {
-        let uploading = uploading.clone();
-        let children = looked_up.clone();
-        // A lookup that waits longer than the pool timeout (and a second to answer) has hung.
-        let client = reqwest::Client::builder()
-            .timeout(app.config.db_timeout + std::time::Duration::from_secs(1))
-            .build()
-            .unwrap();
-        let base = app.base.clone();
-        let tokens: Vec<String> = (0..50)
-            .map(|n| {
-                let mut req = token_request(cpis::auth::Role::HealthCare, HOSPITAL);
-                req.sub = format!("clinician-{worker}-{n}");
-                app.token_for(&req)
-            })
-            .collect();
-        clients.push(tokio::spawn(async move {
-            let (mut ok, mut busy, mut n) = (0usize, 0usize, 0usize);
-            let mut slowest = std::time::Duration::ZERO;
-            while uploading.load(std::sync::atomic::Ordering::SeqCst) {
-                let child = &children[(worker + n) % children.len()];
-                let asked = std::time::Instant::now();
-                let res = client
-                    .get(format!("{base}/Flag?patient:identifier={NHS}|{child}"))
-                    .bearer_auth(&tokens[n % tokens.len()])
-                    .send()
-                    .await
-                    .expect("an answer within the pool timeout, never a hang");
-                slowest = slowest.max(asked.elapsed());
-                match res.status().as_u16() {
-                    200 => ok += 1,
-                    503 => {
-                        assert!(
-                            res.headers().contains_key("retry-after"),
-                            "503 with Retry-After"
-                        );
-                        busy += 1;
-                    }
-                    other => panic!("a lookup during the upload answered {other}"),
-                }
-                n += 1;
-            }
-            (ok, busy, slowest)
-        }));
-    }
+    let clients: Vec<_> = (0..8usize)
+        .map(|worker| lookups_while(&app, worker, looked_up.clone(), uploading.clone()))
+        .collect();
 
     let mut accepted = 0;
     for part in 0..PLANS / ENTRY_LIMIT {

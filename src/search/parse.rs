@@ -1,36 +1,21 @@
 //! Strict search-parameter parsing: anything not in the table of `params` is a 400, and so is a
 //! value that does not parse (an invalid NHS number above all).
 
-use chrono::{DateTime, NaiveDate};
-
-use super::params::{
-    find, includes_for, params_for, sort_keys, ParamDef, ParamKind, Searched, SortKey,
-    DEFAULT_COUNT, MAX_COUNT, RESULT_PARAMS,
-};
-use crate::clock::uk_day_start_ms;
+use super::params::{find, includes_for, params_for, ParamDef, ParamKind, Searched, DEFAULT_COUNT};
 use crate::error::FhirError;
 use crate::fhir::index::Index;
 use crate::fhir::nhs_number::NhsNumber;
-use crate::fhir::types::{day_start_ms, NHS_NUMBER_SYSTEM, ODS_SYSTEM};
+use crate::fhir::types::{NHS_NUMBER_SYSTEM, ODS_SYSTEM};
 use crate::fhir::ResourceType;
+
+pub use super::date::{instant_bounds, parse_date, parse_instant_date, DatePrefix};
+pub use super::paging::{result_param, Paging, Sort};
 
 /// One `system|value` alternative of a token search.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenValue {
     pub system: Option<String>,
     pub value: String,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DatePrefix {
-    Eq,
-    Ne,
-    Gt,
-    Ge,
-    Lt,
-    Le,
-    Sa,
-    Eb,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,62 +49,6 @@ pub enum Filter {
     FlagStatus(Vec<FlagStatus>),
     /// `_id`: any of these logical ids.
     Ids(Vec<String>),
-}
-
-/// `_sort`: one key, ascending or (`-key`) descending.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Sort {
-    pub key: SortKey,
-    pub descending: bool,
-}
-
-/// Which page of the matches, in which order: `_count`, `_offset`, `_sort`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Paging {
-    pub count: usize,
-    pub offset: usize,
-    /// `None`: the type's own order (newest first).
-    pub sort: Option<Sort>,
-}
-
-impl Default for Paging {
-    fn default() -> Self {
-        Paging {
-            count: DEFAULT_COUNT,
-            offset: 0,
-            sort: None,
-        }
-    }
-}
-
-impl Paging {
-    /// Whether the page runs oldest first (`_sort` ascending); the default is newest first.
-    pub fn oldest_first(&self) -> bool {
-        self.sort.is_some_and(|sort| !sort.descending)
-    }
-
-    /// `_count` as a SQL `LIMIT`.
-    pub fn limit(&self) -> i64 {
-        i64::try_from(self.count).unwrap_or(i64::MAX)
-    }
-
-    /// `_offset` as a SQL `OFFSET`.
-    pub fn skip(&self) -> i64 {
-        i64::try_from(self.offset).unwrap_or(i64::MAX)
-    }
-
-    /// `_sort` as the client wrote it, for `self`/`next` links.
-    pub fn sort_param(&self, searched: Searched) -> Option<String> {
-        let sort = self.sort?;
-        let (name, _) = sort_keys(searched)
-            .iter()
-            .find(|(_, key)| *key == sort.key)?;
-        Some(if sort.descending {
-            format!("-{name}")
-        } else {
-            (*name).to_string()
-        })
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -159,7 +88,7 @@ impl SearchRequest {
     }
 }
 
-fn invalid(param: &str, reason: impl Into<String>) -> FhirError {
+pub(super) fn invalid(param: &str, reason: impl Into<String>) -> FhirError {
     FhirError::InvalidSearch {
         param: param.to_string(),
         reason: reason.into(),
@@ -361,59 +290,6 @@ fn parse_tokens(name: &str, value: &str) -> Result<Vec<TokenValue>, FhirError> {
         .collect()
 }
 
-/// `_count` (clamped to the maximum), `_offset`, `_sort` (one of the type's keys) and the
-/// other result parameters every search takes. `Ok(false)` when `name` is none of them.
-pub fn result_param(
-    name: &str,
-    value: &str,
-    searched: Searched,
-    paging: &mut Paging,
-) -> Result<bool, FhirError> {
-    match name {
-        "_count" => {
-            let n: usize = value
-                .parse()
-                .map_err(|_| invalid("_count", "must be a non-negative whole number"))?;
-            paging.count = n.min(MAX_COUNT);
-        }
-        "_offset" => {
-            paging.offset = value
-                .parse()
-                .map_err(|_| invalid("_offset", "must be a non-negative whole number"))?;
-        }
-        "_sort" => paging.sort = Some(parse_sort(searched, value)?),
-        other if RESULT_PARAMS.contains(&other) => {}
-        _ => return Ok(false),
-    }
-    Ok(true)
-}
-
-fn parse_sort(searched: Searched, value: &str) -> Result<Sort, FhirError> {
-    let (name, descending) = match value.strip_prefix('-') {
-        Some(name) => (name, true),
-        None => (value, false),
-    };
-    let keys = sort_keys(searched);
-    keys.iter()
-        .find(|(key_name, _)| *key_name == name)
-        .map(|(_, key)| Sort {
-            key: *key,
-            descending,
-        })
-        .ok_or_else(|| {
-            let names: Vec<&str> = keys.iter().map(|(n, _)| *n).collect();
-            invalid(
-                "_sort",
-                format!(
-                    "{} is sorted by {} (or -{}: descending), one key",
-                    searched.name(),
-                    names.join(" or "),
-                    names.join(" or -")
-                ),
-            )
-        })
-}
-
 /// A search's filter parameters on `searched`, each with its definition: the result
 /// parameters go into `paging`, empty values are skipped (FHIR: ignored), and a parameter the
 /// type does not have is 400 not-supported. For the types whose parser is their own (the
@@ -448,93 +324,10 @@ pub fn ids_of(value: &str) -> Vec<String> {
         .collect()
 }
 
-/// The instants `[from, to)` a date parameter selects when its target is an instant (when an
-/// access was recorded, when an upload was made): the instant `t` is the range `[t, t + 1)`,
-/// and a day-only value is that day in England (`parse_instant_date`).
-pub fn instant_bounds(name: &str, raw: &str) -> Result<(i64, i64), FhirError> {
-    let (prefix, lo, hi) = parse_instant_date(name, raw)?;
-    Ok(match prefix {
-        DatePrefix::Eq => (lo, hi),
-        DatePrefix::Gt | DatePrefix::Sa => (hi, i64::MAX),
-        DatePrefix::Ge => (lo, i64::MAX),
-        DatePrefix::Lt | DatePrefix::Eb => (i64::MIN, lo),
-        DatePrefix::Le => (i64::MIN, hi),
-        DatePrefix::Ne => return Err(invalid(name, "the ne prefix is not supported here")),
-    })
-}
-
-/// Parses `[prefix]date` into the prefix and the half-open range `[lo, hi)` the value denotes
-/// (a year, a month, a day or an instant), against a plain date (a plan's period): a day is
-/// kept as its UTC midnight (`day_start_ms`), as the date index keeps it.
-pub fn parse_date(name: &str, raw: &str) -> Result<(DatePrefix, i64, i64), FhirError> {
-    parse_range(name, raw, day_start_ms)
-}
-
-/// `parse_date` against an instant (`meta.lastUpdated`, when an access was recorded): a year,
-/// month or day is the calendar's in England, from midnight Europe/London (23:00 UTC the
-/// evening before in summer), as every date rule of the service.
-pub fn parse_instant_date(name: &str, raw: &str) -> Result<(DatePrefix, i64, i64), FhirError> {
-    parse_range(name, raw, uk_day_start_ms)
-}
-
-fn parse_range(
-    name: &str,
-    raw: &str,
-    day_start: fn(NaiveDate) -> i64,
-) -> Result<(DatePrefix, i64, i64), FhirError> {
-    let prefixes = [
-        ("eq", DatePrefix::Eq),
-        ("ne", DatePrefix::Ne),
-        ("gt", DatePrefix::Gt),
-        ("ge", DatePrefix::Ge),
-        ("lt", DatePrefix::Lt),
-        ("le", DatePrefix::Le),
-        ("sa", DatePrefix::Sa),
-        ("eb", DatePrefix::Eb),
-    ];
-    let (prefix, rest) = prefixes
-        .iter()
-        .find_map(|(p, d)| raw.strip_prefix(p).map(|rest| (*d, rest)))
-        .unwrap_or((DatePrefix::Eq, raw));
-    let bad = || {
-        invalid(name, format!("{raw:?} is not a FHIR date, dateTime or instant (with an optional eq/ne/gt/ge/lt/le/sa/eb prefix)"))
-    };
-    let ymd = |y: i32, m: u32, d: u32| NaiveDate::from_ymd_opt(y, m, d).ok_or_else(bad);
-    let (lo, hi) = match rest.len() {
-        4 => {
-            let y: i32 = rest.parse().map_err(|_| bad())?;
-            (day_start(ymd(y, 1, 1)?), day_start(ymd(y + 1, 1, 1)?))
-        }
-        7 => {
-            let (y, m) = rest.split_once('-').ok_or_else(bad)?;
-            let (y, m): (i32, u32) = (y.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
-            let start = ymd(y, m, 1)?;
-            let next = if m == 12 {
-                ymd(y + 1, 1, 1)?
-            } else {
-                ymd(y, m + 1, 1)?
-            };
-            (day_start(start), day_start(next))
-        }
-        10 => {
-            let d = NaiveDate::parse_from_str(rest, "%Y-%m-%d").map_err(|_| bad())?;
-            (day_start(d), day_start(d.succ_opt().ok_or_else(bad)?))
-        }
-        _ => {
-            let t = DateTime::parse_from_rfc3339(rest)
-                .map_err(|_| bad())?
-                .timestamp_millis();
-            // An instant written to the second covers that second; to the millisecond, that ms.
-            let width = if rest.contains('.') { 1 } else { 1000 };
-            (t, t + width)
-        }
-    };
-    Ok((prefix, lo, hi))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::search::params::{SortKey, MAX_COUNT};
 
     #[test]
     fn an_nhs_number_search_is_a_patient_token_filter() {
@@ -579,17 +372,6 @@ mod tests {
             MAX_COUNT
         );
         assert!(parse(ResourceType::Flag, "_count=ten").is_err());
-    }
-
-    #[test]
-    fn dates_denote_ranges() {
-        let (p, lo, hi) = parse_date("date", "ge2026-01").unwrap();
-        assert_eq!(p, DatePrefix::Ge);
-        assert_eq!(hi - lo, 31 * 86_400_000);
-        let (_, lo, hi) = parse_date("date", "2026-01-05T10:00:00Z").unwrap();
-        assert_eq!(hi - lo, 1000);
-        assert!(parse_date("date", "2026-13").is_err());
-        assert!(parse_date("date", "ap2026").is_err());
     }
 
     #[test]

@@ -28,6 +28,35 @@ pub struct AuditQuery {
     pub canonical: Vec<(String, String)>,
 }
 
+impl AuditQuery {
+    /// No filter: every access the caller may see, the first page.
+    fn every_access() -> AuditQuery {
+        AuditQuery {
+            patient: None,
+            from_ms: i64::MIN,
+            to_ms: i64::MAX,
+            pattern: None,
+            ids: None,
+            agent_sub: None,
+            agent_org: None,
+            paging: Paging::default(),
+            canonical: Vec::new(),
+        }
+    }
+
+    /// The accesses of the child `nhs`, from a number already parsed: what
+    /// `patient:identifier={nhs}` parses to (the NHS views parse theirs once, in the guides'
+    /// forms).
+    pub fn for_patient(nhs: NhsNumber) -> AuditQuery {
+        let number = nhs.as_str().to_string();
+        AuditQuery {
+            patient: Some(nhs),
+            canonical: vec![("patient:identifier".into(), number)],
+            ..AuditQuery::every_access()
+        }
+    }
+}
+
 fn invalid(param: &str, reason: impl Into<String>) -> FhirError {
     FhirError::InvalidSearch {
         param: param.to_string(),
@@ -61,17 +90,7 @@ impl AuditQuery {
 }
 
 pub fn parse(query: &str) -> Result<AuditQuery, FhirError> {
-    let mut q = AuditQuery {
-        patient: None,
-        from_ms: i64::MIN,
-        to_ms: i64::MAX,
-        pattern: None,
-        ids: None,
-        agent_sub: None,
-        agent_org: None,
-        paging: Paging::default(),
-        canonical: Vec::new(),
-    };
+    let mut q = AuditQuery::every_access();
     for (def, name, value) in filter_params(Searched::AuditEvent, query, &mut q.paging)? {
         match def.kind {
             ParamKind::ReferenceIdentifier => {
@@ -130,6 +149,15 @@ pub fn parse(query: &str) -> Result<AuditQuery, FhirError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_childs_accesses_are_what_their_query_parses_to() {
+        let nhs = NhsNumber::parse("9449306753").unwrap();
+        assert_eq!(
+            AuditQuery::for_patient(nhs),
+            parse("patient:identifier=9449306753").unwrap()
+        );
+    }
 
     #[test]
     fn a_child_and_a_time_window_are_parsed() {

@@ -1,6 +1,7 @@
-//! Search: the parameter table of every searched type (`params`), the CapabilityStatement
-//! built from it (`capability`), strict parsers (`parse`; `audit` for the access history) and
-//! a search's pages (`page`). The query over the index tables is `db::search`.
+//! Search: the parameter table of every searched type, the NHS views' included (`params`),
+//! the CapabilityStatement built from it (`capability`), strict parsers (`parse`; `audit` for
+//! the access history), a child's search from an NHS number already parsed (`patient`) and a
+//! search's pages (`page`). The query over the index tables is `db::search`.
 
 pub mod audit;
 pub mod capability;
@@ -9,5 +10,6 @@ pub mod page;
 mod paging;
 pub mod params;
 pub mod parse;
+pub mod patient;
 
 pub use parse::{parse, SearchRequest};

@@ -324,3 +324,117 @@ pub fn takes(searched: Searched, name: &str) -> bool {
 /// Default and maximum page sizes (SPEC §4).
 pub const DEFAULT_COUNT: usize = 50;
 pub const MAX_COUNT: usize = 500;
+
+/// A search of NHS England's views (`views`): their parameters are the guides', not the native
+/// API's, and are kept here with the native ones. A view's parser takes exactly these and its
+/// CapabilityStatement lists exactly these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ViewSearch {
+    /// The CP-IS FHIR API's `CareTeam?patient=…`.
+    CareTeam,
+    /// The CP-IS FHIR API's `AuditEvent?patient=…`: the access history, PractitionerRoles
+    /// always included.
+    AuditEvent,
+    /// The Patient Flag API's `Flag?patient=…` (also `PatientFlag`).
+    Flag,
+}
+
+/// What a view search parameter is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ViewParamKind {
+    /// The child's NHS number: required, once, one value (`Patient/N` too where `reference`).
+    Patient { reference: bool },
+    /// A token matched against the codings every view resource has.
+    Token,
+    /// An `_include` form (listed as `searchInclude`, not as a parameter).
+    Include,
+}
+
+/// One parameter of a view search.
+#[derive(Debug, Clone, Copy)]
+pub struct ViewParam {
+    /// The name the CapabilityStatement lists.
+    pub name: &'static str,
+    /// Every name the guide's clients write for it, which the parser takes; an error about a
+    /// missing value names the first.
+    pub names: &'static [&'static str],
+    pub kind: ViewParamKind,
+    /// The guide's SearchParameter, where it has one.
+    pub definition: Option<&'static str>,
+    pub documentation: Option<&'static str>,
+    /// For an include: the values it takes.
+    pub values: &'static [&'static str],
+}
+
+const fn view_param(name: &'static [&'static str; 1], kind: ViewParamKind) -> ViewParam {
+    ViewParam {
+        name: name[0],
+        names: name,
+        kind,
+        definition: None,
+        documentation: None,
+        values: &[],
+    }
+}
+
+/// The CP-IS FHIR API's `_include` forms for the accesses' PractitionerRoles (always
+/// included, whichever is asked).
+pub const CPIS_AUDIT_EVENT_INCLUDES: &[&str] = &[
+    "AuditEvent:agent",
+    "AuditEvent:agent:PractitionerRole",
+    "AuditEvent:entity-type=http://terminology.hl7.org/CodeSystem/v3-RoleClass|ASSIGNED",
+    "*",
+];
+
+const CPIS_CARE_TEAM: &[ViewParam] = &[ViewParam {
+    names: &["patient:identifier", "patient"],
+    documentation: Some("NHS number: https://fhir.nhs.uk/Id/nhs-number|N or N; also written patient:identifier. Required; one value."),
+    ..view_param(&["patient"], ViewParamKind::Patient { reference: false })
+}];
+
+const CPIS_AUDIT_EVENT: &[ViewParam] = &[
+    ViewParam {
+        names: &["patient:identifier", "patient"],
+        documentation: Some("As CareTeam. Returns the 25 most recent unscheduled accesses; PractitionerRole is always included."),
+        ..view_param(&["patient"], ViewParamKind::Patient { reference: false })
+    },
+    ViewParam {
+        values: CPIS_AUDIT_EVENT_INCLUDES,
+        ..view_param(&["_include"], ViewParamKind::Include)
+    },
+];
+
+const PATIENT_FLAG: &[ViewParam] = &[
+    ViewParam {
+        names: &["patient", "patient:identifier", "subject:identifier"],
+        documentation: Some(
+            "N, https://fhir.nhs.uk/Id/nhs-number|N or Patient/N. Required; one value.",
+        ),
+        ..view_param(&["patient"], ViewParamKind::Patient { reference: true })
+    },
+    ViewParam {
+        definition: Some("https://fhir.nhs.uk/England/SearchParameter/England-FlagCode"),
+        ..view_param(&["code"], ViewParamKind::Token)
+    },
+    ViewParam {
+        definition: Some("https://fhir.nhs.uk/England/SearchParameter/England-FlagCategory"),
+        ..view_param(&["category"], ViewParamKind::Token)
+    },
+    ViewParam {
+        values: &["Flag:detail"],
+        ..view_param(&["_include"], ViewParamKind::Include)
+    },
+    ViewParam {
+        values: &["CarePlan:care-team"],
+        ..view_param(&["_include:iterate"], ViewParamKind::Include)
+    },
+];
+
+/// The parameters of a view search, the NHS number first.
+pub fn view_params(search: ViewSearch) -> &'static [ViewParam] {
+    match search {
+        ViewSearch::CareTeam => CPIS_CARE_TEAM,
+        ViewSearch::AuditEvent => CPIS_AUDIT_EVENT,
+        ViewSearch::Flag => PATIENT_FLAG,
+    }
+}

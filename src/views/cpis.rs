@@ -18,17 +18,11 @@ use crate::fhir::audit_event::{AccessKind, SDS_USER_SYSTEM};
 use crate::fhir::bundle::SearchEntry;
 use crate::fhir::types::ODS_SYSTEM;
 use crate::fhir::ResourceType;
-use crate::search;
+use crate::search::audit::AuditQuery;
+use crate::search::params::{ViewSearch, CPIS_AUDIT_EVENT_INCLUDES, MAX_COUNT};
+use crate::search::SearchRequest;
 use crate::service::{self, access_history};
 
-const PATIENT: &[&str] = &["patient:identifier", "patient"];
-/// The `_include` forms the guide's pages use for the PractitionerRoles (always included).
-pub const AUDIT_EVENT_INCLUDES: &[&str] = &[
-    "AuditEvent:agent",
-    "AuditEvent:agent:PractitionerRole",
-    "AuditEvent:entity-type=http://terminology.hl7.org/CodeSystem/v3-RoleClass|ASSIGNED",
-    "*",
-];
 const ROLE_CLASS: &str = "http://terminology.hl7.org/CodeSystem/v3-RoleClass";
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -74,14 +68,8 @@ pub fn care_team(plan: &Value, la: &Value, today: chrono::NaiveDate) -> Value {
 #[tracing::instrument(skip_all, fields(fhir.interaction = "search-type", fhir.type = "CareTeam"))]
 async fn care_team_search(r: Reading, req: HttpRequest) -> FhirResult<FhirResponse> {
     require_health_care(&r)?;
-    let q = query::parse(req.query_string(), PATIENT, &[], false)?;
-    let native = search::parse(
-        ResourceType::EpisodeOfCare,
-        &format!(
-            "patient:identifier={}&_include=EpisodeOfCare:organization&_count=500",
-            q.nhs.as_str()
-        ),
-    )?;
+    let q = query::parse(req.query_string(), ViewSearch::CareTeam)?;
+    let native = SearchRequest::for_patient(ResourceType::EpisodeOfCare, q.nhs, MAX_COUNT);
     let (results, now) = r
         .disclose(AccessKind::Search, move |conn, ctx| {
             let now = ctx.now_ms();
@@ -174,17 +162,17 @@ pub fn practitioner_role(event: &Value) -> Value {
 #[tracing::instrument(skip_all, fields(fhir.interaction = "search-type", fhir.type = "AuditEvent"))]
 async fn audit_event_search(r: Reading, req: HttpRequest) -> FhirResult<FhirResponse> {
     require_health_care(&r)?;
-    let q = query::parse(req.query_string(), PATIENT, &["_include"], false)?;
+    let q = query::parse(req.query_string(), ViewSearch::AuditEvent)?;
     if let Some((name, value)) = q
         .others
         .iter()
-        .find(|(_, value)| !AUDIT_EVENT_INCLUDES.contains(&value.as_str()))
+        .find(|(_, value)| !CPIS_AUDIT_EVENT_INCLUDES.contains(&value.as_str()))
     {
         return Err(FhirError::UnknownParameter {
             param: format!("{name}={value}"),
         });
     }
-    let history = search::audit::parse(&format!("patient:identifier={}", q.nhs.as_str()))?;
+    let history = AuditQuery::for_patient(q.nhs);
     let asked = history.clone();
     let plan = r
         .disclose(AccessKind::Search, move |conn, ctx| {

@@ -20,10 +20,10 @@ use crate::fhir::audit_event::AccessKind;
 use crate::fhir::bundle::SearchEntry;
 use crate::fhir::flag::{CATEGORY_SYSTEM, FLAG_DETAIL_EXTENSION};
 use crate::fhir::ResourceType;
-use crate::search;
+use crate::search::params::{ViewSearch, MAX_COUNT};
+use crate::search::SearchRequest;
 use crate::service;
 
-const PATIENT: &[&str] = &["patient", "patient:identifier", "subject:identifier"];
 const PROFILE: &str = "https://fhir.nhs.uk/England/StructureDefinition/";
 const FLAG_CODE_SYSTEM: &str = "https://fhir.nhs.uk/England/CodeSystem/England-FlagCategoryPatient";
 const FLAG_CODE: &str = "child-protection-information-system-flag";
@@ -164,12 +164,7 @@ fn asked(others: &[(String, String)]) -> FhirResult<Asked> {
 #[tracing::instrument(skip_all, fields(fhir.interaction = "search-type", fhir.type = "Flag"))]
 async fn flag_search(r: Reading, req: HttpRequest) -> FhirResult<FhirResponse> {
     require_health_care(&r)?;
-    let q = query::parse(
-        req.query_string(),
-        PATIENT,
-        &["code", "category", "_include", "_include:iterate"],
-        true,
-    )?;
+    let q = query::parse(req.query_string(), ViewSearch::Flag)?;
     let asked = asked(&q.others)?;
     let base = base(&r);
     let asked_type = req.path().rsplit('/').next().unwrap_or("Flag");
@@ -178,10 +173,7 @@ async fn flag_search(r: Reading, req: HttpRequest) -> FhirResult<FhirResponse> {
         return Ok(searchset_of(&base, &req, asked_type, 0, Vec::new()));
     }
     let nhs = q.nhs.as_str().to_string();
-    let native = search::parse(
-        ResourceType::Flag,
-        &format!("patient:identifier={nhs}&_include=Flag:author&_count=500"),
-    )?;
+    let native = SearchRequest::for_patient(ResourceType::Flag, q.nhs, MAX_COUNT);
     let (results, plans, now) = r
         .disclose(AccessKind::Search, move |conn, ctx| {
             let found = service::search::search(conn, ctx, &native)?;

@@ -1,9 +1,11 @@
-//! The views' search parameters: the child's NHS number, required, once and one value, in the
-//! forms the guides use; the other parameters an endpoint takes; anything else is 400.
+//! The views' search parameters (`search::params::view_params`): the child's NHS number,
+//! required, once and one value, in the forms the guides use; the other parameters an endpoint
+//! takes; anything else is 400.
 
 use crate::error::{FhirError, FhirResult};
 use crate::fhir::types::NHS_NUMBER_SYSTEM;
 use crate::fhir::NhsNumber;
+use crate::search::params::{view_params, ViewParamKind, ViewSearch};
 
 /// What the guides' error table says for every NHS number problem.
 pub const INVALID_NHS_NUMBER: &str = "Invalid NHS number";
@@ -37,14 +39,23 @@ fn nhs_number(param: &str, value: &str, patient_reference: bool) -> FhirResult<N
     NhsNumber::parse(number).map_err(|_| invalid(param))
 }
 
-/// Parses a view's query: `patient_names` name the NHS number, `others` the endpoint's other
-/// parameters; `_format` is taken (the negotiation checked it); empty values are ignored.
-pub fn parse(
-    query: &str,
-    patient_names: &[&str],
-    others: &[&str],
-    patient_reference: bool,
-) -> FhirResult<ViewQuery> {
+/// Parses a view search's query by its parameter table: the NHS number under any of its names,
+/// the search's other parameters kept in order; `_format` is taken (the negotiation checked
+/// it); empty values are ignored.
+pub fn parse(query: &str, search: ViewSearch) -> FhirResult<ViewQuery> {
+    let params = view_params(search);
+    let (patient_names, patient_reference) = params
+        .iter()
+        .find_map(|p| match p.kind {
+            ViewParamKind::Patient { reference } => Some((p.names, reference)),
+            _ => None,
+        })
+        .ok_or_else(|| FhirError::internal("a view search without the NHS number"))?;
+    let others: Vec<&str> = params
+        .iter()
+        .filter(|p| !matches!(p.kind, ViewParamKind::Patient { .. }))
+        .flat_map(|p| p.names.iter().copied())
+        .collect();
     let mut nhs = None;
     let mut rest = Vec::new();
     for (name, value) in url::form_urlencoded::parse(query.as_bytes()) {
@@ -82,8 +93,6 @@ pub fn token_matches(value: &str, codings: &[(&str, &str)]) -> bool {
 mod tests {
     use super::*;
 
-    const PATIENT: &[&str] = &["patient", "patient:identifier"];
-
     #[test]
     fn the_nhs_number_is_taken_in_each_form_the_guides_use() {
         for query in [
@@ -91,10 +100,10 @@ mod tests {
             "patient:identifier=https://fhir.nhs.uk/Id/nhs-number|9449306753",
             "patient=Patient/9449306753",
         ] {
-            let q = parse(query, PATIENT, &[], true).unwrap();
+            let q = parse(query, ViewSearch::Flag).unwrap();
             assert_eq!(q.nhs.as_str(), "9449306753", "{query}");
         }
-        assert!(parse("patient=Patient/9449306753", PATIENT, &[], false).is_err());
+        assert!(parse("patient=Patient/9449306753", ViewSearch::CareTeam).is_err());
     }
 
     #[test]
@@ -107,7 +116,7 @@ mod tests {
             "patient=9449306753&patient:identifier=9449306753",
             "patient=http://fhir.nhs.uk/id/nhs-number|9449306753",
         ] {
-            match parse(query, PATIENT, &[], true) {
+            match parse(query, ViewSearch::Flag) {
                 Err(FhirError::InvalidSearch { reason, .. }) => {
                     assert_eq!(reason, INVALID_NHS_NUMBER, "{query}")
                 }
@@ -119,16 +128,10 @@ mod tests {
     #[test]
     fn any_other_parameter_is_unknown() {
         assert!(matches!(
-            parse("patient=9449306753&status=active", PATIENT, &[], true),
+            parse("patient=9449306753&status=active", ViewSearch::Flag),
             Err(FhirError::UnknownParameter { .. })
         ));
-        let q = parse(
-            "patient=9449306753&code=x&_format=json",
-            PATIENT,
-            &["code"],
-            true,
-        )
-        .unwrap();
+        let q = parse("patient=9449306753&code=x&_format=json", ViewSearch::Flag).unwrap();
         assert_eq!(q.others, [("code".to_string(), "x".to_string())]);
     }
 

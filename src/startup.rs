@@ -17,7 +17,7 @@ use crate::config::Config;
 use crate::db::{self, DbPool};
 use crate::endpoints::EndpointPolicy;
 use crate::lifecycle::{Phase, Readiness};
-use crate::metrics::{LastBackup, Metrics, PoolEvents};
+use crate::metrics::{Metrics, PoolEvents};
 use crate::notify;
 use crate::validation::Profiles;
 
@@ -135,7 +135,7 @@ fn start_dispatcher(
 
 /// The background upkeep, each until `alive` is gone: the checkpointer, the daily retention
 /// and, on SQLite with `CPIS_BACKUP_DIR`, the scheduled backups, whose status it returns (what
-/// `/metrics` and `/_ready` say of them).
+/// `/_ready` says of them).
 fn start_maintenance(
     config: &Config,
     pool: &DbPool,
@@ -166,16 +166,6 @@ fn start_maintenance(
         metrics.clone(),
     )
     .map_err(|e| StartupError::Database(format!("backup task: {e}")))?;
-    let read = status.clone();
-    metrics
-        .enable_backups(move || {
-            read.last_good().map(|good| LastBackup {
-                at_ms: good.at_ms,
-                bytes: good.bytes,
-                seconds: good.seconds,
-            })
-        })
-        .map_err(|e| StartupError::Database(format!("metrics: {e}")))?;
     Ok(Some(status))
 }
 

@@ -16,7 +16,7 @@ use chrono::NaiveDateTime;
 
 use super::status::{BackupStatus, Failure, Good};
 use crate::clock::Clock;
-use crate::metrics::Metrics;
+use crate::metrics::{LastBackup, Metrics};
 
 /// Where, how often and how many.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -175,7 +175,8 @@ fn create_dir(dir: &Path) -> Result<(), String> {
 }
 
 /// Starts the scheduler for the SQLite database `database` (nothing on PostgreSQL), until
-/// `alive` is gone. What it finds in the directory at start is the last good backup.
+/// `alive` is gone, with its metrics (`/metrics`). What it finds in the directory at start is
+/// the last good backup.
 pub fn start(
     database: PathBuf,
     schedule: Schedule,
@@ -187,6 +188,18 @@ pub fn start(
     if let Some(good) = newest_good(&schedule.dir) {
         status.succeeded(good);
     }
+    // Registered before the first attempt, which follows at once: one made before would go
+    // uncounted.
+    let read = status.clone();
+    metrics
+        .enable_backups(move || {
+            read.last_good().map(|good| LastBackup {
+                at_ms: good.at_ms,
+                bytes: good.bytes,
+                seconds: good.seconds,
+            })
+        })
+        .map_err(std::io::Error::other)?;
     let shared = status.clone();
     std::thread::Builder::new()
         .name("cpis-backup".into())

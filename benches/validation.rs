@@ -8,7 +8,7 @@
 
 use std::time::{Duration, Instant};
 
-use cpis::auth::jwt::Identity;
+use cpis::auth::Identity;
 use cpis::auth::{Caller, Role};
 use cpis::fhir::NhsNumber;
 use cpis::service::{

@@ -5,7 +5,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::auth::jwt::{issue, JwtAlgorithm, KeyConfig, TokenRequest};
+use crate::auth::jwt::{JwtAlgorithm, KeyConfig};
+use crate::auth::token::{issue, TokenRequest};
 use crate::auth::Role;
 use crate::config::Config;
 use crate::startup::{prepare_database, Application};
@@ -401,7 +402,7 @@ fn import(
                 Box::new(DirectSink {
                     pool,
                     profiles: crate::validation::Profiles::load()?,
-                    caller: crate::auth::Caller(crate::auth::jwt::Identity {
+                    caller: crate::auth::Caller(crate::auth::Identity {
                         sub: "cpis-import".into(),
                         role: Role::SocialCare,
                         name: Some("cpis import".into()),

@@ -19,8 +19,9 @@ use crate::db::{write_transaction, DbPool};
 use crate::endpoints::{check_header, EndpointPolicy};
 use crate::error::FhirError;
 use crate::fhir::audit_event::reaches_attendance_pattern;
+use crate::fhir::subscription::SubscriptionStatus;
 use crate::metrics::{DeliveryOutcome, Metrics};
-use crate::service::subscription::{record_delivery, SubscriptionStatus};
+use crate::service::subscription::record_delivery;
 
 /// How deliveries are paced.
 #[derive(Debug, Clone)]

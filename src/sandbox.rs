@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use crate::auth::jwt::Identity;
+use crate::auth::Identity;
 use crate::auth::{Caller, Role};
 use crate::db::DbConn;
 use crate::error::FhirError;

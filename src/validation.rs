@@ -462,4 +462,13 @@ mod tests {
             Some("EpisodeOfCare.type[0].coding[0].code")
         );
     }
+
+    #[test]
+    fn the_audit_event_of_an_access_meets_its_profile() {
+        let event = crate::fhir::audit_event::example();
+        assert_eq!(
+            profiles().validate("AuditEvent", "AuditEvent", &event),
+            vec![]
+        );
+    }
 }

@@ -11,13 +11,12 @@ use crate::db::subscriptions::SubscriptionFilter;
 use crate::db::{self, subscriptions::SubscriptionRow};
 use crate::error::{FhirError, FhirResult};
 use crate::fhir::bundle::SearchEntry;
+use crate::fhir::subscription::SubscriptionStatus;
 use crate::search::page::searchset_page;
 use crate::search::params::{ParamKind, Searched};
 use crate::search::parse::{filter_params, ids_of, instant_bounds, Paging};
 use crate::service::parse_content;
-use crate::service::subscription::{
-    self as service, as_resource_row, SubscriptionInput, SubscriptionStatus,
-};
+use crate::service::subscription::{self as service, as_resource_row, SubscriptionInput};
 
 const TYPE: &str = "Subscription";
 

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use crate::auth::jwt::Identity;
+use crate::auth::Identity;
 use crate::auth::Recording;
 use crate::db::audit::{NewAccess, StoredAccess};
 use crate::fhir::audit_event::{AccessKind, CareSetting, Purpose, Report};

@@ -4,7 +4,7 @@
 
 use crate::attendance::AttendanceRule;
 use crate::db::audit::{self, EarlierView, NewAccess};
-use crate::service::subscription::SubscriptionStatus;
+use crate::fhir::subscription::SubscriptionStatus;
 
 /// The same person's views of a child within this long count once (SPEC §3).
 pub(super) const COLLAPSE_MS: i64 = 24 * 60 * 60 * 1000;

@@ -3,7 +3,7 @@
 use serde_json::Value;
 
 use crate::attendance::Summary;
-use crate::auth::jwt::Identity;
+use crate::auth::Identity;
 use crate::db::audit::StoredAccess;
 use crate::fhir::audit_event::{self, Access, AccessKind, Purpose};
 

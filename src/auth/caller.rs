@@ -3,7 +3,8 @@
 use actix_web::{dev::Payload, http::header, web, FromRequest, HttpMessage, HttpRequest};
 use futures_util::future::LocalBoxFuture;
 
-use super::jwt::{Identity, Verifier};
+use super::identity::Identity;
+use super::jwt::Verifier;
 use super::policy::{allows, Action, Role};
 use crate::error::FhirError;
 

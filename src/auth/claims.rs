@@ -12,7 +12,7 @@ use std::collections::{BTreeSet, HashMap};
 use serde_json::Value;
 use serde_json_path::JsonPath;
 
-use super::jwt::Identity;
+use super::identity::Identity;
 use super::policy::Role;
 
 /// Where one claim is found.

@@ -4,7 +4,8 @@
 //!   INTO` (one read snapshot, never a write turn), checked and sealed, then renamed into place.
 //! - `inspect`: what a database file holds and whether it is sound (integrity, schema, counts).
 //! - `seal`: the mark a finished, checked backup carries, and nothing else does.
-//! - `marker`: tells the WAL checkpointer (in any process) that a backup holds a snapshot.
+//! - `db::backup_marker`: tells the WAL checkpointer (in any process) that a backup holds a
+//!   snapshot (in `db/`, beside the checkpointer that reads it).
 //! - `priority`: the copying thread gives way to the requests (nice 19, low I/O priority).
 //! - `restore`: `cpis restore --from PATH --to DATABASE_URL`.
 //! - `schedule` and `status`: `CPIS_BACKUP_DIR`/`_EVERY`/`_KEEP` inside the server, and what
@@ -14,7 +15,6 @@
 
 pub mod command;
 pub mod inspect;
-pub mod marker;
 pub mod priority;
 pub mod restore;
 pub mod schedule;

@@ -3,7 +3,7 @@
 //! 1. `VACUUM INTO` a hidden file beside the destination (`.NAME.partial-PID`, created empty
 //!    with mode 0600): one read snapshot of the whole database, taken while the server serves.
 //!    In WAL mode a reader never blocks the writers and never takes a write turn; the WAL
-//!    checkpointer is told to leave its `RESTART` alone meanwhile (`marker`).
+//!    checkpointer is told to leave its `RESTART` alone meanwhile (`db::backup_marker`).
 //! 2. Check the copy read-only: `integrity_check`, the same migrations as the source, and every
 //!    table's rows between the source's before and after the copy (it is one instant between
 //!    the two).
@@ -21,7 +21,7 @@ use diesel::sql_types::{BigInt, Text};
 use diesel::SqliteConnection;
 
 use super::inspect::{self, Counts, Inspection};
-use super::marker::Beacon;
+use crate::db::backup_marker::Beacon;
 
 /// A backup in place.
 #[derive(Debug, Clone)]

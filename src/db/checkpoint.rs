@@ -56,11 +56,11 @@ struct MainFile {
 
 /// Whether a backup (in any process) holds a snapshot of this database: a `RESTART` would
 /// then hold the writers back waiting for a reader that stays until the copy ends, at every
-/// tick, so the WAL is left to grow meanwhile (`crate::backup::marker`).
+/// tick, so the WAL is left to grow meanwhile (`backup_marker`).
 fn backup_under_way(c: &mut SqliteConnection) -> bool {
     diesel::sql_query("SELECT file FROM pragma_database_list WHERE name = 'main'")
         .get_result::<MainFile>(c)
-        .is_ok_and(|main| crate::backup::marker::under_way(std::path::Path::new(&main.file)))
+        .is_ok_and(|main| crate::db::backup_marker::under_way(std::path::Path::new(&main.file)))
 }
 
 /// A `PASSIVE` checkpoint; returns the frames in the WAL.
@@ -224,13 +224,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut c = sqlite_in(dir.path());
         assert!(!backup_under_way(&mut c));
-        let beacon = crate::backup::marker::Beacon::start(
+        let beacon = crate::db::backup_marker::Beacon::start(
             &dir.path().join("wal.db"),
             &dir.path().join("copy"),
             indicatif::ProgressBar::hidden(),
         );
         assert!(backup_under_way(&mut c));
-        let other = crate::backup::marker::Beacon::start(
+        let other = crate::db::backup_marker::Beacon::start(
             &dir.path().join("other.db"),
             &dir.path().join("copy2"),
             indicatif::ProgressBar::hidden(),

@@ -6,6 +6,7 @@
 //! planner settings and statistics in `planner`.
 
 pub mod audit;
+pub mod backup_marker;
 mod checkpoint;
 mod connection;
 mod migrations;

@@ -11,7 +11,7 @@ use super::schema::{
 };
 use super::DbConn;
 
-pub use crate::fhir::index::{DateEntry, IndexEntries, TokenEntry};
+use crate::fhir::index::{DateEntry, IndexEntries, TokenEntry};
 
 /// The current row of a resource (deleted ones included: they answer 410).
 pub fn current(conn: &mut DbConn, ty: &str, id: &str) -> QueryResult<Option<ResourceRow>> {

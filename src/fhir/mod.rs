@@ -9,6 +9,7 @@ pub mod json;
 pub mod nhs_number;
 pub mod organization;
 pub mod period;
+pub mod subscription;
 pub mod subset;
 pub mod types;
 

@@ -104,7 +104,7 @@ pub fn same_content(a: &Value, b: &Value) -> bool {
 
 /// What a new version is: live, with its search index entries, or a deletion.
 pub enum NewVersion<'a> {
-    Live(&'a crate::db::store::IndexEntries),
+    Live(&'a crate::fhir::index::IndexEntries),
     Deleted,
 }
 
@@ -121,7 +121,7 @@ pub fn write_version(
     now: i64,
 ) -> Result<ResourceRow, FhirError> {
     use crate::db::store;
-    let empty = store::IndexEntries::default();
+    let empty = crate::fhir::index::IndexEntries::default();
     let (deleted, entries) = match state {
         NewVersion::Live(entries) => (false, entries),
         NewVersion::Deleted => (true, &empty),
@@ -138,7 +138,7 @@ pub fn write_version(
             }
         }
     }
-    let empty = crate::db::store::IndexEntries::default();
+    let empty = crate::fhir::index::IndexEntries::default();
     store::reindex(
         conn,
         ty.as_str(),

@@ -8,7 +8,7 @@ use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::auth::jwt::Identity;
+use crate::auth::Identity;
 use crate::auth::{Caller, Role};
 use crate::db::schema::viewer_sessions;
 use crate::db::{write_transaction, DbConn};

@@ -16,7 +16,7 @@ use super::request::{
 use super::settings::SignIn;
 use super::{csrf, limits, oidc, session as sessions, Viewer};
 use crate::app::AppState;
-use crate::auth::jwt::Identity;
+use crate::auth::Identity;
 use crate::auth::{Action, Caller, Role};
 
 /// The sandbox's roles: health care first (the default).

@@ -44,7 +44,7 @@ async fn an_expired_token_is_401() {
 async fn a_token_signed_with_another_key_is_401() {
     let app = TestApp::spawn().await;
     let req = token_request(Role::Operations, "X26");
-    let forged = cpis::auth::jwt::issue(
+    let forged = cpis::auth::token::issue(
         &req,
         cpis::auth::jwt::JwtAlgorithm::HS256,
         b"not-the-server-secret",
@@ -94,7 +94,7 @@ async fn wrong_issuer_or_audience_is_401() {
         unreachable!()
     };
     let alg = cpis::auth::jwt::JwtAlgorithm::HS256;
-    let wrong_iss = cpis::auth::jwt::issue(
+    let wrong_iss = cpis::auth::token::issue(
         &req,
         alg,
         secret.as_bytes(),
@@ -102,7 +102,7 @@ async fn wrong_issuer_or_audience_is_401() {
         "cpis",
     )
     .unwrap();
-    let wrong_aud = cpis::auth::jwt::issue(
+    let wrong_aud = cpis::auth::token::issue(
         &req,
         alg,
         secret.as_bytes(),

@@ -4,7 +4,8 @@
 
 use std::sync::{Once, OnceLock};
 
-use cpis::auth::jwt::{issue, JwtAlgorithm, KeyConfig, TokenRequest};
+use cpis::auth::jwt::{JwtAlgorithm, KeyConfig};
+use cpis::auth::token::{issue, TokenRequest};
 use cpis::auth::Role;
 use cpis::config::Config;
 use cpis::db::DbPool;

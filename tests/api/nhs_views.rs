@@ -4,7 +4,7 @@
 //! collapse and notify exactly as the native API.
 
 use chrono::{TimeZone, Utc};
-use cpis::auth::jwt::TokenRequest;
+use cpis::auth::token::TokenRequest;
 use cpis::auth::Role;
 use cpis::clock::Clock;
 use reqwest::Method;

@@ -7,7 +7,7 @@ use super::{
     SDS_USER_SYSTEM,
 };
 use crate::attendance::Summary;
-use crate::auth::jwt::Identity;
+use crate::auth::Identity;
 use crate::fhir::types::{instant, NHS_NUMBER_SYSTEM, ODS_SYSTEM};
 
 impl Purpose {

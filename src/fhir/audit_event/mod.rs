@@ -7,7 +7,7 @@ pub use document::to_json;
 
 use super::types::{NHS_NUMBER_SYSTEM, ODS_SYSTEM, PROFILE_BASE};
 use crate::attendance::Summary;
-use crate::auth::jwt::Identity;
+use crate::auth::Identity;
 
 pub const SDS_USER_SYSTEM: &str = "https://fhir.nhs.uk/Id/sds-user-id";
 pub const SDS_JOB_ROLE_SYSTEM: &str = "https://fhir.nhs.uk/CodeSystem/NHSDigital-SDS-JobRoleCode";
@@ -192,24 +192,44 @@ pub fn profile() -> String {
     format!("{PROFILE_BASE}CPIS-AuditEvent")
 }
 
+/// An unscheduled search by a nurse that brought the child to an attendance pattern, as its
+/// AuditEvent: for the tests here and the profile's (`validation`).
+#[cfg(test)]
+pub(crate) fn example() -> serde_json::Value {
+    let who = Identity {
+        sub: "555021935107".into(),
+        role: crate::auth::Role::HealthCare,
+        name: Some("Jane Smith".into()),
+        org: Some("RJ1".into()),
+        org_name: Some("St Thomas' Hospital".into()),
+        job_role: Some("Staff Nurse".into()),
+        job_role_code: Some("R8001".into()),
+    };
+    let entities = vec!["Flag/abc".to_string()];
+    let summary = Summary {
+        attendances: 3,
+        settings: 3,
+        window_days: 30,
+        pattern: true,
+        first: true,
+    };
+    serde_json::from_str(&to_json(&Access {
+        id: "3f1c0a5e-0000-4000-8000-000000000001",
+        recorded_ms: 1_790_000_000_000,
+        subject: "9449306753",
+        kind: AccessKind::Search,
+        purpose: Purpose::Care(CareSetting::Unscheduled),
+        who: &who,
+        entities: &entities,
+        observer: "http://127.0.0.1/FHIR/R4",
+        attendance: Some(&summary),
+    }))
+    .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::Role;
-    use crate::validation::Profiles;
-    use serde_json::Value;
-
-    fn nurse() -> Identity {
-        Identity {
-            sub: "555021935107".into(),
-            role: Role::HealthCare,
-            name: Some("Jane Smith".into()),
-            org: Some("RJ1".into()),
-            org_name: Some("St Thomas' Hospital".into()),
-            job_role: Some("Staff Nurse".into()),
-            job_role_code: Some("R8001".into()),
-        }
-    }
 
     #[test]
     fn the_care_setting_header_is_unscheduled_when_absent_and_case_insensitive() {
@@ -226,34 +246,10 @@ mod tests {
         assert!(CareSetting::from_header(Some("")).is_err());
     }
 
+    /// Its profile is checked where the profiles are (`validation`'s tests).
     #[test]
-    fn an_access_builds_an_audit_event_that_meets_its_profile() {
-        let who = nurse();
-        let entities = vec!["Flag/abc".to_string()];
-        let summary = Summary {
-            attendances: 3,
-            settings: 3,
-            window_days: 30,
-            pattern: true,
-            first: true,
-        };
-        let event: Value = serde_json::from_str(&to_json(&Access {
-            id: "3f1c0a5e-0000-4000-8000-000000000001",
-            recorded_ms: 1_790_000_000_000,
-            subject: "9449306753",
-            kind: AccessKind::Search,
-            purpose: Purpose::Care(CareSetting::Unscheduled),
-            who: &who,
-            entities: &entities,
-            observer: "http://127.0.0.1/FHIR/R4",
-            attendance: Some(&summary),
-        }))
-        .unwrap();
-        let profiles = Profiles::load().unwrap();
-        assert_eq!(
-            profiles.validate("AuditEvent", "AuditEvent", &event),
-            vec![]
-        );
+    fn an_access_builds_an_audit_event() {
+        let event = example();
         assert_eq!(event["action"], "E");
         assert_eq!(event["agent"][0]["role"][0]["coding"][0]["code"], "R8001");
         assert_eq!(event["agent"][1]["who"]["identifier"]["value"], "RJ1");

@@ -98,127 +98,127 @@ fn room_of(relative: &str) -> Option<String> {
 fn code_only(text: &str) -> String {
     let chars: Vec<char> = text.chars().collect();
     let mut out = String::with_capacity(text.len());
-    let blank = |c: char| if c == '\n' { '\n' } else { ' ' };
     let mut i = 0;
     while i < chars.len() {
-        let c = chars[i];
-        let next = chars.get(i + 1).copied();
-        if c == '/' && next == Some('/') {
-            while i < chars.len() && chars[i] != '\n' {
-                out.push(' ');
+        match not_code_end(&chars, i) {
+            Some(end) => {
+                let end = end.min(chars.len());
+                out.extend(
+                    chars[i..end]
+                        .iter()
+                        .map(|&c| if c == '\n' { '\n' } else { ' ' }),
+                );
+                i = end;
+            }
+            None => {
+                out.push(chars[i]);
                 i += 1;
             }
-        } else if c == '/' && next == Some('*') {
-            let mut depth = 0;
-            while i < chars.len() {
-                if chars[i] == '/' && chars.get(i + 1) == Some(&'*') {
-                    depth += 1;
-                    out.push_str("  ");
-                    i += 2;
-                } else if chars[i] == '*' && chars.get(i + 1) == Some(&'/') {
-                    depth -= 1;
-                    out.push_str("  ");
-                    i += 2;
-                    if depth == 0 {
-                        break;
-                    }
-                } else {
-                    out.push(blank(chars[i]));
-                    i += 1;
-                }
-            }
-        } else if c == 'r'
-            && (next == Some('"') || next == Some('#'))
-            && !chars[..i]
-                .last()
-                .is_some_and(|p| p.is_alphanumeric() || *p == '_')
-        {
-            // A raw string: r"…" or r#"…"#, closed by a quote and as many hashes.
-            let mut j = i + 1;
-            let mut hashes = 0;
-            while chars.get(j) == Some(&'#') {
-                hashes += 1;
-                j += 1;
-            }
-            if chars.get(j) != Some(&'"') {
-                out.push(c);
-                i += 1;
-                continue;
-            }
-            out.push_str(&" ".repeat(j + 1 - i));
-            i = j + 1;
-            while i < chars.len() {
-                if chars[i] == '"' && (1..=hashes).all(|k| chars.get(i + k) == Some(&'#')) {
-                    out.push_str(&" ".repeat(hashes + 1));
-                    i += hashes + 1;
-                    break;
-                }
-                out.push(blank(chars[i]));
-                i += 1;
-            }
-        } else if c == '"' {
-            out.push(' ');
-            i += 1;
-            while i < chars.len() && chars[i] != '"' {
-                if chars[i] == '\\' {
-                    out.push(' ');
-                    i += 1;
-                }
-                if let Some(&inner) = chars.get(i) {
-                    out.push(blank(inner));
-                }
-                i += 1;
-            }
-            out.push(' ');
-            i += 1;
-        } else if c == '\'' && (next == Some('\\') || chars.get(i + 2) == Some(&'\'')) {
-            // A character literal ('x', '\n', '\''); a lifetime ('a) has no closing quote.
-            let end = if next == Some('\\') {
-                (i + 3..chars.len())
-                    .find(|&k| chars[k] == '\'')
-                    .unwrap_or(chars.len() - 1)
-            } else {
-                i + 2
-            };
-            out.push_str(&" ".repeat(end + 1 - i));
-            i = end + 1;
-        } else {
-            out.push(c);
-            i += 1;
         }
     }
     out
+}
+
+/// Where the comment or literal that starts at `i` ends (exclusive), if one starts there.
+fn not_code_end(chars: &[char], i: usize) -> Option<usize> {
+    let at = |k: usize| chars.get(k).copied();
+    // The first `close` at or after `from` (escapes skipped in strings), and past it.
+    let past = |from: usize, close: &[char], escapes: bool| {
+        let mut k = from;
+        while k < chars.len() && !chars[k..].starts_with(close) {
+            k += if escapes && chars[k] == '\\' { 2 } else { 1 };
+        }
+        k + close.len()
+    };
+    match (at(i)?, at(i + 1)) {
+        ('/', Some('/')) => Some(past(i, &['\n'], false) - 1),
+        ('/', Some('*')) => Some(block_comment_end(chars, i)),
+        ('"', _) => Some(past(i + 1, &['"'], true)),
+        // A raw string: r"…" or r#"…"#, closed by a quote and as many hashes.
+        ('r', Some('"' | '#')) if !i.checked_sub(1).and_then(at).is_some_and(is_ident) => {
+            let hashes = chars[i + 1..].iter().take_while(|&&c| c == '#').count();
+            let quote = i + 1 + hashes;
+            (at(quote) == Some('"')).then(|| {
+                let close: Vec<char> = std::iter::once('"').chain(vec!['#'; hashes]).collect();
+                past(quote + 1, &close, false)
+            })
+        }
+        // A character literal ('x', '\n', '\''); a lifetime ('a) has no closing quote.
+        ('\'', Some('\\')) => Some(past(i + 3, &['\''], false)),
+        ('\'', _) if at(i + 2) == Some('\'') => Some(i + 3),
+        _ => None,
+    }
+}
+
+/// Where the block comment (nested ones in it) that starts at `i` ends.
+fn block_comment_end(chars: &[char], i: usize) -> usize {
+    let (mut depth, mut k) = (0, i);
+    while k < chars.len() {
+        if chars[k..].starts_with(&['/', '*']) {
+            depth += 1;
+            k += 2;
+        } else if chars[k..].starts_with(&['*', '/']) {
+            depth -= 1;
+            k += 2;
+            if depth == 0 {
+                break;
+            }
+        } else {
+            k += 1;
+        }
+    }
+    k
 }
 
 fn is_ident(c: char) -> bool {
     c.is_alphanumeric() || c == '_'
 }
 
+/// The path written at `at`, up to its second name after the root, for the message.
+fn written(chars: &[char], at: usize) -> String {
+    let mut end = at;
+    let mut names = 0;
+    while end < chars.len() && (is_ident(chars[end]) || chars[end] == ':') {
+        if chars[end..].starts_with(&[':', ':']) {
+            names += 1;
+            if names == 3 {
+                break;
+            }
+        }
+        end += 1;
+    }
+    let path: String = chars[at..end].iter().collect();
+    if chars.get(end) == Some(&'{') {
+        format!("{path}{{…}}")
+    } else {
+        path
+    }
+}
+
+/// Where each item of the group `{a::…, b::…}` opened at `open` starts, and where it closes.
+fn group_items(chars: &[char], open: usize) -> (Vec<usize>, usize) {
+    let (mut items, mut depth, mut item_start, mut k) = (Vec::new(), 0, true, open);
+    while k < chars.len() {
+        match chars[k] {
+            '{' => depth += 1,
+            '}' if depth == 1 => break,
+            '}' => depth -= 1,
+            ',' if depth == 1 => item_start = true,
+            c if depth == 1 && item_start && is_ident(c) => {
+                items.push(k);
+                item_start = false;
+            }
+            _ => {}
+        }
+        k += 1;
+    }
+    (items, k)
+}
+
 /// The rooms named by every `crate::` path in `code` (and `cpis::` in the binary): the first
 /// name after it, or each first name inside a `crate::{a::…, b::…}` group.
 fn imports(file: &str, code: &str, from: &str) -> Vec<Import> {
     let chars: Vec<char> = code.chars().collect();
-    let line_at = |at: usize| chars[..at].iter().filter(|&&c| c == '\n').count() + 1;
-    // The path as written, up to its second name, for the message.
-    let written = |at: usize| -> String {
-        let mut end = at;
-        let mut names = 0;
-        while end < chars.len() && (is_ident(chars[end]) || chars[end] == ':') {
-            if chars[end] == ':' && chars.get(end + 1) == Some(&':') {
-                names += 1;
-                if names == 3 {
-                    break;
-                }
-            }
-            end += 1;
-        }
-        let path: String = chars[at..end].iter().collect();
-        if chars.get(end) == Some(&'{') {
-            format!("{path}{{…}}")
-        } else {
-            path
-        }
-    };
     let mut found = Vec::new();
     let mut add = |name_at: usize, path: String| {
         let to: String = chars[name_at..]
@@ -226,10 +226,12 @@ fn imports(file: &str, code: &str, from: &str) -> Vec<Import> {
             .take_while(|&&c| is_ident(c))
             .collect();
         if !to.is_empty() && to != from {
+            let line = chars[..name_at].iter().filter(|&&c| c == '\n').count() + 1;
+            let (file, from) = (file.to_string(), from.to_string());
             found.push(Import {
-                file: file.to_string(),
-                line: line_at(name_at),
-                from: from.to_string(),
+                file,
+                line,
+                from,
                 to,
                 path,
             });
@@ -244,44 +246,22 @@ fn imports(file: &str, code: &str, from: &str) -> Vec<Import> {
         let pattern: Vec<char> = root.chars().collect();
         let mut i = 0;
         while i + pattern.len() <= chars.len() {
-            let starts = chars[i..i + pattern.len()] == pattern[..]
-                && !(i > 0 && (is_ident(chars[i - 1]) || chars[i - 1] == '$'));
+            let starts = chars[i..].starts_with(&pattern)
+                && !i
+                    .checked_sub(1)
+                    .is_some_and(|p| is_ident(chars[p]) || chars[p] == '$');
+            let after = i + pattern.len();
             if !starts {
                 i += 1;
-                continue;
-            }
-            let after = i + pattern.len();
-            if chars.get(after) == Some(&'{') {
+            } else if chars.get(after) == Some(&'{') {
                 // A group: each item at the group's own depth names a room.
-                let mut depth = 0;
-                let mut item_start = true;
-                let mut k = after;
-                while k < chars.len() {
-                    match chars[k] {
-                        '{' => {
-                            depth += 1;
-                            k += 1;
-                            continue;
-                        }
-                        '}' => {
-                            depth -= 1;
-                            if depth == 0 {
-                                break;
-                            }
-                        }
-                        ',' if depth == 1 => item_start = true,
-                        c if depth == 1 && item_start && is_ident(c) => {
-                            let name: String = written(k);
-                            add(k, format!("{root}{{{name}…}}"));
-                            item_start = false;
-                        }
-                        _ => {}
-                    }
-                    k += 1;
+                let (items, close) = group_items(&chars, after);
+                for item in items {
+                    add(item, format!("{root}{{{}…}}", written(&chars, item)));
                 }
-                i = k;
+                i = close;
             } else {
-                add(after, written(i));
+                add(after, written(&chars, i));
                 i = after;
             }
         }

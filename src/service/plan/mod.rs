@@ -1,179 +1,34 @@
 //! Plans (EpisodeOfCare) and their Flags. A plan and its Flag are always written in the same
 //! transaction; the Flag has the plan's id.
 
+mod check;
+mod writes;
+
 use serde_json::Value;
 
-use super::organization::{find_la, LaCache};
-use super::part::PartCache;
 use super::{
-    check_if_match, next_version, parse_content, require_live, same_content, write_version,
-    NewVersion, Written,
+    check_if_match, next_version, parse_content, require_live, same_content, NewVersion, Written,
 };
 use crate::auth::{Action, Caller};
 use crate::db::models::ResourceRow;
 use crate::db::store::{self, NewResource};
 use crate::db::{write_transaction_with, DbConn, Nesting};
-use crate::error::{FhirError, Issue, SpineCode};
-use crate::fhir::episode_of_care::{normalise, Plan, PlanStatus};
+use crate::error::{FhirError, Issue};
+use crate::fhir::episode_of_care::{Plan, PlanStatus};
+use crate::fhir::index::IndexEntries;
 use crate::fhir::organization::referenced_ods;
 use crate::fhir::{flag, ResourceType};
-use crate::validation::Profiles;
 use diesel::QueryResult;
+
+pub use check::{
+    check_for_write, check_known_la, unknown_la_issue, validation_issues, PlanInput, MANAGING_LA,
+};
+use writes::{write_versions, Version};
+
+pub use writes::PlanWrites;
 
 const PLAN: ResourceType = ResourceType::EpisodeOfCare;
 const FLAG: ResourceType = ResourceType::Flag;
-
-/// A plan body that passed its profile and business rules.
-#[derive(Debug, Clone)]
-pub struct PlanInput {
-    pub resource: Value,
-    pub plan: Plan,
-}
-
-impl PlanInput {
-    /// Validates a body against the EpisodeOfCare profile and the business rules, reporting
-    /// every problem of both at once (`Profiles::merge`).
-    pub fn check(profiles: &Profiles, resource: Value) -> Result<PlanInput, FhirError> {
-        let issues = profiles.validate("EpisodeOfCare", "EpisodeOfCare", &resource);
-        match Plan::from_resource(&resource) {
-            Ok(plan) if issues.is_empty() => Ok(PlanInput {
-                resource: normalise(resource, &plan),
-                plan,
-            }),
-            Ok(_) => Err(FhirError::Invalid(issues)),
-            Err(rules) => Err(FhirError::Invalid(Profiles::merge(issues, rules))),
-        }
-    }
-}
-
-/// Whether the profile or the rules found fault with a plan's managing LA reference (then
-/// the LA is not looked up: its fault is reported already).
-fn faults_managing_la(issues: &[Issue]) -> bool {
-    issues.iter().any(|i| {
-        i.expression
-            .as_deref()
-            .is_some_and(|e| e.starts_with("EpisodeOfCare.managingOrganization"))
-    })
-}
-
-/// A plan body checked for a write: the profile and the business rules. When it has problems,
-/// the known-LA rule is checked as well, so an upload learns every problem in one response (a
-/// valid body's LA is looked up by the write itself, in its transaction).
-pub fn check_for_write(
-    conn: &mut DbConn,
-    profiles: &Profiles,
-    resource: Value,
-) -> Result<PlanInput, FhirError> {
-    let managing_la = referenced_ods(resource.get("managingOrganization"));
-    match PlanInput::check(profiles, resource) {
-        Err(FhirError::Invalid(mut issues)) => {
-            if let Some(ods) = managing_la.filter(|_| !faults_managing_la(&issues)) {
-                issues.extend(check_known_la(conn, &ods)?);
-            }
-            Err(FhirError::Invalid(issues))
-        }
-        other => other,
-    }
-}
-
-/// Every problem `$validate` reports for a plan: what a write checks, the known-LA rule, and
-/// that the plan is the caller's to write (an error issue here, where a write answers 403).
-pub fn validation_issues(
-    conn: &mut DbConn,
-    profiles: &Profiles,
-    caller: &Caller,
-    resource: Value,
-) -> Result<Vec<Issue>, FhirError> {
-    let managing_la = referenced_ods(resource.get("managingOrganization"));
-    let mut issues = match PlanInput::check(profiles, resource) {
-        Ok(_) => vec![],
-        Err(FhirError::Invalid(issues)) => issues,
-        Err(other) => return Err(other),
-    };
-    if let Some(ods) = managing_la.filter(|_| !faults_managing_la(&issues)) {
-        if let Err(FhirError::Forbidden(reason)) = caller.la_scope().admit(&ods) {
-            issues.push(Issue::at(
-                "forbidden",
-                SpineCode::AccessDenied,
-                MANAGING_LA,
-                format!("{reason}: the plan is managed by {ods}"),
-            ));
-        }
-        issues.extend(check_known_la(conn, &ods)?);
-    }
-    Ok(issues)
-}
-
-/// Plan writes by one caller at one instant, and how they run: alone (each its own
-/// transaction, a nested one a savepoint) or in bulk (an upload's transaction: nested writes
-/// fold into it, and a lost race goes up to the upload, which runs the entry again). Each LA is
-/// looked up once.
-pub struct PlanWrites<'a> {
-    pub caller: &'a Caller,
-    pub now: i64,
-    pub nesting: Nesting,
-    las: LaCache,
-    /// While an upload runs a part: what its entries share (reads made once, new plans
-    /// written together). `None`: every read and write goes to the database as it comes.
-    pub part: Option<PartCache>,
-}
-
-impl<'a> PlanWrites<'a> {
-    /// Writes of their own (the REST interactions).
-    pub fn alone(caller: &'a Caller, now: i64) -> PlanWrites<'a> {
-        PlanWrites {
-            caller,
-            now,
-            nesting: Nesting::Savepoint,
-            las: LaCache::default(),
-            part: None,
-        }
-    }
-
-    /// The entries of an upload, folded into its transaction (`nesting` may be changed back
-    /// to savepoints for entries that must stand on their own).
-    pub fn bulk(caller: &'a Caller, now: i64) -> PlanWrites<'a> {
-        PlanWrites {
-            nesting: Nesting::Folded,
-            ..PlanWrites::alone(caller, now)
-        }
-    }
-
-    /// Whether a write that lost a race for its identifier may try again at once: not inside
-    /// a folded transaction, which the failure may have aborted.
-    fn may_retry(&self) -> bool {
-        self.nesting == Nesting::Savepoint
-    }
-
-    /// The plan holding an identifier: as the part knows it, else from the database.
-    fn holder(&self, conn: &mut DbConn, system: &str, value: &str) -> QueryResult<Option<String>> {
-        match self.part.as_ref().and_then(|p| p.holder(system, value)) {
-            Some(known) => Ok(known.map(str::to_string)),
-            None => store::find_by_identifier(conn, PLAN.as_str(), system, value),
-        }
-    }
-
-    /// The current row of a plan or Flag: as the part knows it, else from the database.
-    fn current(
-        &self,
-        conn: &mut DbConn,
-        ty: ResourceType,
-        id: &str,
-    ) -> QueryResult<Option<ResourceRow>> {
-        match self.part.as_ref().and_then(|p| p.row(ty, id)) {
-            Some(known) => Ok(known.cloned()),
-            None => store::current(conn, ty.as_str(), id),
-        }
-    }
-
-    /// Before plan `id` is changed or deleted in the database (`PartCache::before_write`).
-    fn before_write(&mut self, conn: &mut DbConn, id: &str) -> QueryResult<()> {
-        match self.part.as_mut() {
-            Some(part) => part.before_write(conn, id),
-            None => Ok(()),
-        }
-    }
-}
 
 /// What a plan write needs to know before it starts: the caller may write plans, for its own LA.
 fn authorise(caller: &Caller, plan: &Plan) -> Result<(), FhirError> {
@@ -330,31 +185,24 @@ fn delete_row(
     w: &mut PlanWrites<'_>,
     row: ResourceRow,
 ) -> Result<(), FhirError> {
-    let now = w.now;
     let content = parse_content(&row)?;
     w.before_write(conn, &row.id)?;
     store::release_identifiers(conn, PLAN.as_str(), &row.id)?;
-    write_version(
-        conn,
-        PLAN,
-        &row.id,
+    let flag_row = w.current(conn, FLAG, &row.id)?.filter(|f| !f.deleted);
+    let flag = match &flag_row {
+        Some(flag_row) => Some(Version {
+            content: parse_content(flag_row)?,
+            previous: Some(flag_row),
+            state: NewVersion::Deleted,
+        }),
+        None => None,
+    };
+    let plan = Version {
         content,
-        Some(&row),
-        NewVersion::Deleted,
-        now,
-    )?;
-    if let Some(flag_row) = w.current(conn, FLAG, &row.id)?.filter(|f| !f.deleted) {
-        let flag_content = parse_content(&flag_row)?;
-        write_version(
-            conn,
-            FLAG,
-            &row.id,
-            flag_content,
-            Some(&flag_row),
-            NewVersion::Deleted,
-            now,
-        )?;
-    }
+        previous: Some(&row),
+        state: NewVersion::Deleted,
+    };
+    write_versions(conn, &row.id, plan, flag, w.now)?;
     Ok(())
 }
 
@@ -402,22 +250,6 @@ fn managing_ods(content: &Value) -> Result<String, FhirError> {
         .ok_or_else(|| FhirError::internal("a stored plan has no managing LA"))
 }
 
-/// Where a plan names its managing LA: the known-LA and own-LA rules report here.
-pub const MANAGING_LA: &str = "EpisodeOfCare.managingOrganization.identifier.value";
-
-/// The known-LA rule's issue: a plan's managing LA must be registered.
-pub fn unknown_la_issue(ods: &str) -> Issue {
-    Issue::invalid(
-        MANAGING_LA,
-        format!("{ods} is not a registered local authority"),
-    )
-}
-
-/// The known-LA rule on its own: `None` when `ods` is a registered LA.
-pub fn check_known_la(conn: &mut DbConn, ods: &str) -> Result<Option<Issue>, FhirError> {
-    Ok(find_la(conn, ods)?.is_none().then(|| unknown_la_issue(ods)))
-}
-
 fn unknown_la(plan: &Plan) -> FhirError {
     FhirError::Invalid(vec![unknown_la_issue(&plan.managing_ods)])
 }
@@ -462,31 +294,9 @@ fn insert(
     // keys instead of landing on random pages (what keeps a large upload fast).
     let id = uuid::Uuid::now_v7().to_string();
     let flag_content = flag::derive(&id, plan, &org_id, &la);
-    let Some(part) = w.part.as_mut() else {
-        claim_identifier(conn, plan, &id)?;
-        let row = write_version(
-            conn,
-            PLAN,
-            &id,
-            input.resource.clone(),
-            None,
-            NewVersion::Live(&plan.index_entries()),
-            now,
-        )?;
-        write_version(
-            conn,
-            FLAG,
-            &id,
-            flag_content,
-            None,
-            NewVersion::Live(&flag::index_entries(plan)),
-            now,
-        )?;
-        return Ok(Written { row, created: true });
-    };
-    // In an upload's part: written with the part's other new plans (`PartCache::flush`).
     let row = next_version(PLAN, &id, input.resource.clone(), None, false, now);
-    part.defer(
+    w.write_new(
+        conn,
         NewResource {
             row: row.clone(),
             entries: plan.index_entries(),
@@ -500,35 +310,27 @@ fn insert(
             entries: flag::index_entries(plan),
             identifier: None,
         },
-    );
+    )?;
     Ok(Written { row, created: true })
 }
 
-/// The plan's Flag as `new_flag`: a new version unless the live one already says the same
-/// (a deleted or missing Flag is written again).
-fn write_flag(
-    conn: &mut DbConn,
-    id: &str,
-    plan: &Plan,
+/// The plan's Flag as `new_flag` (with `entries`): a new version unless the live one already
+/// says the same (a deleted or missing Flag is written again).
+fn flag_version<'a>(
     new_flag: Value,
-    current: Option<&ResourceRow>,
-    now: i64,
-) -> Result<(), FhirError> {
+    current: Option<&'a ResourceRow>,
+    entries: &'a IndexEntries,
+) -> Result<Option<Version<'a>>, FhirError> {
     if let Some(live) = current.filter(|row| !row.deleted) {
         if same_content(&parse_content(live)?, &new_flag) {
-            return Ok(());
+            return Ok(None);
         }
     }
-    write_version(
-        conn,
-        FLAG,
-        id,
-        new_flag,
-        current,
-        NewVersion::Live(&flag::index_entries(plan)),
-        now,
-    )?;
-    Ok(())
+    Ok(Some(Version {
+        content: new_flag,
+        previous: current,
+        state: NewVersion::Live(entries),
+    }))
 }
 
 /// When an update changes the plan's identifier: the new one must be free, and is claimed.
@@ -601,18 +403,16 @@ fn replace(
     let id = current.id.clone();
     w.before_write(conn, &id)?;
     move_identifier(conn, w, &existing, plan, &id)?;
-    let row = write_version(
-        conn,
-        PLAN,
-        &id,
-        input.resource.clone(),
-        Some(&current),
-        NewVersion::Live(&plan.index_entries()),
-        now,
-    )?;
     let new_flag = flag::derive(&id, plan, &org_id, &la);
     let flag_row = w.current(conn, FLAG, &id)?;
-    write_flag(conn, &id, plan, new_flag, flag_row.as_ref(), now)?;
+    let (plan_entries, flag_entries) = (plan.index_entries(), flag::index_entries(plan));
+    let flag = flag_version(new_flag, flag_row.as_ref(), &flag_entries)?;
+    let plan = Version {
+        content: input.resource.clone(),
+        previous: Some(&current),
+        state: NewVersion::Live(&plan_entries),
+    };
+    let row = write_versions(conn, &id, plan, flag, now)?;
     Ok(Written {
         row,
         created: false,

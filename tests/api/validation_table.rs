@@ -19,7 +19,7 @@ const UNKNOWN_LA: &str = "E06000001";
 /// The body limit of the table's server: far above any row's body but the oversized ones.
 const BODY_LIMIT: usize = 16 * 1024;
 
-/// (FHIR issue.code, Spine code) of each kind of problem (src/error.rs, SPEC §5).
+/// (FHIR issue.code, Spine code) of each kind of problem (src/error/mod.rs, SPEC §5).
 type Kind = (&'static str, &'static str);
 const MISSING: Kind = ("required", "MISSING_VALUE");
 const INVALID: Kind = ("value", "INVALID_VALUE");

@@ -1,7 +1,8 @@
 //! What the entries of one part of an upload share: the plans they name, read in one go before
 //! they run, and the plans they create, written in one go after them (`store::insert_new`). The
 //! per-entry rules (`plan`) read and write through it, so a part of a few hundred entries costs a
-//! few statements instead of a few per entry (a round trip each on PostgreSQL).
+//! few statements instead of a few per entry (a round trip each on PostgreSQL). A plan created
+//! outside an upload is written the same way, as a part of one (`PlanWrites::write_new`).
 
 use std::collections::HashMap;
 

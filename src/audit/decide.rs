@@ -60,7 +60,8 @@ pub(super) struct Recorded {
     pub(super) views: Vec<audit::RecentView>,
     /// The LAs each of those views, and each access in a pattern, was shown to, by seq.
     pub(super) las_shown: Vec<(i64, String)>,
-    /// Every reportable access within the attendance window: (child, setting, instant).
+    /// Every reportable access within the attendance window, one per hour and setting:
+    /// (child, setting, the instant its hour began; `db::audit::attendance_hours`).
     pub(super) attendances: Vec<(String, String, i64)>,
     /// (child, LA): the LA was shown an access of the child in a pattern within the window,
     /// so a later one in the same pattern is not its mark.

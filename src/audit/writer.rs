@@ -218,18 +218,12 @@ impl Recorded {
         children.dedup();
         let collapse_since = stamp - COLLAPSE_MS;
         let attendance_since = rule.since_ms(stamp);
-        let earlier =
-            audit::views_shown_since(conn, &children, collapse_since.min(attendance_since))?;
+        let earlier = audit::views_that_decide(conn, &children, collapse_since, attendance_since)?;
         // Every unscheduled view is an attendance, the collapsed ones too (SPEC §3).
-        let in_window = |v: &&audit::RecentView| v.recorded_ms >= attendance_since;
-        let attendances = earlier
-            .iter()
-            .filter(in_window)
-            .map(|v| (v.nhs_number.clone(), v.agent_org.clone(), v.recorded_ms))
-            .collect();
+        let attendances = audit::attendance_hours(conn, &children, attendance_since)?;
         let in_pattern: Vec<&audit::RecentView> = earlier
             .iter()
-            .filter(in_window)
+            .filter(|v| v.recorded_ms >= attendance_since)
             .filter(|v| v.told_las && v.attendance_pattern == Some(true))
             .collect();
         // Other people's views of these children count only for the attendances.

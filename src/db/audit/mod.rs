@@ -117,18 +117,31 @@ pub struct RecentView {
     pub attendance_pattern: Option<bool>,
 }
 
-/// The reportable accesses to these children recorded since `since_ms`, from the child index
-/// (`per_key`): one read serves the 24-hour check and the attendances.
-pub fn views_shown_since(
+/// The earlier reportable accesses to these children that a batch's 24-hour check and
+/// attendance marks are decided from: those shown somewhere (or whose LAs were told) since
+/// `collapse_since`, and those in an attendance pattern whose LAs were told since
+/// `attendance_since`; from the child index (`per_key`). Views collapsed into an earlier one
+/// are left out (the attendances count them from `attendance_hours`): a child looked at a
+/// thousand times costs a batch no more rows than one looked at once.
+pub fn views_that_decide(
     conn: &mut DbConn,
     children: &[&str],
-    since_ms: i64,
+    collapse_since: i64,
+    attendance_since: i64,
 ) -> QueryResult<Vec<RecentView>> {
     let views = || {
+        let shown_lately = audit_events::recorded_ms
+            .gt(collapse_since)
+            .and(audit_events::shown.or(audit_events::told_las));
+        let in_a_pattern = audit_events::recorded_ms
+            .ge(attendance_since)
+            .and(audit_events::told_las)
+            .and(audit_events::attendance_pattern.eq(true).assume_not_null());
         audit_events::table
-            .filter(audit_events::recorded_ms.ge(since_ms))
+            .filter(audit_events::recorded_ms.ge(collapse_since.min(attendance_since)))
             .filter(audit_events::care_setting.eq("unscheduled"))
             .filter(audit_events::accessor_role.eq("health-care"))
+            .filter(shown_lately.or(in_a_pattern))
             .select((
                 audit_events::seq,
                 audit_events::nhs_number,
@@ -154,6 +167,51 @@ pub fn views_shown_since(
                 .load(conn)
         },
     )
+}
+
+/// An hour, in milliseconds.
+const HOUR_MS: i64 = 60 * 60 * 1000;
+
+/// Each (child, setting, hour) in which these children had a reportable access since
+/// `since_ms` (the hour as the instant it begins), each once: what their attendances — distinct
+/// settings and UK days — are counted from. England's offset from UTC is a whole number of
+/// hours, so an hour lies within one UK day; and however often a child was looked at, a
+/// setting adds at most one row an hour.
+pub fn attendance_hours(
+    conn: &mut DbConn,
+    children: &[&str],
+    since_ms: i64,
+) -> QueryResult<Vec<(String, String, i64)>> {
+    let hours = || {
+        audit_events::table
+            .filter(audit_events::recorded_ms.ge(since_ms))
+            .filter(audit_events::care_setting.eq("unscheduled"))
+            .filter(audit_events::accessor_role.eq("health-care"))
+            .select((
+                audit_events::nhs_number,
+                audit_events::agent_org,
+                audit_events::recorded_ms / HOUR_MS,
+            ))
+            .distinct()
+    };
+    let rows: Vec<(String, String, i64)> = per_key(
+        conn,
+        children,
+        |conn, child| {
+            hours()
+                .filter(audit_events::nhs_number.eq(*child))
+                .load(conn)
+        },
+        |conn, children| {
+            hours()
+                .filter(audit_events::nhs_number.eq_any(children))
+                .load(conn)
+        },
+    )?;
+    Ok(rows
+        .into_iter()
+        .map(|(child, setting, hour)| (child, setting, hour * HOUR_MS))
+        .collect())
 }
 
 /// The LAs each of these accesses was shown to: (seq, LA).

@@ -1,0 +1,7 @@
+-- The audit writer reads, for each batch's children, their reportable accesses (care setting
+-- and role) and whether each was shown, told its LAs or was in an attendance pattern. With
+-- every column it reads in the child index (seq is the rowid), those reads are covered by
+-- it: no visit to the table per earlier access (issue #31).
+DROP INDEX audit_events_child;
+CREATE INDEX audit_events_child ON audit_events
+    (nhs_number, recorded_ms, agent_sub, agent_org, shown, told_las, attendance_pattern, care_setting, accessor_role);

@@ -2,8 +2,10 @@
 # Mixed load, as on a Monday morning: CLIENTS wrk clients of audited lookups
 # (Flag?patient:identifier=…&_include=Flag:author as health-care, unscheduled) first on a quiet
 # server for DURATION, then while an LA uploads a daily file of PLANS plans (`cpis import`,
-# 1,000-entry batch Bundles over HTTP). Prints both lookups' p50/p99 and errors, the upload's
-# time, and checks every 200 is backed by a committed AuditEvent (counted through the API).
+# 1,000-entry batch Bundles over HTTP) for the first time (every plan new), then while it sends
+# the same file again (every plan unchanged). Prints the lookups' p50/p99, throughput and errors
+# in each phase, the uploads' times, and checks every 200 is backed by a committed AuditEvent
+# (counted through the API).
 # Writes $WORK/mixed.json (for benches/all.sh). Reuses a database seeded by benches/lookup.sh
 # in the same WORK (or seeds SEED_PLANS plans of LAS LAs through the API). Bounded: the
 # lookups stop when the upload ends; the server is stopped on exit. Loopback only.
@@ -64,28 +66,38 @@ lookups() { wrk -t2 -c"$CLIENTS" -d"$1" --latency -s "$WORK/mixed.lua" "http://1
 lookups 3s >/dev/null
 before=$(audit_count)
 QUIET=$(lookups "$DURATION" | grep RESULT)
-echo "quiet:        $QUIET"
-# The same lookups for as long as the upload takes: wrk stops and reports on SIGINT.
-wrk -t2 -c"$CLIENTS" -d900s --latency -s "$WORK/mixed.lua" "http://127.0.0.1:$PORT" > "$WORK/mixed-wrk.txt" & WRK=$!
-sleep 1
-start=$(date +%s.%N)
-"$BIN" import --file "$WORK/mixed-plans.csv" --org $LA --url "$BASE" --token "$UPLOADER" --chunk 1000 | head -n 1
-end=$(date +%s.%N)
-kill -INT $WRK; wait $WRK || true; WRK=
+echo "quiet:             $QUIET"
+# The same lookups for as long as an upload of the file takes: wrk stops and reports on
+# SIGINT. $1 names the phase; prints wrk's RESULT line and the upload's seconds.
+during_upload() {
+    wrk -t2 -c"$CLIENTS" -d900s --latency -s "$WORK/mixed.lua" "http://127.0.0.1:$PORT" > "$WORK/mixed-wrk-$1.txt" & WRK=$!
+    sleep 1
+    local start end
+    start=$(date +%s.%N)
+    "$BIN" import --file "$WORK/mixed-plans.csv" --org $LA --url "$BASE" --token "$UPLOADER" --chunk 1000 | head -n 1 >&2
+    end=$(date +%s.%N)
+    kill -INT $WRK; wait $WRK || true; WRK=
+    echo "$(grep RESULT "$WORK/mixed-wrk-$1.txt") upload_s=$(python3 -c "print($end - $start)")"
+}
+# A first upload (every plan new), then the same file again (every plan unchanged).
+FIRST=$(during_upload first)
+echo "during first upload: $FIRST"
+AGAIN=$(during_upload again)
+echo "during a re-send:    $AGAIN"
 after=$(audit_count)
-DURING=$(grep RESULT "$WORK/mixed-wrk.txt")
-echo "during upload: $DURING"
-python3 - "$QUIET" "$DURING" "$start" "$end" "$((after - before))" "$PLANS" "${DB%%:*}" "$WORK/mixed.json" <<'PY'
+python3 - "$QUIET" "$FIRST" "$AGAIN" "$((after - before))" "$PLANS" "${DB%%:*}" "$WORK/mixed.json" <<'PY'
 import json, re, sys
 def parse(line):
     return {k: float(v) for k, v in re.findall(r"(\w+)=([\d.]+)", line)}
-quiet, during = parse(sys.argv[1]), parse(sys.argv[2])
-upload_s = float(sys.argv[4]) - float(sys.argv[3])
-audited, plans = int(sys.argv[5]), int(sys.argv[6])
-answered = quiet["requests"] - quiet["errors"] + during["requests"] - during["errors"]
-print(f"upload of {plans} plans during the lookups: {upload_s:.1f} s ({plans / upload_s:.0f} plans/s)")
-print(f"p99 during / quiet: {during['p99_ms'] / quiet['p99_ms']:.2f}; errors quiet {quiet['errors']:.0f}, during {during['errors']:.0f}")
+quiet, first, again = parse(sys.argv[1]), parse(sys.argv[2]), parse(sys.argv[3])
+audited, plans = int(sys.argv[4]), int(sys.argv[5])
+answered = sum(p["requests"] - p["errors"] for p in (quiet, first, again))
+for name, p in (("first upload", first), ("re-send", again)):
+    print(f"{name} of {plans} plans during the lookups: {p['upload_s']:.1f} s ({plans / p['upload_s']:.0f} plans/s); "
+          f"lookup p99 during / quiet {p['p99_ms'] / quiet['p99_ms']:.2f}, throughput during / quiet "
+          f"{p['rps'] / quiet['rps']:.2f}, errors {p['errors']:.0f}")
 print(f"AuditEvents added {audited} for {answered:.0f} lookups answered 200")
-json.dump({"engine": sys.argv[7], "quiet": quiet, "during": during, "upload_s": upload_s, "plans": plans,
-           "audited": audited, "answered": answered}, open(sys.argv[8], "w"), indent=1)
+json.dump({"engine": sys.argv[6], "quiet": quiet, "during": first, "first": first, "again": again,
+           "upload_s": first["upload_s"], "plans": plans, "audited": audited, "answered": answered},
+          open(sys.argv[7], "w"), indent=1)
 PY

@@ -3,15 +3,20 @@
 # every minute and every shown access delivered to a local receiver, on a release server whose
 # database was filled through the API. Samples every 10 s and prints the largest WAL (SQLite),
 # the database bytes per recorded access (audit tables), and the server's RSS (mean over a
-# minute) at start, at five minutes, in the middle and at the end, then checks: WAL under 64 MiB, RSS grown less than 10%
-# after the first five minutes, no error. Bounded (DURATION), loopback only.
+# minute) at start, after warming up (WARM s), in the middle and at the end, then checks: WAL
+# under 64 MiB at every sample, RSS grown less than 10% after warming up, no error. Bounded
+# (DURATION), loopback only. LOAD=full runs CONNECTIONS (default 6) clients flat out instead of
+# half of capacity (issue #31: the WAL bound at full load). Writes $WORK/soak.json.
 #
-#   bash benches/soak.sh                                   # SQLite, 30 minutes
+#   bash benches/soak.sh                                   # SQLite, 30 minutes, half load
+#   LOAD=full DURATION=360 WARM=60 bash benches/soak.sh     # 6 clients flat out, 6 minutes
 #   DURATION=1800 DB=postgres://postgres:postgres@127.0.0.1/cpis_soak bash benches/soak.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source benches/lib.sh
 DURATION=${DURATION:-1800}
+LOAD=${LOAD:-half}
+WARM=${WARM:-300}
 PLANS=${PLANS:-20000}
 LAS=${LAS:-150}
 PORT=${PORT:-18183}
@@ -27,7 +32,8 @@ export CPIS_BIND="127.0.0.1:$PORT" RUST_LOG=warn CPIS_MAX_BODY_BYTES=$((64 * 102
 export CPIS_NOTIFY_ALLOW_PRIVATE_NETWORKS=1
 "$BIN" serve 2> "$WORK/server.log" & SERVER=$!
 RECEIVER=
-trap 'kill $SERVER $RECEIVER 2>/dev/null || true' EXIT
+WATCH=
+trap 'kill $SERVER $RECEIVER $WATCH 2>/dev/null || true' EXIT
 for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$PORT/_health" >/dev/null && break; sleep 0.1; done
 BASE="http://127.0.0.1:$PORT/FHIR/R4"
 python3 benches/seed_api.py "$BASE" "$PLANS" "$LAS" "$WORK/nhs.txt" "$BIN"
@@ -80,13 +86,21 @@ end
 LUA
 }
 # Capacity first (10 s flat out), then half of it: 12 connections, each pausing between requests
-# (the pause less about a millisecond of service time).
+# (the pause less about a millisecond of service time). At full load, CONNECTIONS clients
+# without a pause.
 lookup_script 0 > "$WORK/capacity.lua"
 CAPACITY=$(wrk -t2 -c32 -d10s -s "$WORK/capacity.lua" "http://127.0.0.1:$PORT" | sed -n 's/.*rps=\([0-9]*\).*/\1/p')
-TARGET=$((CAPACITY / 2))
-DELAY=$((12 * 1000 / (TARGET > 0 ? TARGET : 1) - 1))
-lookup_script "$DELAY" > "$WORK/soak.lua"
-echo "engine: ${DB%%:*}; capacity ${CAPACITY} audited lookups/s; soak target ~${TARGET}/s for ${DURATION} s"
+if [ "$LOAD" = full ]; then
+    CONNECTIONS=${CONNECTIONS:-6}
+    cp "$WORK/capacity.lua" "$WORK/soak.lua"
+    echo "engine: ${DB%%:*}; capacity ${CAPACITY} audited lookups/s; soak at full load, $CONNECTIONS clients, for ${DURATION} s"
+else
+    CONNECTIONS=${CONNECTIONS:-12}
+    TARGET=$((CAPACITY / 2))
+    DELAY=$((CONNECTIONS * 1000 / (TARGET > 0 ? TARGET : 1) - 1))
+    lookup_script "$DELAY" > "$WORK/soak.lua"
+    echo "engine: ${DB%%:*}; capacity ${CAPACITY} audited lookups/s; soak target ~${TARGET}/s for ${DURATION} s"
+fi
 
 audit_count() { audit_total "$BASE" "$OPS"; }
 wal_bytes() { case "$DB" in sqlite://*) stat -c %s "${DB#sqlite://}-wal" 2>/dev/null || echo 0 ;; *) echo 0 ;; esac; }
@@ -99,7 +113,9 @@ memory_parts() {
 }
 
 ACCESSES_BEFORE=$(audit_count); BYTES_BEFORE=$(audit_bytes "$DB")
-wrk -t2 -c12 -d"${DURATION}s" -s "$WORK/soak.lua" "http://127.0.0.1:$PORT" > "$WORK/wrk.txt" & WRK=$!
+# The WAL's size twice a second on its own, uploads included (the loop below waits on them).
+( while kill -0 "$SERVER" 2>/dev/null; do wal_bytes; sleep 0.5; done ) > "$WORK/wal.txt" & WATCH=$!
+wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" -s "$WORK/soak.lua" "http://127.0.0.1:$PORT" > "$WORK/wrk.txt" & WRK=$!
 START=$(date +%s); MAX_WAL=0; UPLOADS=0; UPLOAD_ERRORS=0; NEXT_UPLOAD=60
 : > "$WORK/samples.txt"
 while kill -0 $WRK 2>/dev/null; do
@@ -124,32 +140,40 @@ for i in range(2000): print(f'{nhs(700000000+$UPLOADS*100000+i*7)},CPP,2026-01-0
     sleep 10
 done
 wait $WRK || true
+kill $WATCH 2>/dev/null || true
+MAX_WAL=$(sort -n "$WORK/wal.txt" | tail -n 1)
+[ "$MAX_WAL" -ge 0 ] 2>/dev/null || MAX_WAL=0
 sleep 5
 ACCESSES=$(( $(audit_count) - ACCESSES_BEFORE ))
 BYTES=$(( $(audit_bytes "$DB") - BYTES_BEFORE ))
 RECEIVED=$(cat "$WORK/received.txt" 2>/dev/null || echo 0)
 grep RESULT "$WORK/wrk.txt"
-python3 - "$WORK/samples.txt" "$MAX_WAL" "$ACCESSES" "$BYTES" "$RECEIVED" "$UPLOADS" "$UPLOAD_ERRORS" "$WORK/wrk.txt" "$DURATION" <<'PY'
-import re, sys
+python3 - "$WORK/samples.txt" "$MAX_WAL" "$ACCESSES" "$BYTES" "$RECEIVED" "$UPLOADS" "$UPLOAD_ERRORS" "$WORK/wrk.txt" "$DURATION" "$WARM" "$LOAD" "$WORK/soak.json" <<'PY'
+import json, re, sys
 samples = [tuple(map(int, line.split())) for line in open(sys.argv[1]) if line.strip()]
 max_wal, accesses, nbytes, received, uploads, upload_errors = map(int, sys.argv[2:8])
-wrk = open(sys.argv[8]).read(); duration = int(sys.argv[9])
+wrk = open(sys.argv[8]).read(); duration, warm = int(sys.argv[9]), int(sys.argv[10])
 errors = int(re.search(r"non2xx_or_errors=(\d+)", wrk).group(1))
 def rss_at(t):
     """The mean RSS over the minute from `t` (uploads make single samples jump)."""
     window = [s[1] for s in samples if t <= s[0] < t + 60] or [min(samples, key=lambda s: abs(s[0] - t))[1]]
     return sum(window) / len(window) / 1024
-start, five, middle, end = rss_at(0), rss_at(300), rss_at(duration / 2), rss_at(duration - 60)
+start, five, middle, end = rss_at(0), rss_at(warm), rss_at(duration / 2), rss_at(duration - 60)
 def parts_at(t):
     s = min(samples, key=lambda s: abs(s[0] - t))
     return f"anon={s[3] / 1024:.0f} huge={s[4] / 1024:.0f} file={s[5] / 1024:.0f} threads={s[6]}" if len(s) > 6 else ""
-for label, t in [("start", 0), ("five_min", 300), ("middle", duration / 2), ("end", duration - 60)]:
+for label, t in [("start", 0), ("warm", warm), ("middle", duration / 2), ("end", duration - 60)]:
     print(f"memory_mib at {label}: {parts_at(t)}")
 growth = (end - five) / five if five else 0
 print(f"largest_wal_mib={max_wal / 2**20:.1f} bytes_per_access={nbytes / max(accesses, 1):.0f} accesses={accesses} "
       f"notifications_received={received} uploads={uploads} upload_errors={upload_errors} lookup_errors={errors}")
-print(f"rss_mib start={start:.0f} five_min={five:.0f} middle={middle:.0f} end={end:.0f} growth_after_five_min={growth * 100:.1f}%")
-ok = max_wal < 64 * 2**20 and growth < 0.10 and errors == 0 and upload_errors == 0
+print(f"rss_mib start={start:.0f} after_{warm}_s={five:.0f} middle={middle:.0f} end={end:.0f} growth_after_{warm}_s={growth * 100:.1f}%")
+rps = float(re.search(r"rps=(\d+)", wrk).group(1))
+ok = max_wal <= 64 * 2**20 and growth < 0.10 and errors == 0 and upload_errors == 0
+json.dump({"load": sys.argv[11], "duration_s": duration, "warm_s": warm, "largest_wal_bytes": max_wal,
+           "wal_samples": sum(1 for _ in open(sys.argv[1].replace("samples.txt", "wal.txt"))), "rss_mib": {"start": start, "warm": five, "middle": middle, "end": end},
+           "rss_growth": growth, "accesses": accesses, "lookups_per_s": rps, "lookup_errors": errors,
+           "uploads": uploads, "upload_errors": upload_errors, "ok": ok}, open(sys.argv[12], "w"), indent=1)
 print("SOAK", "ok" if ok else "FAILED")
 sys.exit(0 if ok else 1)
 PY

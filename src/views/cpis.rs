@@ -13,13 +13,13 @@ use crate::app::reading::Reading;
 use crate::app::respond::FhirResponse;
 use crate::clock::uk_date;
 use crate::db;
-use crate::error::{FhirError, FhirResult};
+use crate::error::FhirResult;
 use crate::fhir::audit_event::{AccessKind, SDS_USER_SYSTEM};
 use crate::fhir::bundle::SearchEntry;
 use crate::fhir::types::ODS_SYSTEM;
 use crate::fhir::ResourceType;
 use crate::search::audit::AuditQuery;
-use crate::search::params::{ViewSearch, CPIS_AUDIT_EVENT_INCLUDES, MAX_COUNT};
+use crate::search::params::{ViewSearch, MAX_COUNT};
 use crate::search::SearchRequest;
 use crate::service::{self, access_history};
 
@@ -162,16 +162,8 @@ pub fn practitioner_role(event: &Value) -> Value {
 #[tracing::instrument(skip_all, fields(fhir.interaction = "search-type", fhir.type = "AuditEvent"))]
 async fn audit_event_search(r: Reading, req: HttpRequest) -> FhirResult<FhirResponse> {
     require_health_care(&r)?;
+    // Any `_include` the guide lists: the PractitionerRoles are always included.
     let q = query::parse(req.query_string(), ViewSearch::AuditEvent)?;
-    if let Some((name, value)) = q
-        .others
-        .iter()
-        .find(|(_, value)| !CPIS_AUDIT_EVENT_INCLUDES.contains(&value.as_str()))
-    {
-        return Err(FhirError::UnknownParameter {
-            param: format!("{name}={value}"),
-        });
-    }
     let history = AuditQuery::for_patient(q.nhs);
     let asked = history.clone();
     let plan = r

@@ -147,8 +147,9 @@ fn asked(others: &[(String, String)]) -> FhirResult<Asked> {
             ("category", categories) => {
                 asked.can_match &= token_matches(categories, FLAG_CATEGORIES)
             }
-            ("_include", "Flag:detail") => asked.care_plans = true,
-            ("_include:iterate", "CarePlan:care-team") => asked.care_teams = true,
+            // The forms the table lists (`query` refused any other).
+            ("_include", _) => asked.care_plans = true,
+            ("_include:iterate", _) => asked.care_teams = true,
             _ => {
                 return Err(FhirError::UnknownParameter {
                     param: format!("{name}={value}"),

@@ -40,8 +40,8 @@ fn nhs_number(param: &str, value: &str, patient_reference: bool) -> FhirResult<N
 }
 
 /// Parses a view search's query by its parameter table: the NHS number under any of its names,
-/// the search's other parameters kept in order; `_format` is taken (the negotiation checked
-/// it); empty values are ignored.
+/// the search's other parameters kept in order, an `_include` only with a value the table
+/// lists; `_format` is taken (the negotiation checked it); empty values are ignored.
 pub fn parse(query: &str, search: ViewSearch) -> FhirResult<ViewQuery> {
     let params = view_params(search);
     let (patient_names, patient_reference) = params
@@ -74,10 +74,21 @@ pub fn parse(query: &str, search: ViewSearch) -> FhirResult<ViewQuery> {
             return Err(FhirError::UnknownParameter { param: name });
         }
     }
-    Ok(ViewQuery {
-        nhs: nhs.ok_or_else(|| invalid(patient_names.first().copied().unwrap_or("patient")))?,
-        others: rest,
-    })
+    let nhs = nhs.ok_or_else(|| invalid(patient_names.first().copied().unwrap_or("patient")))?;
+    // After the child: a missing or bad NHS number is said first.
+    let unlisted = |(name, value): &&(String, String)| {
+        params.iter().any(|p| {
+            p.kind == ViewParamKind::Include
+                && p.names.contains(&name.as_str())
+                && !p.values.contains(&value.as_str())
+        })
+    };
+    if let Some((name, value)) = rest.iter().find(unlisted) {
+        return Err(FhirError::UnknownParameter {
+            param: format!("{name}={value}"),
+        });
+    }
+    Ok(ViewQuery { nhs, others: rest })
 }
 
 /// Whether a token search value (a comma-separated OR list of `code`, `system|code` or
@@ -133,6 +144,19 @@ mod tests {
         ));
         let q = parse("patient=9449306753&code=x&_format=json", ViewSearch::Flag).unwrap();
         assert_eq!(q.others, [("code".to_string(), "x".to_string())]);
+    }
+
+    #[test]
+    fn an_include_is_taken_only_in_the_forms_the_table_lists() {
+        assert!(parse("patient=9449306753&_include=Flag:detail", ViewSearch::Flag).is_ok());
+        assert!(matches!(
+            parse("patient=9449306753&_include=Flag:author", ViewSearch::Flag),
+            Err(FhirError::UnknownParameter { param }) if param == "_include=Flag:author"
+        ));
+        assert!(matches!(
+            parse("_include=Flag:author", ViewSearch::Flag),
+            Err(FhirError::InvalidSearch { .. })
+        ));
     }
 
     #[test]

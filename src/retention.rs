@@ -10,10 +10,9 @@ use std::time::Duration;
 use chrono::Months;
 use diesel::QueryResult;
 
-use crate::clock::uk_date;
+use crate::clock::{day_start_ms, to_datetime, uk_date};
 pub use crate::db::retention::{remove_unchanged, Expired};
 use crate::db::{retention, write_transaction, DbConn, DbPool};
-use crate::fhir::types::{day_start_ms, to_datetime};
 
 /// How long records are kept.
 #[derive(Debug, Clone, Copy)]

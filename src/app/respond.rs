@@ -5,10 +5,10 @@ use actix_web::http::{header, Method, StatusCode};
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, Responder};
 use serde_json::{json, Value};
 
+use crate::clock::to_datetime;
 use crate::db::models::ResourceRow;
 use crate::error::{information_outcome, FHIR_JSON};
 use crate::fhir::subset::Shaping;
-use crate::fhir::types::to_datetime;
 
 /// The parameters a lenient search left out, in the order given (set by the native API's
 /// `normalise`, said in the searchset by `shape`).

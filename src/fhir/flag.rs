@@ -99,7 +99,7 @@ pub fn render(flag: &mut Value, now_ms: i64) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fhir::types::day_start_ms;
+    use crate::clock::day_start_ms;
     use chrono::NaiveDate;
 
     fn ms(y: i32, m: u32, d: u32) -> i64 {

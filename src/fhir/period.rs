@@ -7,7 +7,8 @@
 use chrono::NaiveDate;
 use serde_json::Value;
 
-use super::types::{day_end_ms, day_start_ms, parse_day};
+use super::types::{day_end_ms, parse_day};
+use crate::clock::day_start_ms;
 
 /// Where a plan's period stands on a day: the one rule for "in force today" (SPEC §3 Flag).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,7 +20,7 @@ pub enum Standing {
 
 /// A plan's period as it is indexed (`search_dates`, param `period`): whole days, from the
 /// start of its first to the end of its last, `[start_ms, end_ms)` on the scale of
-/// `types::day_start_ms`; open-ended is `i64::MAX`.
+/// `clock::day_start_ms`; open-ended is `i64::MAX`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DayPeriod {
     pub start_ms: i64,

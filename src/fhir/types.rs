@@ -68,8 +68,7 @@ pub fn instant(ms: i64) -> String {
     to_datetime(ms).to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
-// The clock's conversions, where FHIR's dates are: the clock is below every FHIR value.
-pub use crate::clock::{day_start_ms, to_datetime};
+use crate::clock::{day_start_ms, to_datetime};
 
 /// Midnight UTC at the end of `date` (exclusive), in epoch milliseconds.
 pub fn day_end_ms(date: NaiveDate) -> i64 {

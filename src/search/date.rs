@@ -4,9 +4,8 @@
 use chrono::{DateTime, NaiveDate};
 
 use super::parse::invalid;
-use crate::clock::uk_day_start_ms;
+use crate::clock::{day_start_ms, uk_day_start_ms};
 use crate::error::FhirError;
-use crate::fhir::types::day_start_ms;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DatePrefix {

@@ -16,7 +16,7 @@ use crate::auth::claims::ClaimMap;
 use crate::auth::jwt::KeyConfig;
 use crate::notify::DeliveryConfig;
 
-pub use crate::error::ConfigError;
+use crate::error::ConfigError;
 pub use database::database_tls;
 pub use jwt::require_issuer;
 

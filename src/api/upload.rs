@@ -5,7 +5,7 @@ use actix_web::{web, HttpRequest};
 
 use super::extract::FhirBody;
 use crate::app::respond::FhirResponse;
-use crate::app::AppState;
+use crate::app::{background, AppState};
 use crate::auth::{Action, Caller, LaScope};
 use crate::db;
 use crate::db::reports::{self, ReportRow};
@@ -26,12 +26,13 @@ pub async fn upload(
     // Who may upload at all is decided before the body is looked at.
     caller.require(Action::WritePlan)?;
     let bundle = body.resource("Bundle")?;
-    // Validating a part's entries takes tens of milliseconds: on the blocking pool, so the
-    // async worker goes on answering lookups meanwhile.
+    // Validating a part's entries takes tens of milliseconds of CPU: in the background, so the
+    // async workers go on answering lookups, and lookups come first for the cores.
     let (profiles, max_entries) = (state.profiles.clone(), state.max_bundle_entries);
-    let parsed = web::block(move || upload::parse(&profiles, bundle, max_entries))
-        .await
-        .map_err(|e| FhirError::Unavailable(format!("blocking pool: {e}")))??;
+    let parsed = background::run("upload", move || {
+        upload::parse(&profiles, bundle, max_entries)
+    })
+    .await??;
     let base = state.base_url.clone();
     let now = state.clock.now_ms();
     let entries = parsed.entries.len();

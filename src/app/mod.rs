@@ -4,6 +4,7 @@
 //! methods; `reading::Reading` starts every audited read; `respond::FhirResponse` shapes an
 //! answer; `negotiate` checks the formats a client asks for.
 
+pub mod background;
 pub mod endpoint;
 pub mod negotiate;
 pub mod reading;

@@ -87,6 +87,8 @@ fn write_loop(
     attendance: AttendanceRule,
     metrics: &Metrics,
 ) {
+    // Every audited lookup waits on this thread's commits: its SQLite write turns come first.
+    crate::db::turns_first();
     // One connection kept for the writer's life: as the only writer, its page cache stays
     // valid between batches (a connection that sees another's commit must drop its cache).
     let mut held: Option<(DbConn, std::time::Instant)> = None;

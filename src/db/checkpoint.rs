@@ -122,6 +122,8 @@ pub fn start_checkpointer(
         .name("cpis-checkpoint".into())
         .spawn(move || {
             const TICK: Duration = Duration::from_millis(500);
+            // A reset waits for no upload part: the WAL stays bounded under a daily upload.
+            super::turns::turns_first();
             while alive.upgrade().is_some() {
                 std::thread::sleep(TICK);
                 // Only a spare connection: a checkpoint never makes a request wait for one.

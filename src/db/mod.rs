@@ -20,6 +20,7 @@ pub mod schema;
 pub mod search;
 pub mod store;
 pub mod subscriptions;
+mod turns;
 mod write;
 
 use diesel::prelude::*;
@@ -36,7 +37,8 @@ pub use migrations::{migrate, migration_names, revert_all, revert_through};
 pub use planner::{
     configure_audit_writer, plan_audit_statements, plan_for_the_values, refresh_statistics,
 };
-pub use write::{write_transaction, write_transaction_with, Nesting, WriteTurn};
+pub use turns::turns_first;
+pub use write::{lookups_writing, write_transaction, write_transaction_with, Nesting, WriteTurn};
 
 #[derive(diesel::MultiConnection)]
 pub enum DbConn {

@@ -1,6 +1,7 @@
 //! Write transactions and the SQLite write turns they take: one writer at a time, in the order
 //! they came.
 
+use super::turns::Turns;
 use std::time::Duration;
 
 use diesel::connection::{AnsiTransactionManager, TransactionManager};
@@ -84,8 +85,16 @@ const SQLITE_WRITE_WAIT: Duration = Duration::from_millis(5000);
 /// SQLite has one writer at a time, and its busy handler is not fair: a writer that commits and
 /// begins again at once (a large upload's next part) can keep a waiting one (the audit writer,
 /// which every audited lookup waits on) out for seconds. So this process's SQLite writers take
-/// turns here first, in the order they came. PostgreSQL locks rows, not the database.
-static SQLITE_WRITERS: parking_lot::FairMutex<()> = parking_lot::const_fair_mutex(());
+/// turns here first: in the order they came, the audit writer and the checkpointer ahead of the
+/// rest (`turns`). PostgreSQL locks rows, not the database.
+static SQLITE_WRITERS: Turns = Turns::new();
+
+/// Whether audited lookups are under way on SQLite: the audit writer took a write turn within
+/// the last tenth of a second. Long writers (an upload) then commit in shorter parts, since the
+/// audit writer waits for the part in progress whatever its priority.
+pub fn lookups_writing() -> bool {
+    SQLITE_WRITERS.first_taken_within(Duration::from_millis(100))
+}
 
 /// A turn held longer than this is logged, with where it was taken: every other writer (and so
 /// every audited lookup) waited that long.
@@ -93,13 +102,13 @@ const LONG_TURN: Duration = Duration::from_secs(1);
 
 /// A write turn. Dropping it gives the turn to the next writer.
 pub struct WriteTurn {
-    _guard: parking_lot::FairMutexGuard<'static, ()>,
     since: std::time::Instant,
     taken_at: &'static std::panic::Location<'static>,
 }
 
 impl Drop for WriteTurn {
     fn drop(&mut self) {
+        SQLITE_WRITERS.give_up();
         let held = self.since.elapsed();
         if held > LONG_TURN {
             tracing::warn!(
@@ -126,8 +135,7 @@ fn sqlite_write_turn() -> QueryResult<WriteTurn> {
 #[track_caller]
 pub(super) fn sqlite_write_turn_within(wait: Duration) -> Option<WriteTurn> {
     let taken_at = std::panic::Location::caller();
-    SQLITE_WRITERS.try_lock_for(wait).map(|guard| WriteTurn {
-        _guard: guard,
+    SQLITE_WRITERS.take(wait).then(|| WriteTurn {
         since: std::time::Instant::now(),
         taken_at,
     })

@@ -40,11 +40,14 @@ pub fn execute<R>(
 /// in parts, so that audited lookups (which commit before they answer) do not wait long behind
 /// it. On SQLite, whose one write lock every writer takes in turn, a part holds the audit
 /// writer back for as long as it takes (~15 ms at 50 entries; at 250, lookups' p99 during a
-/// daily upload was 8× the quiet one); PostgreSQL locks rows, and pays a WAL flush per commit.
-/// A transaction Bundle is all or nothing, so it is one transaction however large (bounded by
-/// `CPIS_MAX_BUNDLE_ENTRIES`).
+/// daily upload was 8× the quiet one): while audited lookups are under way, parts are of 10
+/// (the audit writer goes ahead of the next part, but waits for the one in progress). On an
+/// idle server, 50 keep the upload's own pace. PostgreSQL locks rows, and pays a WAL flush per
+/// commit. A transaction Bundle is all or nothing, so it is one transaction however large
+/// (bounded by `CPIS_MAX_BUNDLE_ENTRIES`).
 fn batch_entries_per_commit(conn: &DbConn) -> usize {
     match conn {
+        DbConn::Sqlite(_) if crate::db::lookups_writing() => 10,
         DbConn::Sqlite(_) => 50,
         DbConn::Postgres(_) => 250,
     }
@@ -68,9 +71,11 @@ fn run_all<R>(
         }),
         Kind::Batch => {
             let mut outcomes = Vec::with_capacity(upload.entries.len());
-            let per_commit = batch_entries_per_commit(conn);
-            for start in all.step_by(per_commit) {
-                let part = start..(start + per_commit).min(upload.entries.len());
+            let mut start = all.start;
+            while start < all.end {
+                // Sized part by part: lookups may begin or end during an upload.
+                let part = start..(start + batch_entries_per_commit(conn)).min(all.end);
+                start = part.end;
                 outcomes.extend(run_range(
                     conn,
                     writes,

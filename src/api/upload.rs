@@ -36,7 +36,7 @@ pub async fn upload(
     let base = state.base_url.clone();
     let now = state.clock.now_ms();
     let entries = parsed.entries.len();
-    let written = db::run(&state.pool, move |conn| {
+    let write = move |conn: &mut db::DbConn| {
         upload::execute(conn, &caller, &parsed, now, |conn, outcomes| {
             let rejected = outcomes
                 .iter()
@@ -49,8 +49,21 @@ pub async fn upload(
             };
             Ok((response, rejected))
         })
-    })
-    .await;
+    };
+    // On PostgreSQL, whose writers wait for no one, the writing is background work too. On
+    // SQLite every write holds the one write turn the audit writer waits for: at normal
+    // priority, so the turn is given back as soon as can be.
+    let sqlite = db::run(&state.pool, |conn| Ok(db::is_sqlite(conn))).await?;
+    let written = if !sqlite {
+        let pool = state.pool.clone();
+        background::run("upload", move || {
+            let mut conn = pool.get()?;
+            write(&mut conn)
+        })
+        .await?
+    } else {
+        db::run(&state.pool, write).await
+    };
     match written {
         Ok((response, rejected)) => {
             state

@@ -134,8 +134,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }),
     );
 
-    // The share of validation in an upload: each plan validated, then written (plan + Flag in
-    // one transaction) through the service the API uses.
+    validation_share_of_an_upload(&profiles, writes)
+}
+
+/// The share of validation in an upload: each plan validated, then written (plan + Flag in
+/// one transaction) through the service the API uses.
+fn validation_share_of_an_upload(
+    profiles: &Profiles,
+    writes: usize,
+) -> Result<(), Box<dyn std::error::Error>> {
     let dir = tempfile::tempdir()?;
     let pool = cpis::db::pool(
         &format!("sqlite://{}/bench.db", dir.path().display()),
@@ -151,7 +158,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "name": "Bench LA",
         "telecom": [{"system": "phone", "value": "0100", "use": "work"}, {"system": "phone", "value": "0999", "use": "mobile"}]
     });
-    let la = service::organization::check(&profiles, &org)?;
+    let la = service::organization::check(profiles, &org)?;
     service::organization::create(&mut conn, &caller(Role::Operations), org, la, now)?;
     let social = caller(Role::SocialCare);
     let (mut validating, mut writing) = (Duration::ZERO, Duration::ZERO);
@@ -165,7 +172,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         };
         let body = plan(nhs.as_str(), &format!("P-{i}"));
         let started = Instant::now();
-        let input = PlanInput::check(&profiles, body)?;
+        let input = PlanInput::check(profiles, body)?;
         let checked = Instant::now();
         service::plan::create(
             &mut conn,

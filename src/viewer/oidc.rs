@@ -294,6 +294,13 @@ fn payload(id_token: &str) -> Option<Value> {
         .map(|data| data.claims)
 }
 
+/// The first value of `name` in the request's query string.
+fn query_field(req: &HttpRequest, name: &str) -> Option<String> {
+    url::form_urlencoded::parse(req.query_string().as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
 /// `GET /viewer/callback`: the provider's answer. The state must be one this browser started
 /// (and is spent); the code is exchanged with the PKCE verifier and the client's
 /// authentication; the ID token verified; a health-care caller gets a session. Answers are
@@ -316,15 +323,7 @@ pub async fn callback(
     {
         return Err(Failure::new(StatusCode::TOO_MANY_REQUESTS, &root));
     }
-    let query: Vec<(String, String)> = url::form_urlencoded::parse(req.query_string().as_bytes())
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect();
-    let field = |name: &str| {
-        query
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
-    };
+    let field = |name: &str| query_field(&req, name);
     let Some(given) = field("state") else {
         return Err(failed("no state", &root));
     };

@@ -239,41 +239,32 @@ impl Cases {
     }
 }
 
-/// One rule, two forms (`fhir::period`): the in-force test in Rust (the status a Flag shows)
-/// and in SQL (what `Flag?status=` selects) agree on 10,000 random (plan, instant) cases:
-/// 125 plans of random status and period around the clock changes of 2026 and 2027, each seen
-/// at 80 random instants, many of them within an hour of midnight in England or in UTC.
-/// `CPIS_PROPERTY_SEED` replays another set of cases.
-#[tokio::test]
-async fn the_in_force_rule_agrees_in_rust_and_sql_on_random_plans_and_days() {
-    const PLANS: usize = 125;
-    const INSTANTS: usize = 80;
-    let seed: u64 = std::env::var("CPIS_PROPERTY_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0x5EED_CAFE_F00D);
-    let mut cases = Cases(seed);
-    let edges = [
+/// The clock changes of 2026 and 2027 in England.
+fn clock_changes() -> [chrono::NaiveDate; 3] {
+    [
         chrono::NaiveDate::from_ymd_opt(2026, 3, 29).unwrap(),
         chrono::NaiveDate::from_ymd_opt(2026, 10, 25).unwrap(),
         chrono::NaiveDate::from_ymd_opt(2027, 3, 28).unwrap(),
-    ];
-    let near_an_edge = |cases: &mut Cases, spread: u64| {
-        let edge = edges[usize::try_from(cases.below(3)).unwrap()];
-        edge + chrono::Duration::days(cases.below(2 * spread + 1) - i64::try_from(spread).unwrap())
-    };
-    let clock = Clock::fixed(at(2026, 1, 5, 12, 0));
-    let app = TestApp::spawn_with(|c| c.clock = clock.clone()).await;
-    app.create_la(LA_A).await;
+    ]
+}
+
+/// A random day within `spread` days of a clock change.
+fn near_an_edge(cases: &mut Cases, spread: u64) -> chrono::NaiveDate {
+    let edge = clock_changes()[usize::try_from(cases.below(3)).unwrap()];
+    edge + chrono::Duration::days(cases.below(2 * spread + 1) - i64::try_from(spread).unwrap())
+}
+
+/// `count` plans of random status and period around the clock changes, one child each.
+async fn create_random_plans(app: &TestApp, cases: &mut Cases, count: usize) {
     let mut stem = 944_940_000u64;
-    for i in 0..PLANS {
+    for i in 0..count {
         let nhs = loop {
             stem += 1;
             if let Some(n) = cpis::fhir::NhsNumber::from_stem(stem) {
                 break n.as_str().to_string();
             }
         };
-        let start = near_an_edge(&mut cases, 20);
+        let start = near_an_edge(cases, 20);
         let end = match cases.below(4) {
             0 => None,
             _ => Some(start + chrono::Duration::days(cases.below(30))),
@@ -293,33 +284,52 @@ async fn the_in_force_rule_agrees_in_rust_and_sql_on_random_plans_and_days() {
         .into();
         app.create_plan(&plan).await;
     }
-    let statuses = |query: String| {
-        let app = &app;
-        async move {
-            let found = body(
-                app.get(&format!("/Flag?_count=500{query}"), &app.ops())
-                    .await,
-            )
-            .await;
-            let mut entries: Vec<(String, String)> = found["entry"]
-                .as_array()
-                .map(|entries| {
-                    entries
-                        .iter()
-                        .map(|e| {
-                            let r = &e["resource"];
-                            (
-                                r["id"].as_str().unwrap().to_string(),
-                                r["status"].as_str().unwrap().to_string(),
-                            )
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
-            entries.sort();
+}
+
+/// Every Flag `Flag?…{query}` finds, as (id, status), sorted.
+async fn flag_statuses(app: &TestApp, query: &str) -> Vec<(String, String)> {
+    let found = body(
+        app.get(&format!("/Flag?_count=500{query}"), &app.ops())
+            .await,
+    )
+    .await;
+    let mut entries: Vec<(String, String)> = found["entry"]
+        .as_array()
+        .map(|entries| {
             entries
-        }
-    };
+                .iter()
+                .map(|e| {
+                    let r = &e["resource"];
+                    (
+                        r["id"].as_str().unwrap().to_string(),
+                        r["status"].as_str().unwrap().to_string(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    entries.sort();
+    entries
+}
+
+/// One rule, two forms (`fhir::period`): the in-force test in Rust (the status a Flag shows)
+/// and in SQL (what `Flag?status=` selects) agree on 10,000 random (plan, instant) cases:
+/// 125 plans of random status and period around the clock changes of 2026 and 2027, each seen
+/// at 80 random instants, many of them within an hour of midnight in England or in UTC.
+/// `CPIS_PROPERTY_SEED` replays another set of cases.
+#[tokio::test]
+async fn the_in_force_rule_agrees_in_rust_and_sql_on_random_plans_and_days() {
+    const PLANS: usize = 125;
+    const INSTANTS: usize = 80;
+    let seed: u64 = std::env::var("CPIS_PROPERTY_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x5EED_CAFE_F00D);
+    let mut cases = Cases(seed);
+    let clock = Clock::fixed(at(2026, 1, 5, 12, 0));
+    let app = TestApp::spawn_with(|c| c.clock = clock.clone()).await;
+    app.create_la(LA_A).await;
+    create_random_plans(&app, &mut cases, PLANS).await;
     let mut checked = 0;
     for _ in 0..INSTANTS {
         let day = near_an_edge(&mut cases, 25);
@@ -339,10 +349,10 @@ async fn the_in_force_rule_agrees_in_rust_and_sql_on_random_plans_and_days() {
             .timestamp_millis()
             + minute * 60_000;
         clock.set(now);
-        let shown = statuses(String::new()).await;
+        let shown = flag_statuses(&app, "").await;
         assert_eq!(shown.len(), PLANS);
         for asked in ["active", "inactive"] {
-            let selected: Vec<String> = statuses(format!("&status={asked}"))
+            let selected: Vec<String> = flag_statuses(&app, &format!("&status={asked}"))
                 .await
                 .into_iter()
                 .map(|(id, _)| id)

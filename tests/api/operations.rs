@@ -106,6 +106,47 @@ async fn requests_are_counted_by_the_route_pattern_they_reached() {
     }
 }
 
+/// A batch of three plans, one of them invalid.
+async fn upload_three_plans_one_invalid(app: &TestApp) {
+    let mut plans: Vec<Value> = ["9000000009", "9912003888", "9434765919"]
+        .iter()
+        .enumerate()
+        .map(|(i, nhs)| plan_json(nhs, LA_A, &format!("OPS-B{i}")))
+        .collect();
+    plans[1]["reason"] = json!([{"text": "not to be shared"}]);
+    let entries: Vec<Value> = plans
+        .iter()
+        .map(|p| json!({"resource": p, "request": {"method": "POST", "url": "EpisodeOfCare"}}))
+        .collect();
+    let batch = json!({"resourceType": "Bundle", "type": "batch", "entry": entries});
+    assert_eq!(app.post("", &app.social(LA_A), &batch).await.status(), 200);
+}
+
+/// A scrape once `delivered` notifications have been counted since `before` and none waits:
+/// deliveries are counted once their outcome is recorded, by the dispatcher.
+async fn scrape_once_delivered(
+    metrics: &str,
+    ops: &str,
+    before: &Scrape,
+    delivered: f64,
+) -> (String, Scrape) {
+    let started = Instant::now();
+    loop {
+        let (text, after) = scrape(metrics, Some(ops)).await;
+        let counted = delta(
+            before,
+            &after,
+            "cpis_notification_deliveries_total",
+            &[("outcome", "delivered")],
+        );
+        if counted >= delivered && value(&after, "cpis_notification_outbox_backlog", &[]) == 0.0 {
+            return (text, after);
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "{text}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 #[tokio::test]
 async fn a_scripted_workload_moves_each_counter_by_what_it_did() {
     let receiver = Receiver::start();
@@ -132,37 +173,10 @@ async fn a_scripted_workload_moves_each_counter_by_what_it_did() {
             .await;
         assert_eq!(res.status(), 200);
     }
-    // A batch of three plans, one of them invalid.
-    let mut plans: Vec<Value> = ["9000000009", "9912003888", "9434765919"]
-        .iter()
-        .enumerate()
-        .map(|(i, nhs)| plan_json(nhs, LA_A, &format!("OPS-B{i}")))
-        .collect();
-    plans[1]["reason"] = json!([{"text": "not to be shared"}]);
-    let entries: Vec<Value> = plans
-        .iter()
-        .map(|p| json!({"resource": p, "request": {"method": "POST", "url": "EpisodeOfCare"}}))
-        .collect();
-    let batch = json!({"resourceType": "Bundle", "type": "batch", "entry": entries});
-    assert_eq!(app.post("", &app.social(LA_A), &batch).await.status(), 200);
+    upload_three_plans_one_invalid(&app).await;
     assert_eq!(receiver.wait_for(3, Duration::from_secs(10)).await.len(), 3);
 
-    // Deliveries are counted once their outcome is recorded: wait for the dispatcher.
-    let started = Instant::now();
-    let (text, after) = loop {
-        let (text, after) = scrape(&metrics, Some(&ops)).await;
-        let delivered = delta(
-            &before,
-            &after,
-            "cpis_notification_deliveries_total",
-            &[("outcome", "delivered")],
-        );
-        if delivered >= 3.0 && value(&after, "cpis_notification_outbox_backlog", &[]) == 0.0 {
-            break (text, after);
-        }
-        assert!(started.elapsed() < Duration::from_secs(10), "{text}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let (text, after) = scrape_once_delivered(&metrics, &ops, &before, 3.0).await;
     let flag = [
         ("route", "/FHIR/R4/Flag"),
         ("method", "GET"),

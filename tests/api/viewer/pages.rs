@@ -17,6 +17,57 @@ async fn the_viewer_is_not_served_unless_configured() {
     assert_eq!(res.status(), 404);
 }
 
+/// The session cookie's flags, and the session stored under the token's hash only.
+fn assert_session_cookie_and_row(app: &TestApp, signed_in: &reqwest::Response) {
+    let cookies = set_cookies(signed_in);
+    let session = cookies
+        .iter()
+        .find(|c| c.starts_with("cpis_viewer="))
+        .expect("the session cookie");
+    for flag in ["HttpOnly", "SameSite=Lax", "Path=/viewer"] {
+        assert!(session.contains(flag), "{session}");
+    }
+    assert!(
+        !session.contains("Secure"),
+        "plain http on loopback: {session}"
+    );
+    assert_eq!(app.count_rows("viewer_sessions"), 1);
+    // Only the token's hash is stored.
+    let token = session
+        .trim_start_matches("cpis_viewer=")
+        .split(';')
+        .next()
+        .unwrap();
+    assert_eq!(
+        app.count_where("viewer_sessions", &format!("token_hash = '{token}'")),
+        0
+    );
+}
+
+/// The stylesheet cached for a year, unknown assets and pages 404, other methods 405.
+async fn assert_assets_and_unknown_pages(browser: &Browser) {
+    let css = browser
+        .get("/viewer/assets/nhsuk-frontend-10.6.1.min.css")
+        .await;
+    assert_eq!(css.status(), 200);
+    assert_eq!(css.headers()["content-type"], "text/css; charset=utf-8");
+    assert!(css.headers()["cache-control"]
+        .to_str()
+        .unwrap()
+        .contains("max-age=31536000"));
+    assert_eq!(browser.get("/viewer/assets/other.css").await.status(), 404);
+    let missing = browser.get("/viewer/nothing-here").await;
+    assert_eq!(missing.status(), 404);
+    assert!(missing.text().await.unwrap().contains("Page not found"));
+    let wrong_method = browser
+        .client
+        .put(browser.url("/viewer"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong_method.status(), 405);
+}
+
 #[tokio::test]
 async fn sign_in_find_and_result_pages_carry_the_spec_labels_headers_and_cookies() {
     let (app, _) = viewer_app(|_| {}).await;
@@ -53,29 +104,7 @@ async fn sign_in_find_and_result_pages_carry_the_spec_labels_headers_and_cookies
         .await;
     assert_eq!(signed_in.status(), 303);
     assert_eq!(location(&signed_in), "/viewer");
-    let cookies = set_cookies(&signed_in);
-    let session = cookies
-        .iter()
-        .find(|c| c.starts_with("cpis_viewer="))
-        .expect("the session cookie");
-    for flag in ["HttpOnly", "SameSite=Lax", "Path=/viewer"] {
-        assert!(session.contains(flag), "{session}");
-    }
-    assert!(
-        !session.contains("Secure"),
-        "plain http on loopback: {session}"
-    );
-    assert_eq!(app.count_rows("viewer_sessions"), 1);
-    // Only the token's hash is stored.
-    let token = session
-        .trim_start_matches("cpis_viewer=")
-        .split(';')
-        .next()
-        .unwrap();
-    assert_eq!(
-        app.count_where("viewer_sessions", &format!("token_hash = '{token}'")),
-        0
-    );
+    assert_session_cookie_and_row(&app, &signed_in);
 
     let find = browser.get("/viewer").await;
     assert_eq!(find.status(), 200);
@@ -123,26 +152,7 @@ async fn sign_in_find_and_result_pages_carry_the_spec_labels_headers_and_cookies
     assert_eq!(again.status(), 200);
     assert_eq!(app.count_rows("audit_events"), 1);
 
-    let css = browser
-        .get("/viewer/assets/nhsuk-frontend-10.6.1.min.css")
-        .await;
-    assert_eq!(css.status(), 200);
-    assert_eq!(css.headers()["content-type"], "text/css; charset=utf-8");
-    assert!(css.headers()["cache-control"]
-        .to_str()
-        .unwrap()
-        .contains("max-age=31536000"));
-    assert_eq!(browser.get("/viewer/assets/other.css").await.status(), 404);
-    let missing = browser.get("/viewer/nothing-here").await;
-    assert_eq!(missing.status(), 404);
-    assert!(missing.text().await.unwrap().contains("Page not found"));
-    let wrong_method = browser
-        .client
-        .put(browser.url("/viewer"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(wrong_method.status(), 405);
+    assert_assets_and_unknown_pages(&browser).await;
 }
 
 #[tokio::test]

@@ -61,7 +61,7 @@ pub(super) struct Recorded {
     /// The LAs each of those views, and each access in a pattern, was shown to, by seq.
     pub(super) las_shown: Vec<(i64, String)>,
     /// Every reportable access within the attendance window, one per hour and setting:
-    /// (child, setting, the instant its hour began; `db::audit::attendance_hours`).
+    /// (child, setting, the instant its hour began; from the accesses that opened them).
     pub(super) attendances: Vec<(String, String, i64)>,
     /// (child, LA): the LA was shown an access of the child in a pattern within the window,
     /// so a later one in the same pattern is not its mark.
@@ -130,6 +130,9 @@ pub(super) fn decide(
                     .map(|b| (b.row.agent_org.clone(), stamp)),
             )
             .collect();
+        let opens_hour = !attended
+            .iter()
+            .any(|(org, ms)| *org == row.agent_org && audit::hour_of(*ms) == audit::hour_of(stamp));
         let summary = rule.summarise(&attended, Some(row.agent_org.as_str()), stamp);
         // Each LA's mark: the access that reaches the pattern in its window, for every LA it
         // is shown to; else the first access an LA is shown while the pattern holds.
@@ -162,6 +165,7 @@ pub(super) fn decide(
         row.attendance_window_days = count(summary.window_days);
         row.attendance_pattern = Some(summary.pattern);
         row.pattern_reached = summary.first || !showing.marked_las.is_empty();
+        row.opens_attendance_hour = opens_hour;
         showings.push(showing);
     }
     showings
@@ -266,6 +270,7 @@ mod tests {
                 shown: true,
                 told_las: true,
                 attendance_pattern: Some(false),
+                opens_attendance_hour: true,
             }],
             las_shown: vec![(7, "E09000030".into())],
             attendances: vec![("9449306753".into(), "RJ1".into(), 1_789_999_000_000)],
@@ -292,6 +297,35 @@ mod tests {
             "told by the batch's first access"
         );
         assert_eq!(rows[0].row.attendances, Some(1));
+    }
+
+    #[test]
+    fn an_access_opens_an_attendance_hour_unless_its_setting_was_there_that_hour() {
+        let hour = 60 * 60 * 1000;
+        let now = 1_790_000_000_000 / hour * hour + 30 * 60 * 1000;
+        let recorded = Recorded {
+            // RJ1 attended in this hour already, RQM in the hour before.
+            attendances: vec![
+                ("9449306753".into(), "RJ1".into(), now / hour * hour),
+                ("9449306753".into(), "RQM".into(), now / hour * hour - hour),
+            ],
+            ..nothing_recorded()
+        };
+        let mut rows = vec![
+            at("nurse-1", "RJ1", &["E09000030"]),
+            at("nurse-2", "RQM", &["E09000030"]),
+            at("nurse-3", "RQM", &["E09000030"]),
+            at("nurse-4", "RYJ", &["E09000030"]),
+        ];
+        rows[3].reportable = false;
+        decide(&mut rows, &recorded, now, AttendanceRule::default());
+        let opens: Vec<bool> = rows.iter().map(|r| r.row.opens_attendance_hour).collect();
+        assert_eq!(
+            opens,
+            [false, true, false, false],
+            "RJ1 was there this hour; RQM's first this hour opens it, its second does not; \
+             an access that is not reportable is no attendance"
+        );
     }
 
     fn earlier(shown: bool, las_shown: &[&str]) -> EarlierView {

@@ -220,9 +220,21 @@ impl Recorded {
         children.dedup();
         let collapse_since = stamp - COLLAPSE_MS;
         let attendance_since = rule.since_ms(stamp);
-        let earlier = audit::views_that_decide(conn, &children, collapse_since, attendance_since)?;
-        // Every unscheduled view is an attendance, the collapsed ones too (SPEC §3).
-        let attendances = audit::attendance_hours(conn, &children, attendance_since)?;
+        let earlier =
+            audit::accesses_that_decide(conn, &children, collapse_since.min(attendance_since))?;
+        // Every unscheduled view is an attendance, the collapsed ones too (SPEC §3): each
+        // (setting, hour) counted from the access that opened it.
+        let attendances = earlier
+            .iter()
+            .filter(|v| v.opens_attendance_hour && v.recorded_ms >= attendance_since)
+            .map(|v| {
+                (
+                    v.nhs_number.clone(),
+                    v.agent_org.clone(),
+                    audit::hour_of(v.recorded_ms),
+                )
+            })
+            .collect();
         let in_pattern: Vec<&audit::RecentView> = earlier
             .iter()
             .filter(|v| v.recorded_ms >= attendance_since)

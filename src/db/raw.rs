@@ -145,19 +145,24 @@ pub fn insert_rows<T>(
     for chunk in items.chunks(ROWS_PER_STATEMENT) {
         let mut statement = RawStatement::default();
         statement.sql(head);
-        for (i, item) in chunk.iter().enumerate() {
-            statement.sql(if i == 0 { "(" } else { ", (" });
-            row(
-                &mut RowValues {
-                    statement: &mut statement,
-                    first: true,
-                },
-                item,
-            );
-            statement.sql(")");
-        }
+        values(&mut statement, chunk, &row);
         statement.sql(tail);
         statement.execute(conn)?;
     }
     Ok(())
+}
+
+/// Adds `(…), (…)`: one parenthesised row of values for each of `items`.
+pub fn values<T>(statement: &mut RawStatement, items: &[T], row: impl Fn(&mut RowValues<'_>, &T)) {
+    for (i, item) in items.iter().enumerate() {
+        statement.sql(if i == 0 { "(" } else { ", (" });
+        row(
+            &mut RowValues {
+                statement: &mut *statement,
+                first: true,
+            },
+            item,
+        );
+        statement.sql(")");
+    }
 }

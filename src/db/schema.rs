@@ -85,6 +85,7 @@ diesel::table! {
         attendance_window_days -> Nullable<Integer>,
         attendance_pattern -> Nullable<Bool>,
         told_las -> Bool,
+        opens_attendance_hour -> Bool,
     }
 }
 

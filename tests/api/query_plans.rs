@@ -144,6 +144,21 @@ async fn every_lookup_uses_its_index_on_a_database_that_was_never_analysed() {
         "statements that read a whole table:\n{}",
         scans.join("\n")
     );
+    // The audit writer's one read walks only the accesses that decide (its partial index),
+    // not the child's every access.
+    let deciding: Vec<&String> = statements
+        .iter()
+        .filter(|s| s.contains("OR `audit_events`.`opens_attendance_hour`"))
+        .collect();
+    assert!(!deciding.is_empty(), "the writer's read was captured");
+    for sql in deciding {
+        let plan = plan_of(&mut unanalysed, sql);
+        assert!(
+            plan.iter()
+                .any(|step| step.contains("INDEX audit_events_deciding")),
+            "{sql}\n    {plan:?}"
+        );
+    }
 }
 
 /// The `i`-th valid NHS number after a fixed stem (not the marker child's).

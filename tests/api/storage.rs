@@ -1,5 +1,7 @@
 //! Storage on both engines: migrations go down and up again; column types round-trip.
 
+use chrono::TimeZone;
+use cpis::auth::Role;
 use cpis::db::{self, models::ResourceRow, store};
 use cpis::fhir::types::ODS_SYSTEM;
 use diesel::RunQueryDsl;
@@ -396,4 +398,69 @@ async fn the_audit_writer_keeps_its_plans_only_once_the_statistics_know_the_audi
     .unwrap();
     assert!(db::plan_audit_statements(&mut conn).unwrap());
     assert_eq!(mode(&mut conn), "force_generic_plan");
+}
+
+/// Each access says whether it opened an attendance hour (the first reportable access of its
+/// child, setting and hour), so that the audit writer reads only the accesses that decide.
+/// Accesses recorded before the column get from its migration the flag the writer gives:
+/// the first of each setting's hour, never a repeat in that hour, a scheduled access or an
+/// LA's own read.
+#[tokio::test]
+async fn accesses_recorded_before_the_attendance_hour_column_open_the_hours_the_writer_opens() {
+    use cpis::db::schema::audit_events;
+    use diesel::prelude::*;
+    let start = chrono::Utc.with_ymd_and_hms(2026, 11, 1, 10, 0, 0).unwrap();
+    let clock = cpis::clock::Clock::fixed(start.timestamp_millis());
+    let app = TestApp::spawn_with(|c| c.clock = clock.clone()).await;
+    app.create_la(LA_A).await;
+    app.create_plan(&plan_json("9449306753", LA_A, "HOURS"))
+        .await;
+    let at = |org: &str, sub: &str| {
+        let mut req = token_request(Role::HealthCare, org);
+        req.sub = sub.into();
+        app.token_for(&req)
+    };
+    let look = |token: String, unscheduled: bool| {
+        let app = &app;
+        async move {
+            let flag = if unscheduled { "TRUE" } else { "FALSE" };
+            let res = app
+                .send(
+                    reqwest::Method::GET,
+                    "/Flag?patient:identifier=https://fhir.nhs.uk/Id/nhs-number|9449306753",
+                    &token,
+                    None,
+                    &[("IsUnscheduledAccessEvent", flag)],
+                )
+                .await;
+            assert_eq!(res.status(), 200);
+        }
+    };
+    let minute = 60 * 1000;
+    look(at("RJ1", "nurse-1"), true).await; // opens RJ1's 10:00 hour
+    clock.set(clock.now_ms() + 10 * minute);
+    look(at("RJ1", "nurse-2"), true).await; // RJ1 again within the hour
+    look(at("RQM", "nurse-3"), true).await; // opens RQM's 10:00 hour
+    look(at("RYJ", "nurse-4"), false).await; // scheduled: no attendance
+    look(app.social(LA_A), true).await; // the LA's own read: not an access
+    clock.set(clock.now_ms() + 60 * minute);
+    look(at("RJ1", "nurse-1"), true).await; // opens RJ1's 11:00 hour
+    let opened = |conn: &mut cpis::db::DbConn| -> Vec<(String, bool)> {
+        audit_events::table
+            .order(audit_events::seq)
+            .select((audit_events::agent_sub, audit_events::opens_attendance_hour))
+            .load(conn)
+            .unwrap()
+    };
+    let mut conn = app.pool.get().unwrap();
+    let by_the_writer = opened(&mut conn);
+    let flags: Vec<bool> = by_the_writer.iter().map(|(_, opens)| *opens).collect();
+    assert_eq!(flags, [true, false, true, false, true], "{by_the_writer:?}");
+    let reverted = db::revert_through(
+        &mut conn,
+        "2026-12-11-000000_the_writers_decisions_read_a_partial_index",
+    )
+    .unwrap();
+    assert_eq!(db::migrate(&mut conn).unwrap(), reverted);
+    assert_eq!(opened(&mut conn), by_the_writer);
 }

@@ -5,7 +5,7 @@ mod history;
 
 use diesel::prelude::*;
 
-use crate::db::raw::insert_rows;
+use crate::db::raw::{insert_rows, values, RawStatement, RowValues, ROWS_PER_STATEMENT};
 use crate::db::schema::{audit_events, audit_las, subscriptions};
 use crate::db::{per_key, DbConn};
 
@@ -50,6 +50,9 @@ pub struct StoredAccess {
     pub shown: bool,
     /// Shown to at least one of its LAs (their history, pull and notifications).
     pub told_las: bool,
+    /// The first reportable access of its child, setting and hour: the attendances are
+    /// counted from these (`crate::attendance`).
+    pub opens_attendance_hour: bool,
     /// The whole AuditEvent of an access recorded before accesses were stored as columns;
     /// empty since.
     pub content: String,
@@ -75,8 +78,11 @@ const AUDIT_WRITE_LOCK: i64 = 0x4350_4953_4155_4449; // "CPISAUDI"
 /// the 24-hour checks see every earlier access.
 pub fn lock_and_stamp(conn: &mut DbConn, requested_ms: i64) -> QueryResult<i64> {
     if let DbConn::Postgres(c) = conn {
-        diesel::sql_query(format!("SELECT pg_advisory_xact_lock({AUDIT_WRITE_LOCK})"))
-            .execute(c)?;
+        // The simple query protocol: one round trip (a statement with binds is prepared first).
+        diesel::connection::SimpleConnection::batch_execute(
+            c,
+            &format!("SELECT pg_advisory_xact_lock({AUDIT_WRITE_LOCK})"),
+        )?;
     }
     let newest: Option<i64> = audit_events::table
         .select(diesel::dsl::max(audit_events::recorded_ms))
@@ -101,10 +107,10 @@ pub struct EarlierView {
     pub las_shown: Vec<String>,
 }
 
-/// An earlier reportable access (health-care, unscheduled) to one of a batch's children: what
-/// the 24-hour check (the same person's views shown somewhere), the attendances (every one)
-/// and the per-LA attendance mark (those in a pattern, and the LAs they were shown to) are
-/// decided from.
+/// An earlier reportable access (health-care, unscheduled) to one of a batch's children that
+/// decides a new one: for the 24-hour check (the same person's views shown somewhere), the
+/// attendances (the first of each setting and hour) and the per-LA attendance mark (those in a
+/// pattern, and the LAs they were shown to).
 #[derive(Debug, Clone, PartialEq, Eq, Queryable)]
 pub struct RecentView {
     pub seq: i64,
@@ -115,33 +121,30 @@ pub struct RecentView {
     pub shown: bool,
     pub told_las: bool,
     pub attendance_pattern: Option<bool>,
+    pub opens_attendance_hour: bool,
 }
 
-/// The earlier reportable accesses to these children that a batch's 24-hour check and
-/// attendance marks are decided from: those shown somewhere (or whose LAs were told) since
-/// `collapse_since`, and those in an attendance pattern whose LAs were told since
-/// `attendance_since`; from the child index (`per_key`). Views collapsed into an earlier one
-/// are left out (the attendances count them from `attendance_hours`): a child looked at a
-/// thousand times costs a batch no more rows than one looked at once.
-pub fn views_that_decide(
+/// The earlier reportable accesses to these children since `since_ms` that decide a batch's
+/// accesses: those shown somewhere, those that told their LAs, and those that opened an
+/// attendance hour; one statement, from the partial index that holds only these
+/// (`audit_events_deciding`, whose terms its WHERE repeats), through the child key
+/// (`per_key`). However often a child was looked at, it adds at most one row a setting and
+/// hour, and one a person a day.
+pub fn accesses_that_decide(
     conn: &mut DbConn,
     children: &[&str],
-    collapse_since: i64,
-    attendance_since: i64,
+    since_ms: i64,
 ) -> QueryResult<Vec<RecentView>> {
-    let views = || {
-        let shown_lately = audit_events::recorded_ms
-            .gt(collapse_since)
-            .and(audit_events::shown.or(audit_events::told_las));
-        let in_a_pattern = audit_events::recorded_ms
-            .ge(attendance_since)
-            .and(audit_events::told_las)
-            .and(audit_events::attendance_pattern.eq(true).assume_not_null());
+    let deciding = || {
         audit_events::table
-            .filter(audit_events::recorded_ms.ge(collapse_since.min(attendance_since)))
+            .filter(audit_events::recorded_ms.ge(since_ms))
+            .filter(
+                audit_events::shown
+                    .or(audit_events::told_las)
+                    .or(audit_events::opens_attendance_hour),
+            )
             .filter(audit_events::care_setting.eq("unscheduled"))
             .filter(audit_events::accessor_role.eq("health-care"))
-            .filter(shown_lately.or(in_a_pattern))
             .select((
                 audit_events::seq,
                 audit_events::nhs_number,
@@ -151,18 +154,19 @@ pub fn views_that_decide(
                 audit_events::shown,
                 audit_events::told_las,
                 audit_events::attendance_pattern,
+                audit_events::opens_attendance_hour,
             ))
     };
     per_key(
         conn,
         children,
         |conn, child| {
-            views()
+            deciding()
                 .filter(audit_events::nhs_number.eq(*child))
                 .load(conn)
         },
         |conn, children| {
-            views()
+            deciding()
                 .filter(audit_events::nhs_number.eq_any(children))
                 .load(conn)
         },
@@ -172,46 +176,10 @@ pub fn views_that_decide(
 /// An hour, in milliseconds.
 const HOUR_MS: i64 = 60 * 60 * 1000;
 
-/// Each (child, setting, hour) in which these children had a reportable access since
-/// `since_ms` (the hour as the instant it begins), each once: what their attendances — distinct
-/// settings and UK days — are counted from. England's offset from UTC is a whole number of
-/// hours, so an hour lies within one UK day; and however often a child was looked at, a
-/// setting adds at most one row an hour.
-pub fn attendance_hours(
-    conn: &mut DbConn,
-    children: &[&str],
-    since_ms: i64,
-) -> QueryResult<Vec<(String, String, i64)>> {
-    let hours = || {
-        audit_events::table
-            .filter(audit_events::recorded_ms.ge(since_ms))
-            .filter(audit_events::care_setting.eq("unscheduled"))
-            .filter(audit_events::accessor_role.eq("health-care"))
-            .select((
-                audit_events::nhs_number,
-                audit_events::agent_org,
-                audit_events::recorded_ms / HOUR_MS,
-            ))
-            .distinct()
-    };
-    let rows: Vec<(String, String, i64)> = per_key(
-        conn,
-        children,
-        |conn, child| {
-            hours()
-                .filter(audit_events::nhs_number.eq(*child))
-                .load(conn)
-        },
-        |conn, children| {
-            hours()
-                .filter(audit_events::nhs_number.eq_any(children))
-                .load(conn)
-        },
-    )?;
-    Ok(rows
-        .into_iter()
-        .map(|(child, setting, hour)| (child, setting, hour * HOUR_MS))
-        .collect())
+/// The instant the hour of `ms` began. England's offset from UTC is a whole number of hours,
+/// so an hour lies within one UK day.
+pub fn hour_of(ms: i64) -> i64 {
+    ms.div_euclid(HOUR_MS) * HOUR_MS
 }
 
 /// The LAs each of these accesses was shown to: (seq, LA).
@@ -238,65 +206,105 @@ pub struct LaShowing<'a> {
     pub pattern_marked: bool,
 }
 
-/// Stores a batch of accesses, all recorded at `recorded_ms`, and the LAs each concerns,
+const INSERT_ACCESSES: &str = "INSERT INTO audit_events (id, recorded_ms, nhs_number, \
+     agent_sub, agent_org, care_setting, accessor_role, interaction, agent_name, org_name, \
+     job_role, job_role_code, observer, entities, attendances, attendance_settings, \
+     attendance_window_days, attendance_pattern, pattern_reached, shown, told_las, \
+     opens_attendance_hour, content) VALUES ";
+const INSERT_LAS: &str =
+    "INSERT INTO audit_las (la_ods, recorded_ms, event_seq, shown, pattern_reached) \
+     SELECT v.column1, v.column2, e.seq, v.column4 = 1, v.column5 = 1 FROM (VALUES ";
+
+/// Stores a batch of accesses, all recorded at `recorded_ms`, and the LAs each was shown to,
 /// inside the caller's transaction (which holds `lock_and_stamp`'s lock): a few multi-row
-/// statements, not a few per access.
+/// statements, not a few per access. An LA an access concerns but was neither shown nor
+/// marked for gets no row: every read of `audit_las` asks for those shown (or marked).
 pub fn insert_all(
     conn: &mut DbConn,
     accesses: &[&StoredAccess],
     las: &[LaShowing<'_>],
     recorded_ms: i64,
 ) -> QueryResult<()> {
-    insert_rows(
-        conn,
-        "INSERT INTO audit_events (id, recorded_ms, nhs_number, agent_sub, agent_org, \
-         care_setting, accessor_role, interaction, agent_name, org_name, job_role, \
-         job_role_code, observer, entities, attendances, attendance_settings, \
-         attendance_window_days, attendance_pattern, pattern_reached, shown, told_las, content) \
-         VALUES ",
-        "",
-        accesses,
-        |row, a| {
-            let count = |n: Option<i32>| n.map(i64::from);
-            row.text(&a.id)
-                .big_int(a.recorded_ms)
-                .text(&a.nhs_number)
-                .text(&a.agent_sub)
-                .text(&a.agent_org)
-                .text(&a.care_setting)
-                .text(&a.accessor_role)
-                .text(&a.interaction)
-                .opt_text(a.agent_name.as_deref())
-                .opt_text(a.org_name.as_deref())
-                .opt_text(a.job_role.as_deref())
-                .opt_text(a.job_role_code.as_deref())
-                .text(&a.observer)
-                .text(&a.entities)
-                .opt_big_int(count(a.attendances))
-                .opt_big_int(count(a.attendance_settings))
-                .opt_big_int(count(a.attendance_window_days))
-                .opt_boolean(a.attendance_pattern)
-                .boolean(a.pattern_reached)
-                .boolean(a.shown)
-                .boolean(a.told_las)
-                .text(&a.content);
-        },
-    )?;
+    let las: Vec<&LaShowing<'_>> = las.iter().filter(|l| l.shown || l.pattern_marked).collect();
+    if let DbConn::Postgres(_) = conn {
+        return insert_all_at_once(conn, accesses, &las, recorded_ms);
+    }
+    insert_rows(conn, INSERT_ACCESSES, "", accesses, access_values)?;
     // Keyed by each new row's `seq`, found by its id (no RETURNING through MultiConnection).
     insert_rows(
         conn,
-        "INSERT INTO audit_las (la_ods, recorded_ms, event_seq, shown, pattern_reached) \
-         SELECT v.column1, v.column2, e.seq, v.column4 = 1, v.column5 = 1 FROM (VALUES ",
+        INSERT_LAS,
         ") AS v JOIN audit_events e ON e.id = v.column3",
-        las,
-        |row, la| {
-            row.text(la.la_ods)
-                .big_int(recorded_ms)
-                .text(la.audit_event_id)
-                .big_int(i64::from(la.shown))
-                .big_int(i64::from(la.pattern_marked));
-        },
+        &las,
+        |row, la| la_values(row, la, recorded_ms),
     )
+}
+
+/// On PostgreSQL, each statement is a round trip the audit lock is held through: the accesses
+/// and their LAs go in one statement each `ROWS_PER_STATEMENT` accesses, the LAs keyed by the
+/// `seq` the insert of their access returns.
+fn insert_all_at_once(
+    conn: &mut DbConn,
+    accesses: &[&StoredAccess],
+    las: &[&LaShowing<'_>],
+    recorded_ms: i64,
+) -> QueryResult<()> {
+    for chunk in accesses.chunks(ROWS_PER_STATEMENT) {
+        let chunk_las: Vec<&&LaShowing<'_>> = las
+            .iter()
+            .filter(|la| chunk.iter().any(|a| a.id == la.audit_event_id))
+            .collect();
+        let mut statement = RawStatement::default();
+        if chunk_las.is_empty() {
+            statement.sql(INSERT_ACCESSES);
+            values(&mut statement, chunk, access_values);
+        } else {
+            statement.sql("WITH e AS (").sql(INSERT_ACCESSES);
+            values(&mut statement, chunk, access_values);
+            statement.sql(" RETURNING seq, id) ").sql(INSERT_LAS);
+            values(&mut statement, &chunk_las, |row, la| {
+                la_values(row, la, recorded_ms);
+            });
+            statement.sql(") AS v JOIN e ON e.id = v.column3");
+        }
+        statement.execute(conn)?;
+    }
+    Ok(())
+}
+
+fn access_values(row: &mut RowValues<'_>, a: &&StoredAccess) {
+    let count = |n: Option<i32>| n.map(i64::from);
+    row.text(&a.id)
+        .big_int(a.recorded_ms)
+        .text(&a.nhs_number)
+        .text(&a.agent_sub)
+        .text(&a.agent_org)
+        .text(&a.care_setting)
+        .text(&a.accessor_role)
+        .text(&a.interaction)
+        .opt_text(a.agent_name.as_deref())
+        .opt_text(a.org_name.as_deref())
+        .opt_text(a.job_role.as_deref())
+        .opt_text(a.job_role_code.as_deref())
+        .text(&a.observer)
+        .text(&a.entities)
+        .opt_big_int(count(a.attendances))
+        .opt_big_int(count(a.attendance_settings))
+        .opt_big_int(count(a.attendance_window_days))
+        .opt_boolean(a.attendance_pattern)
+        .boolean(a.pattern_reached)
+        .boolean(a.shown)
+        .boolean(a.told_las)
+        .boolean(a.opens_attendance_hour)
+        .text(&a.content);
+}
+
+fn la_values(row: &mut RowValues<'_>, la: &LaShowing<'_>, recorded_ms: i64) {
+    row.text(la.la_ods)
+        .big_int(recorded_ms)
+        .text(la.audit_event_id)
+        .big_int(i64::from(la.shown))
+        .big_int(i64::from(la.pattern_marked));
 }
 
 /// The Subscriptions of these LAs: (LA, id, status).

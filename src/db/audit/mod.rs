@@ -254,13 +254,14 @@ fn insert_all_at_once(
             .iter()
             .filter(|la| chunk.iter().any(|a| a.id == la.audit_event_id))
             .collect();
+        let with_las = !chunk_las.is_empty();
         let mut statement = RawStatement::default();
-        if chunk_las.is_empty() {
-            statement.sql(INSERT_ACCESSES);
-            values(&mut statement, chunk, access_values);
-        } else {
-            statement.sql("WITH e AS (").sql(INSERT_ACCESSES);
-            values(&mut statement, chunk, access_values);
+        if with_las {
+            statement.sql("WITH e AS (");
+        }
+        statement.sql(INSERT_ACCESSES);
+        values(&mut statement, chunk, access_values);
+        if with_las {
             statement.sql(" RETURNING seq, id) ").sql(INSERT_LAS);
             values(&mut statement, &chunk_las, |row, la| {
                 la_values(row, la, recorded_ms);

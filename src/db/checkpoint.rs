@@ -18,12 +18,27 @@ const WAL_RESET_BYTES: i64 = 16 * 1024 * 1024;
 const RESET_WAIT_MS: u64 = 50;
 /// SQLite's page size here (the default): a WAL frame is one page.
 const PAGE_BYTES: i64 = 4096;
+/// The longest and shortest pause between checkpoints. Short even when the WAL grows slowly:
+/// a burst after a quiet spell must not find the next checkpoint far off.
+const TICK: Duration = Duration::from_millis(100);
+const SHORTEST_TICK: Duration = Duration::from_millis(20);
 
 #[derive(diesel::QueryableByName)]
 struct CheckpointResult {
-    /// WAL frames at the time of the checkpoint.
+    /// 1 if the checkpoint could not finish (a `RESTART` then has not reset the WAL).
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    busy: i32,
+    /// WAL frames at the time of the checkpoint (-1 if it could not run).
     #[diesel(sql_type = diesel::sql_types::Integer)]
     log: i32,
+}
+
+/// What a checkpoint found: the frames in the WAL, and whether it reset the WAL (the next
+/// writer starts it again from its beginning).
+#[derive(Debug, Clone, Copy)]
+struct Checkpointed {
+    frames: i64,
+    reset: bool,
 }
 
 /// One checkpoint: `PASSIVE` (never blocks the writer or readers); then, if the WAL has grown
@@ -35,17 +50,53 @@ struct CheckpointResult {
 /// blocks freed, then allocated again by the next writes), and that pause, every half second
 /// under audited lookups, was their p99 (48 → 31 ms). `journal_size_limit` still bounds the
 /// file on disk.
-fn checkpoint(c: &mut SqliteConnection) -> QueryResult<()> {
-    if passive_checkpoint(c)? * PAGE_BYTES > WAL_RESET_BYTES && !backup_under_way(c) {
+fn checkpoint(c: &mut SqliteConnection) -> QueryResult<Checkpointed> {
+    let frames = passive_checkpoint(c)?;
+    let mut reset = false;
+    if frames * PAGE_BYTES > WAL_RESET_BYTES && !backup_under_way(c) {
         // It takes the write lock while it waits and copies: a turn like any writer's, so
         // writers queue fairly behind it instead of in SQLite's busy handler.
         maintenance_write(c, |c| {
-            diesel::sql_query("PRAGMA wal_checkpoint(RESTART)")
-                .execute(c)
-                .map(|_| ())
+            let done: CheckpointResult =
+                diesel::sql_query("PRAGMA wal_checkpoint(RESTART)").get_result(c)?;
+            reset = done.busy == 0;
+            Ok(())
         })?;
     }
-    Ok(())
+    Ok(Checkpointed { frames, reset })
+}
+
+/// Paces the checkpoints to the writing: the pause until the next one is how long the WAL
+/// takes to grow by half of `WAL_RESET_BYTES` at the pace it grew since the last, within
+/// `SHORTEST_TICK..=TICK`. At a fixed half second, audited lookups flat out on a fast machine
+/// wrote ~90 MiB of WAL between two checkpoints (the file reached 108 MiB against the 64 MiB
+/// `journal_size_limit`); paced, it is reset before it grows much past `WAL_RESET_BYTES`.
+#[derive(Debug, Default)]
+struct Pace {
+    /// The WAL's frames after the last checkpoint (0 once it was reset).
+    frames_after_last: i64,
+}
+
+impl Pace {
+    /// The pause after a checkpoint that found `done`, `since` the one before.
+    fn next(&mut self, done: Checkpointed, since: Duration) -> Duration {
+        if done.frames < 0 {
+            return TICK; // the checkpoint could not run: nothing learnt
+        }
+        // A WAL with fewer frames than last time was started again by a writer meanwhile.
+        let grown = if done.frames >= self.frames_after_last {
+            done.frames - self.frames_after_last
+        } else {
+            done.frames
+        };
+        self.frames_after_last = if done.reset { 0 } else { done.frames };
+        let bytes_per_s = (grown * PAGE_BYTES) as f64 / since.as_secs_f64().max(1e-3);
+        if bytes_per_s <= 0.0 {
+            return TICK;
+        }
+        Duration::from_secs_f64((WAL_RESET_BYTES / 2) as f64 / bytes_per_s)
+            .clamp(SHORTEST_TICK, TICK)
+    }
 }
 
 #[derive(diesel::QueryableByName)]
@@ -111,8 +162,8 @@ pub fn checkpoint_at_stop(pool: &DbPool) {
     }
 }
 
-/// On SQLite, checkpoints the WAL every half second on its own thread (`checkpoint`: bounded
-/// size under any read load), until `alive` is gone.
+/// On SQLite, checkpoints the WAL on its own thread, at the pace the WAL grows (`Pace`), so
+/// its size stays bounded under any load (`checkpoint`), until `alive` is gone.
 /// Nothing to do on PostgreSQL.
 pub fn start_checkpointer(
     pool: DbPool,
@@ -121,11 +172,12 @@ pub fn start_checkpointer(
     std::thread::Builder::new()
         .name("cpis-checkpoint".into())
         .spawn(move || {
-            const TICK: Duration = Duration::from_millis(500);
             // A reset waits for no upload part: the WAL stays bounded under a daily upload.
             super::turns::turns_first();
+            let (mut pace, mut pause, mut last) =
+                (Pace::default(), TICK, std::time::Instant::now());
             while alive.upgrade().is_some() {
-                std::thread::sleep(TICK);
+                std::thread::sleep(pause);
                 // Only a spare connection: a checkpoint never makes a request wait for one.
                 let Some(mut conn) = pool.try_get() else {
                     continue;
@@ -134,9 +186,11 @@ pub fn start_checkpointer(
                     DbConn::Sqlite(c) => checkpoint(c),
                     DbConn::Postgres(_) => return,
                 };
-                if let Err(e) = done {
-                    tracing::warn!(error = %e, "WAL checkpoint failed");
+                match done {
+                    Ok(done) => pause = pace.next(done, last.elapsed()),
+                    Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed"),
                 }
+                last = std::time::Instant::now();
             }
         })
         .map(|_| ())
@@ -217,6 +271,39 @@ mod tests {
             largest < 64 * 1024 * 1024,
             "the WAL stayed within journal_size_limit: at most {largest} bytes ({written} frames now)"
         );
+    }
+
+    /// Checkpoints come as often as it takes for the WAL to grow by about half the reset size
+    /// between two, within `SHORTEST_TICK..=TICK`.
+    #[test]
+    fn checkpoints_are_paced_to_how_fast_the_wal_grows() {
+        let half_reset_frames = WAL_RESET_BYTES / 2 / PAGE_BYTES;
+        let at = |frames, reset| Checkpointed { frames, reset };
+        let mut pace = Pace::default();
+        // Half the reset size in 50 ms: next in 50 ms.
+        let pause = pace.next(at(half_reset_frames, false), Duration::from_millis(50));
+        assert!(
+            pause.abs_diff(Duration::from_millis(50)) < Duration::from_millis(2),
+            "{pause:?}"
+        );
+        // Ten times that pace: the shortest pause.
+        let pause = pace.next(at(half_reset_frames * 11, true), Duration::from_millis(50));
+        assert_eq!(pause, SHORTEST_TICK);
+        // Reset last time: what it holds now was all written since.
+        let pause = pace.next(
+            at(half_reset_frames / 10, false),
+            Duration::from_millis(500),
+        );
+        assert_eq!(pause, TICK);
+        // Nothing written, or a checkpoint that could not run: the longest pause.
+        assert_eq!(
+            pace.next(
+                at(half_reset_frames / 10, false),
+                Duration::from_millis(500)
+            ),
+            TICK
+        );
+        assert_eq!(pace.next(at(-1, false), Duration::from_millis(500)), TICK);
     }
 
     /// The checkpointer finds the marker of a backup of its own database (where SQLite says

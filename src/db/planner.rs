@@ -13,7 +13,13 @@ use super::DbConn;
 /// (whose answer this returns).
 pub fn configure_audit_writer(conn: &mut DbConn) -> QueryResult<bool> {
     if let DbConn::Sqlite(c) = conn {
-        diesel::connection::SimpleConnection::batch_execute(c, "PRAGMA wal_autocheckpoint = 0")?;
+        // Statement journals in memory (the batches are small): each multi-row insert inside
+        // the batch's transaction otherwise spilt its journal to a new file in the temporary
+        // directory, created and unlinked again, about a hundred times a second.
+        diesel::connection::SimpleConnection::batch_execute(
+            c,
+            "PRAGMA wal_autocheckpoint = 0; PRAGMA temp_store = MEMORY",
+        )?;
     }
     plan_audit_statements(conn)
 }

@@ -24,4 +24,4 @@ pub use accesses::PendingAccess;
 pub use decide::{collapse, recipients, Showing};
 pub use disclosure::{AccessContext, Accesses, Disclosed, Reader, Returned};
 pub use render::{render, Audience};
-pub use writer::Auditor;
+pub use writer::{accesses_being_recorded, Auditor};

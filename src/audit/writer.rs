@@ -2,8 +2,10 @@
 //! channel and wait; the thread takes everything queued, writes it in one transaction (with the
 //! notification outbox rows) and then answers every waiter.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
 
 use tokio::sync::{oneshot, Notify};
 
@@ -23,6 +25,43 @@ const MAX_BATCH: usize = 1024;
 /// How often the writer asks again whether its statements may keep their plans
 /// (`db::plan_audit_statements`) while they may not.
 const ASK_PLANS_AGAIN: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// When this process's audit writer last took a batch.
+static LAST_BATCH: LastBatch = LastBatch::never();
+static EPOCH: OnceLock<Instant> = OnceLock::new();
+/// How recent a batch must be for accesses to count as being recorded.
+const RECORDING_LATELY_MS: u64 = 100;
+
+/// Milliseconds since `EPOCH`, from 1.
+fn since_epoch_ms() -> u64 {
+    let elapsed = EPOCH.get_or_init(Instant::now).elapsed().as_millis();
+    u64::try_from(elapsed).unwrap_or(u64::MAX).saturating_add(1)
+}
+
+/// When a batch was last taken, in milliseconds since `EPOCH` (0: never).
+struct LastBatch(AtomicU64);
+
+impl LastBatch {
+    const fn never() -> LastBatch {
+        LastBatch(AtomicU64::new(0))
+    }
+
+    fn taken(&self, at_ms: u64) {
+        self.0.store(at_ms, Ordering::Relaxed);
+    }
+
+    fn lately(&self, now_ms: u64) -> bool {
+        let last = self.0.load(Ordering::Relaxed);
+        last != 0 && now_ms.saturating_sub(last) < RECORDING_LATELY_MS
+    }
+}
+
+/// Whether audited accesses are being recorded: this process's audit writer took a batch
+/// within the last tenth of a second. Long writers (an upload) then give way to the lookups
+/// that wait on it, on either engine.
+pub fn accesses_being_recorded() -> bool {
+    LAST_BATCH.lately(since_epoch_ms())
+}
 
 type Reply = oneshot::Sender<Result<(), String>>;
 type Job = (Vec<PendingAccess>, Reply);
@@ -96,6 +135,7 @@ fn write_loop(
     // now and then.
     let mut plans_asked: Option<std::time::Instant> = None;
     while let Ok(first) = jobs.recv() {
+        LAST_BATCH.taken(since_epoch_ms());
         let mut batch = vec![first];
         let mut size = batch.iter().map(|(a, _)| a.len()).sum::<usize>();
         while size < MAX_BATCH {
@@ -304,4 +344,21 @@ fn queue_notifications(
         .collect();
     audit::queue_notifications(conn, &notifications, stamp)?;
     Ok(notifications.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Accesses count as being recorded for a tenth of a second after the writer took a batch,
+    /// and never before its first.
+    #[test]
+    fn accesses_are_being_recorded_for_a_tenth_of_a_second_after_a_batch() {
+        let last = LastBatch::never();
+        assert!(!last.lately(1), "no batch yet");
+        last.taken(1_000);
+        assert!(last.lately(1_000));
+        assert!(last.lately(1_099));
+        assert!(!last.lately(1_100));
+    }
 }

@@ -174,26 +174,42 @@ pub fn start_checkpointer(
         .spawn(move || {
             // A reset waits for no upload part: the WAL stays bounded under a daily upload.
             super::turns::turns_first();
-            let (mut pace, mut pause, mut last) =
-                (Pace::default(), TICK, std::time::Instant::now());
-            while alive.upgrade().is_some() {
-                std::thread::sleep(pause);
-                // Only a spare connection: a checkpoint never makes a request wait for one.
-                let Some(mut conn) = pool.try_get() else {
-                    continue;
-                };
-                let done = match &mut **conn {
-                    DbConn::Sqlite(c) => checkpoint(c),
-                    DbConn::Postgres(_) => return,
-                };
-                match done {
-                    Ok(done) => pause = pace.next(done, last.elapsed()),
-                    Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed"),
-                }
-                last = std::time::Instant::now();
-            }
+            let postgres = std::cell::Cell::new(false);
+            checkpoint_paced(
+                || !postgres.get() && alive.upgrade().is_some(),
+                || {
+                    // Only a spare connection: a checkpoint never makes a request wait for one.
+                    let mut conn = pool.try_get()?;
+                    match &mut **conn {
+                        DbConn::Sqlite(c) => Some(checkpoint(c)),
+                        DbConn::Postgres(_) => {
+                            postgres.set(true);
+                            None
+                        }
+                    }
+                },
+            );
         })
         .map(|_| ())
+}
+
+/// While `go` holds: a pause (`Pace`), then a checkpoint by `checkpoint_now` (None: skipped).
+fn checkpoint_paced(
+    mut go: impl FnMut() -> bool,
+    mut checkpoint_now: impl FnMut() -> Option<QueryResult<Checkpointed>>,
+) {
+    let (mut pace, mut pause, mut last) = (Pace::default(), TICK, std::time::Instant::now());
+    while go() {
+        std::thread::sleep(pause);
+        let Some(done) = checkpoint_now() else {
+            continue;
+        };
+        match done {
+            Ok(done) => pause = pace.next(done, last.elapsed()),
+            Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed"),
+        }
+        last = std::time::Instant::now();
+    }
 }
 
 #[cfg(test)]
@@ -213,7 +229,7 @@ mod tests {
     /// Under steady lookups some reader always holds a snapshot and the audit writer commits
     /// all the time, so a `PASSIVE` checkpoint (and SQLite's own restart of a fully copied WAL)
     /// never gets the WAL started again: it grew without bound. With a writer committing and
-    /// readers reading without pause, the checkpointer keeps it within `journal_size_limit`.
+    /// readers reading without pause, the paced checkpoints keep it within `journal_size_limit`.
     #[test]
     fn the_checkpointer_keeps_the_wal_bounded_under_steady_reads_and_writes() {
         use diesel::connection::SimpleConnection;
@@ -257,11 +273,13 @@ mod tests {
         let wal = path.join("wal.db-wal");
         let started = std::time::Instant::now();
         let mut largest = 0;
-        while started.elapsed() < Duration::from_secs(3) {
-            std::thread::sleep(Duration::from_millis(100));
-            checkpoint(&mut checkpointer).unwrap();
-            largest = largest.max(std::fs::metadata(&wal).map_or(0, |m| m.len()));
-        }
+        checkpoint_paced(
+            || {
+                largest = largest.max(std::fs::metadata(&wal).map_or(0, |m| m.len()));
+                started.elapsed() < Duration::from_secs(3)
+            },
+            || Some(checkpoint(&mut checkpointer)),
+        );
         running.store(false, Ordering::Relaxed);
         for t in threads {
             t.join().unwrap();

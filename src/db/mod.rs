@@ -38,7 +38,7 @@ pub use planner::{
     configure_audit_writer, plan_audit_statements, plan_for_the_values, refresh_statistics,
 };
 pub use turns::turns_first;
-pub use write::{lookups_writing, write_transaction, write_transaction_with, Nesting, WriteTurn};
+pub use write::{write_transaction, write_transaction_with, Nesting, WriteTurn};
 
 #[derive(diesel::MultiConnection)]
 pub enum DbConn {

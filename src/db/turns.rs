@@ -19,8 +19,6 @@ struct Queue {
     /// Ordinary writers' tickets, in the order they came.
     waiting: VecDeque<u64>,
     next_ticket: u64,
-    /// When a `first` thread last took the turn.
-    first_taken: Option<Instant>,
 }
 
 /// The turns of one database file's writers.
@@ -46,7 +44,6 @@ impl Turns {
                 first_waiting: 0,
                 waiting: VecDeque::new(),
                 next_ticket: 0,
-                first_taken: None,
             }),
             changed: Condvar::new(),
         }
@@ -65,7 +62,6 @@ impl Turns {
                 }
             }
             queue.first_waiting -= 1;
-            queue.first_taken = Some(Instant::now());
         } else {
             let ticket = queue.next_ticket;
             queue.next_ticket += 1;
@@ -82,15 +78,6 @@ impl Turns {
         }
         queue.held = true;
         true
-    }
-
-    /// Whether a `first` thread took the turn within `lately`: the audit writer is busy, so
-    /// audited lookups are under way.
-    pub(super) fn first_taken_within(&self, lately: Duration) -> bool {
-        self.queue
-            .lock()
-            .first_taken
-            .is_some_and(|at| at.elapsed() < lately)
     }
 
     /// Gives the turn up, to the next writer.

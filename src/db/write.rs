@@ -89,13 +89,6 @@ const SQLITE_WRITE_WAIT: Duration = Duration::from_millis(5000);
 /// rest (`turns`). PostgreSQL locks rows, not the database.
 static SQLITE_WRITERS: Turns = Turns::new();
 
-/// Whether audited lookups are under way on SQLite: the audit writer took a write turn within
-/// the last tenth of a second. Long writers (an upload) then commit in shorter parts, since the
-/// audit writer waits for the part in progress whatever its priority.
-pub fn lookups_writing() -> bool {
-    SQLITE_WRITERS.first_taken_within(Duration::from_millis(100))
-}
-
 /// A turn held longer than this is logged, with where it was taken: every other writer (and so
 /// every audited lookup) waited that long.
 const LONG_TURN: Duration = Duration::from_secs(1);

@@ -47,20 +47,21 @@ pub fn execute<R>(
 /// (bounded by `CPIS_MAX_BUNDLE_ENTRIES`).
 fn batch_entries_per_commit(conn: &DbConn) -> usize {
     match conn {
-        DbConn::Sqlite(_) if crate::db::lookups_writing() => 10,
+        DbConn::Sqlite(_) if crate::audit::accesses_being_recorded() => 10,
         DbConn::Sqlite(_) => 50,
         DbConn::Postgres(_) => 250,
     }
 }
 
-/// While audited lookups are being recorded on SQLite, an upload writes at most half the
-/// time: after each part it waits as long as the part took. Its writing keeps normal priority
-/// (a low-priority writer holding SQLite's one write lock would hold the audit writer up), so
-/// without a pause its parts, back to back, took more than half of the machine from the
-/// lookups (0.42 of their quiet throughput during a first 100,000-plan upload; issue #31).
-/// PostgreSQL's upload writes at low priority on the background thread instead.
-fn give_lookups_their_half(conn: &DbConn, part_took: std::time::Duration) {
-    if matches!(conn, DbConn::Sqlite(_)) && crate::db::lookups_writing() {
+/// While audited lookups are being recorded, an upload writes at most half the time: after
+/// each part it waits as long as the part took. Without a pause its parts, back to back, took
+/// more than half of the machine from the lookups (on SQLite 0.42 of their quiet throughput
+/// during a first 100,000-plan upload, issue #31). A lower priority does not do it: on SQLite
+/// the writing keeps normal priority (a low-priority holder of the one write lock would hold
+/// the audit writer up), and on PostgreSQL most of the work is done by the database's own
+/// backend, which the background thread's priority does not reach.
+fn give_lookups_their_half(part_took: std::time::Duration) {
+    if crate::audit::accesses_being_recorded() {
         std::thread::sleep(part_took);
     }
 }
@@ -97,7 +98,7 @@ fn run_all<R>(
                     &mut failed,
                     |_, o| Ok(o),
                 )?);
-                give_lookups_their_half(conn, began.elapsed());
+                give_lookups_their_half(began.elapsed());
             }
             write_transaction(conn, |conn| finish(conn, &outcomes))
         }

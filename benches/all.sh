@@ -9,7 +9,8 @@
 #            during ÷ quiet, errors);
 #   uploads  benches/upload.sh: 100,000 plans over HTTP, then the same file again, on this
 #            build and on BASELINE (the previous build, built from a git worktree with its own
-#            target directory), each on a fresh database;
+#            target directory), each on a fresh database, UPLOAD_ROUNDS times (default 3) with
+#            the builds alternated: their medians are compared;
 #   soak     benches/soak.sh on SQLite at full load (LOAD=full: 6 clients flat out, SOAK_S
 #            seconds, an upload a minute): the largest WAL over samples twice a second, RSS
 #            growth after the first minute;
@@ -32,6 +33,7 @@ WORK=${WORK:-$(mktemp -d)}
 mkdir -p "$WORK"
 BASELINE=${BASELINE:-c32de36}
 SOAK_S=${SOAK_S:-360}
+export UPLOAD_ROUNDS=${UPLOAD_ROUNDS:-3}
 BASELINE_DIR=${BASELINE_DIR:-target/baseline-src}
 BASELINE_BIN=target/baseline/release/cpis
 PG_SOCKET=${PG_SOCKET:-/var/run/postgresql}
@@ -71,18 +73,24 @@ for ENGINE in $ENGINES; do
     echo "=== $ENGINE: lookups during an upload"
     WORK="$WORK/$ENGINE-lookup" DB="$DB" SKIP_BUILD=1 bash benches/mixed.sh
     drop_db cpis_bench_lookup
-    for build in current baseline; do
-        [ "$build" = current ] || [ -z "${SKIP_BASELINE:-}" ] || continue
-        bin=target/release/cpis; [ "$build" = current ] || bin=$BASELINE_BIN
-        echo "=== $ENGINE: upload, $build build"
-        DB=$(fresh_db cpis_bench_upload)
-        serve_as=
-        if [ "$ENGINE" = postgres ]; then DB="postgres:///cpis_bench_upload?host=$PG_SOCKET"; serve_as=postgres; fi
-        mkdir -p "$WORK/$ENGINE-upload-$build"
-        cp "$WORK/plans.csv" "$WORK/$ENGINE-upload-$build/" 2>/dev/null || true
-        WORK="$WORK/$ENGINE-upload-$build" DB="$DB" BIN="$bin" SERVE_AS="$serve_as" SKIP_BUILD=1 SKIP_DIRECT=1 bash benches/upload.sh
-        [ -s "$WORK/plans.csv" ] || cp "$WORK/$ENGINE-upload-$build/plans.csv" "$WORK/"
-        drop_db cpis_bench_upload
+    # Each build's uploads UPLOAD_ROUNDS times, the builds alternated (a re-send takes a few
+    # seconds, and one run of each moved by ±20% on this machine): the medians are compared.
+    for round in $(seq 1 "$UPLOAD_ROUNDS"); do
+        builds="current baseline"; [ $((round % 2)) = 1 ] || builds="baseline current"
+        for build in $builds; do
+            [ "$build" = current ] || [ -z "${SKIP_BASELINE:-}" ] || continue
+            bin=target/release/cpis; [ "$build" = current ] || bin=$BASELINE_BIN
+            echo "=== $ENGINE: upload, $build build, round $round of $UPLOAD_ROUNDS"
+            DB=$(fresh_db cpis_bench_upload)
+            serve_as=
+            if [ "$ENGINE" = postgres ]; then DB="postgres:///cpis_bench_upload?host=$PG_SOCKET"; serve_as=postgres; fi
+            dir="$WORK/$ENGINE-upload-$build-$round"
+            mkdir -p "$dir"
+            cp "$WORK/plans.csv" "$dir/" 2>/dev/null || true
+            WORK="$dir" DB="$DB" BIN="$bin" SERVE_AS="$serve_as" SKIP_BUILD=1 SKIP_DIRECT=1 bash benches/upload.sh
+            [ -s "$WORK/plans.csv" ] || cp "$dir/plans.csv" "$WORK/"
+            drop_db cpis_bench_upload
+        done
     done
 done
 
@@ -103,7 +111,15 @@ def load(name):
 engines = [e for e in ("sqlite", "postgres") if load(f"{e}-lookup/summary.json")]
 lookup = {e: load(f"{e}-lookup/summary.json") for e in engines}
 mixed = {e: load(f"{e}-lookup/mixed.json") for e in engines}
-upload = {(e, b): load(f"{e}-upload-{b}/upload.json") for e in engines for b in ("current", "baseline")}
+def median_upload(e, b):
+    """The build's uploads over its rounds: the median time of each kind, the peak RSS."""
+    runs = [u for r in range(1, int(os.environ.get("UPLOAD_ROUNDS", "3")) + 1) if (u := load(f"{e}-upload-{b}-{r}/upload.json"))]
+    if not runs:
+        return None
+    median = lambda xs: sorted(xs)[len(xs) // 2]
+    return {"rounds": len(runs), "peak_rss_kib": max(u["peak_rss_kib"] for u in runs),
+            "seconds": {k: median([u["seconds"][k] for u in runs]) for k in runs[0]["seconds"]}}
+upload = {(e, b): median_upload(e, b) for e in engines for b in ("current", "baseline")}
 soak, viewer = load("soak/soak.json"), load("viewer/viewer.json")
 YARDSTICK = "organization"
 names = {"health": "`/_health` (a database ping)", "organization": "`Organization/{id}` read (the yardstick)",
@@ -164,7 +180,7 @@ for e in engines:
             check(f"{e}: first upload, lookup throughput ≥ 0.5 of quiet", thr >= 0.5, f"{thr:.2f}")
             check(f"{e}: no lookup error during the uploads", q["errors"] + d["errors"] + m["again"]["errors"] == 0 if m.get("again") else q["errors"] + d["errors"] == 0,
                   f"{q['errors'] + d['errors'] + (m['again']['errors'] if m.get('again') else 0):.0f}")
-print(f"\n## 100,000-plan upload over HTTP (s; this build against {baseline})\n")
+print(f"\n## 100,000-plan upload over HTTP (s, the median of each build's rounds, builds alternated; this build against {baseline})\n")
 print(f"| engine | this build, first | same file again | {baseline}, first | {baseline}, again | this ÷ {baseline} (first) | server peak RSS MiB |")
 print("|---|---|---|---|---|---|---|")
 for e in engines:

@@ -53,18 +53,22 @@ fn batch_entries_per_commit(conn: &DbConn) -> usize {
     }
 }
 
-/// While audited lookups are being recorded, an upload writes at most half the time: after
-/// each part it waits as long as the part took. Without a pause its parts, back to back, took
-/// more than half of the machine from the lookups (on SQLite 0.42 of their quiet throughput
-/// during a first 100,000-plan upload, issue #31). A lower priority does not do it: on SQLite
-/// the writing keeps normal priority (a low-priority holder of the one write lock would hold
-/// the audit writer up), and on PostgreSQL most of the work is done by the database's own
+/// While audited lookups are being recorded, an upload writes at most a third of the time:
+/// after each part it waits `PAUSE_PER_PART` times as long as the part took. Without a pause
+/// its parts, back to back, took more than half of the machine from the lookups (on SQLite
+/// 0.42 of their quiet throughput during a first 100,000-plan upload, issue #31); waiting as
+/// long as each part took left them 0.46–0.54. A lower priority does not do it: on SQLite the
+/// writing keeps normal priority (a low-priority holder of the one write lock would hold the
+/// audit writer up), and on PostgreSQL most of the work is done by the database's own
 /// backend, which the background thread's priority does not reach.
-fn give_lookups_their_half(part_took: std::time::Duration) {
+fn give_way_to_lookups(part_took: std::time::Duration) {
     if crate::audit::accesses_being_recorded() {
-        std::thread::sleep(part_took);
+        std::thread::sleep(part_took * PAUSE_PER_PART);
     }
 }
+
+/// How many times as long as a part took an upload waits after it while lookups are recorded.
+const PAUSE_PER_PART: u32 = 2;
 
 fn run_all<R>(
     conn: &mut DbConn,
@@ -98,7 +102,7 @@ fn run_all<R>(
                     &mut failed,
                     |_, o| Ok(o),
                 )?);
-                give_lookups_their_half(began.elapsed());
+                give_way_to_lookups(began.elapsed());
             }
             write_transaction(conn, |conn| finish(conn, &outcomes))
         }

@@ -151,15 +151,32 @@ pub(super) fn maintenance_write(
     }
 }
 
-/// At a graceful stop: everything into the database file, and the WAL emptied.
+/// How long the final checkpoint keeps trying while another holds it up.
+const FINAL_CHECKPOINT_TRIES: u32 = 200;
+
+/// At a graceful stop: everything into the database file, and the WAL emptied. A checkpoint
+/// cannot run while another does (the checkpointer's, which may still be at work) and cannot
+/// empty the WAL while a reader holds a snapshot: SQLite then answers busy, and it tries again
+/// (every 10 ms, for up to two seconds).
 pub fn checkpoint_at_stop(pool: &DbPool) {
-    if let Ok(mut conn) = pool.get() {
-        if let DbConn::Sqlite(c) = &mut **conn {
-            if let Err(e) = diesel::sql_query("PRAGMA wal_checkpoint(TRUNCATE)").execute(c) {
+    let Ok(mut conn) = pool.get() else {
+        return;
+    };
+    let DbConn::Sqlite(c) = &mut **conn else {
+        return;
+    };
+    for _ in 0..FINAL_CHECKPOINT_TRIES {
+        match diesel::sql_query("PRAGMA wal_checkpoint(TRUNCATE)").get_result::<CheckpointResult>(c)
+        {
+            Ok(done) if done.busy == 0 => return,
+            Ok(_) => std::thread::sleep(Duration::from_millis(10)),
+            Err(e) => {
                 tracing::warn!(error = %e, "final WAL checkpoint failed");
+                return;
             }
         }
     }
+    tracing::warn!("final WAL checkpoint still held up after two seconds: the WAL is kept");
 }
 
 /// On SQLite, checkpoints the WAL on its own thread, at the pace the WAL grows (`Pace`), so

@@ -103,7 +103,7 @@ if [ -f benches/viewer.sh ]; then
 fi
 
 python3 - "$WORK" "$BASELINE" <<'PY' | tee "$WORK/table.md"
-import json, os, sys
+import json, os, statistics, sys
 work, baseline = sys.argv[1], sys.argv[2]
 def load(name):
     path = os.path.join(work, name)
@@ -116,9 +116,8 @@ def median_upload(e, b):
     runs = [u for r in range(1, int(os.environ.get("UPLOAD_ROUNDS", "3")) + 1) if (u := load(f"{e}-upload-{b}-{r}/upload.json"))]
     if not runs:
         return None
-    median = lambda xs: sorted(xs)[len(xs) // 2]
     return {"rounds": len(runs), "peak_rss_kib": max(u["peak_rss_kib"] for u in runs),
-            "seconds": {k: median([u["seconds"][k] for u in runs]) for k in runs[0]["seconds"]}}
+            "seconds": {k: statistics.median(u["seconds"][k] for u in runs) for k in runs[0]["seconds"]}}
 upload = {(e, b): median_upload(e, b) for e in engines for b in ("current", "baseline")}
 soak, viewer = load("soak/soak.json"), load("viewer/viewer.json")
 YARDSTICK = "organization"

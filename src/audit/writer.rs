@@ -23,8 +23,10 @@ const QUEUE_CAPACITY: usize = 8192;
 /// The most accesses one transaction takes.
 const MAX_BATCH: usize = 1024;
 /// How often the writer asks again whether its statements may keep their plans
-/// (`db::plan_audit_statements`) while they may not.
-const ASK_PLANS_AGAIN: std::time::Duration = std::time::Duration::from_secs(10);
+/// (`db::plan_audit_statements`, which analyses the audit tables once they have grown) while
+/// they may not: two catalogue reads, so often enough that a new database's writer settles
+/// within seconds of the tables' growing.
+const ASK_PLANS_AGAIN: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// When this process's audit writer last took a batch.
 static LAST_BATCH: LastBatch = LastBatch::never();

@@ -346,7 +346,8 @@ async fn accesses_that_told_an_la_before_the_told_column_still_count_after_its_m
 
 /// The audit writer's PostgreSQL statements are planned for their values while the statistics
 /// describe small audit tables (a generic plan made then scanned them), and keep their plans
-/// once autovacuum (here a hand-run `ANALYZE`) has seen both tables at a real size. SQLite plans as
+/// once `ANALYZE` (autovacuum's, the writer's own, or here a hand-run one) has seen both tables
+/// at a real size. SQLite plans as
 /// it prepares: always kept.
 #[tokio::test]
 async fn the_audit_writer_keeps_its_plans_only_once_the_statistics_know_the_audit_tables() {
@@ -398,6 +399,60 @@ async fn the_audit_writer_keeps_its_plans_only_once_the_statistics_know_the_audi
     .unwrap();
     assert!(db::plan_audit_statements(&mut conn).unwrap());
     assert_eq!(mode(&mut conn), "force_generic_plan");
+}
+
+/// On a new database the audit writer does not wait for autovacuum: once its tables hold
+/// 10,000 rows its planner statistics do not know of, it analyses them itself and keeps its
+/// plans from then on.
+#[tokio::test]
+async fn the_audit_writer_analyses_its_tables_once_they_have_grown() {
+    use diesel::connection::SimpleConnection;
+    #[derive(diesel::QueryableByName)]
+    struct Analysed {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        tables: i64,
+    }
+    let app = TestApp::spawn().await;
+    let mut conn = app.pool.get().unwrap();
+    let db::DbConn::Postgres(pg) = &mut **conn else {
+        return; // SQLite plans each statement as it prepares it: nothing to analyse
+    };
+    pg.batch_execute(
+        "INSERT INTO audit_events (id, recorded_ms, nhs_number, agent_sub, agent_org, \
+         care_setting, accessor_role, shown, content) \
+         SELECT 'grown-' || n, n, '9449306753', 'someone', 'RJ1', 'unscheduled', \
+         'health-care', TRUE, '' FROM generate_series(1, 12000) AS n; \
+         INSERT INTO audit_las (la_ods, recorded_ms, event_seq, shown) \
+         SELECT 'E09000030', recorded_ms, seq, TRUE FROM audit_events;",
+    )
+    .unwrap();
+    // The activity statistics (the rows counted) reach the shared view when this session
+    // next goes idle.
+    pg.batch_execute("SELECT pg_stat_force_next_flush()")
+        .unwrap();
+    let mut settled = false;
+    for _ in 0..50 {
+        settled = db::plan_audit_statements(&mut conn).unwrap();
+        if settled {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(
+        settled,
+        "the writer keeps its plans once it has analysed its tables"
+    );
+    let analysed: Analysed = diesel::sql_query(
+        "SELECT count(*) AS tables FROM pg_stat_user_tables \
+         WHERE relid IN ('audit_events'::regclass, 'audit_las'::regclass) \
+         AND last_analyze IS NOT NULL",
+    )
+    .get_result(&mut **conn)
+    .unwrap();
+    assert_eq!(
+        analysed.tables, 2,
+        "both audit tables analysed by the writer"
+    );
 }
 
 /// Each access says whether it opened an attendance hour (the first reportable access of its

@@ -52,7 +52,11 @@ pub fn plan_audit_statements(conn: &mut DbConn) -> QueryResult<bool> {
     match conn {
         DbConn::Sqlite(_) => Ok(true),
         DbConn::Postgres(c) => {
-            analyse_grown_audit_tables(c)?;
+            // A help, never a condition: an audit table it may not analyse (another role owns
+            // it) or an ANALYZE that fails leaves the plans to autovacuum, as before.
+            if let Err(e) = analyse_grown_audit_tables(c) {
+                tracing::warn!(error = %e, "analysing the audit tables failed");
+            }
             let known: RowEstimate = diesel::sql_query(
                 "SELECT min(reltuples) AS rows FROM pg_class \
                  WHERE oid IN ('audit_events'::regclass, 'audit_las'::regclass)",

@@ -2,7 +2,8 @@
 # The benchmark set in one run, on both engines, and one table of ratios from it (issues #16, #31):
 #   lookups  benches/lookup.sh: each lookup mode as a fraction of the same engine's plain
 #            `Organization/{id}` read (the yardstick: this stack's cheapest FHIR answer, same
-#            token, same clients, same run), PostgreSQL as a fraction of SQLite, the server's
+#            token, same clients, same run), PostgreSQL as a fraction of SQLite, each audited
+#            mode as a fraction of the read-only lookup (what recording adds), the server's
 #            peak RSS, database bytes per recorded access;
 #   mixed    benches/mixed.sh: 16 clients of audited lookups quiet, then during a first
 #            100,000-plan upload and during a re-send of the same file (p99 and throughput
@@ -156,6 +157,11 @@ for e in engines:
             share = rate(e, mode) / rate(e, YARDSTICK)
             check(f"{e}: {mode} ÷ read by id ≥ 0.35", share >= 0.35, f"{share:.2f}")
     check(f"{e}: every audited 200 backed by a committed AuditEvent", audited >= answered, f"{audited:,} for {answered:,}")
+    # What recording an access costs, apart from the lookup itself (no bound: #31's question).
+    if rate(e, "read-only"):
+        print(f"- {e}: audited ÷ read-only lookup: " + ", ".join(
+            f"{mode.removeprefix('audited-')} {rate(e, mode) / rate(e, 'read-only'):.2f}"
+            for mode in ("audited-patient", "audited-subject") if rate(e, mode)))
 if len(engines) == 2 and rate("sqlite", "audited-patient") and rate("postgres", "audited-patient"):
     share = rate("postgres", "audited-patient") / rate("sqlite", "audited-patient")
     check("PostgreSQL audited patient ÷ SQLite's ≥ 0.6", share >= 0.6, f"{share:.2f}")

@@ -347,8 +347,7 @@ async fn accesses_that_told_an_la_before_the_told_column_still_count_after_its_m
 /// The audit writer's PostgreSQL statements are planned for their values while the statistics
 /// describe small audit tables (a generic plan made then scanned them), and keep their plans
 /// once `ANALYZE` (autovacuum's, the writer's own, or here a hand-run one) has seen both tables
-/// at a real size. SQLite plans as
-/// it prepares: always kept.
+/// at a real size. SQLite plans as it prepares: always kept.
 #[tokio::test]
 async fn the_audit_writer_keeps_its_plans_only_once_the_statistics_know_the_audit_tables() {
     use diesel::connection::SimpleConnection;
